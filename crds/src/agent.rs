@@ -1,0 +1,491 @@
+//! The `Agent` resource: one stateful AI agent (persona, task, model, memory, tools, knowledge).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::references::{LocalObjectReference, SecretKeyReference, ValueFrom};
+
+/// The desired state of an agent.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "agent-operator.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    doc = "An AI agent: a stateful workload with a persona, a task, a model, memory, tools and knowledge.",
+    namespaced,
+    status = "AgentStatus",
+    shortname = "ag",
+    category = "agent-operator",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Model","type":"string","jsonPath":".status.boundModel"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.operatingMode","priority":1}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Who the agent is: its name, description and system prompt.
+    #[serde(default)]
+    pub persona: Persona,
+    /// What the agent does: chat on demand, run once, or run on a schedule.
+    #[serde(default)]
+    pub task: Task,
+    /// Which model the agent talks to, and with which generation parameters.
+    pub model: ModelBinding,
+    /// Where the agent keeps its long-term memory and knowledge.
+    #[serde(default)]
+    pub memory: Memory,
+    /// Tools the agent may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub tools: Vec<Tool>,
+    /// A RAG recipe from the catalogue (a `Recipe` object or a built-in one) and its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge: Option<Knowledge>,
+    /// `Running` keeps one pod serving; `Suspended` scales to zero and keeps memory and sessions.
+    #[serde(default)]
+    pub operating_mode: OperatingMode,
+    /// Pod settings of the agent runtime.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+    /// Access to the agent's HTTP API.
+    #[serde(default)]
+    pub api: ApiSettings,
+}
+
+/// Who the agent is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!(has(self.systemPrompt) && has(self.systemPromptFrom))",
+    "message": "set at most one of systemPrompt or systemPromptFrom"
+}]))]
+pub struct Persona {
+    /// Display name the agent uses for itself; defaults to the object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub name: Option<String>,
+    /// One-line description, published in the agent card for other agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// The system prompt, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub system_prompt: Option<String>,
+    /// The system prompt, read from a ConfigMap or Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt_from: Option<ValueFrom>,
+}
+
+/// What the agent does.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "self.mode != 'Schedule' || has(self.schedule)", "message": "mode Schedule needs a schedule (cron)" },
+    { "rule": "!has(self.schedule) || self.mode == 'Schedule'", "message": "schedule is only allowed with mode Schedule" }
+]))]
+pub struct Task {
+    /// Standing instructions, added to the system prompt on every turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub instructions: Option<String>,
+    /// `Chat` serves requests; `Once` runs `input` once; `Schedule` runs `input` on `schedule`.
+    #[serde(default)]
+    pub mode: TaskMode,
+    /// Cron schedule (5 fields, UTC) for mode `Schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub schedule: Option<String>,
+    /// The input given to the agent for modes `Once` and `Schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub input: Option<String>,
+}
+
+/// How the agent is driven.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TaskMode {
+    /// Answer requests on the HTTP API.
+    #[default]
+    Chat,
+    /// Run the task input once at start and record the result.
+    Once,
+    /// Run the task input on a cron schedule.
+    Schedule,
+}
+
+/// Which model the agent uses: a named `Model`, or a selector the scheduler binds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.modelRef) != has(self.selector)",
+    "message": "set exactly one of modelRef or selector"
+}]))]
+pub struct ModelBinding {
+    /// A `Model` in the agent's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_ref: Option<LocalObjectReference>,
+    /// Requirements the scheduler matches against Ready `Model`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<ModelSelector>,
+    /// Generation parameters sent with every request.
+    #[serde(default)]
+    pub parameters: GenerationParameters,
+}
+
+/// Requirements a `Model` must meet to be bound to the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSelector {
+    /// Capabilities the model must have.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub capabilities: Vec<Capability>,
+    /// Minimum context length in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub min_context_length: Option<i64>,
+    /// Labels the `Model` must carry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// A capability a model offers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Capability {
+    /// Chat completions.
+    Chat,
+    /// Embeddings.
+    Embeddings,
+    /// Function (tool) calling.
+    Tools,
+}
+
+/// Sampling parameters for the agent's model calls; unset fields use the model server's defaults.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerationParameters {
+    /// Sampling temperature, 0 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling probability mass, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub top_p: Option<f64>,
+    /// Maximum tokens generated per model call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<i64>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub stop: Vec<String>,
+    /// Seed for reproducible sampling where the server supports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Token budget of the context sent to the model; older turns are summarised beyond it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 256))]
+    pub context_budget: Option<i64>,
+}
+
+/// Where the agent keeps memory and knowledge.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "self.backend != 'Qdrant' || has(self.qdrant)", "message": "backend Qdrant needs qdrant.url" },
+    { "rule": "self.backend != 'Embedded' || !has(self.qdrant)", "message": "qdrant is only allowed with backend Qdrant" }
+]))]
+pub struct Memory {
+    /// `Embedded` keeps a Qdrant Edge shard on the agent's volume; `Qdrant` uses a Qdrant server.
+    #[serde(default)]
+    pub backend: MemoryBackend,
+    /// The agent's persistent volume (sessions always live here; vectors too when embedded).
+    #[serde(default)]
+    pub storage: Storage,
+    /// The Qdrant server, for backend `Qdrant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantMemory>,
+    /// An embeddings `Model`; unset uses the runtime's built-in all-MiniLM-L6-v2 (384 dimensions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model_ref: Option<LocalObjectReference>,
+    /// How long memories are kept, as a duration (`720h`); unset keeps them forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "duration(self) > duration('0s')", "message": "retention must be a positive duration such as 720h" }]))]
+    pub retention: Option<String>,
+}
+
+/// The vector store backend.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum MemoryBackend {
+    /// An embedded Qdrant Edge shard on the agent's volume.
+    #[default]
+    Embedded,
+    /// A Qdrant server reached over gRPC.
+    Qdrant,
+}
+
+/// The agent's persistent volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+    "message": "storage.size may grow but never shrink"
+}]))]
+pub struct Storage {
+    /// Size of the volume; it may grow (if the storage class allows expansion), never shrink.
+    #[serde(default = "default_storage_size")]
+    #[schemars(schema_with = "crate::schema::quantity_string")]
+    pub size: String,
+    /// Storage class of the volume; unset uses the cluster default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self { size: default_storage_size(), storage_class_name: None }
+    }
+}
+
+fn default_storage_size() -> String {
+    "1Gi".to_owned()
+}
+
+/// A Qdrant server holding the agent's vectors.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QdrantMemory {
+    /// gRPC URL of the server, e.g. `http://qdrant.qdrant:6334`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "url must be an absolute URL" }]))]
+    pub url: String,
+    /// API key of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyReference>,
+    /// Collection name; defaults to `<namespace>-<agent name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub collection: Option<String>,
+}
+
+/// One tool the agent may call; exactly one of `builtin`, `mcp`, `agent`, `http` is set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.builtin) ? 1 : 0) + (has(self.mcp) ? 1 : 0) + (has(self.agent) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",
+    "message": "set exactly one of builtin, mcp, agent or http"
+}]))]
+pub struct Tool {
+    /// Unique name of the tool entry within the agent.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"))]
+    pub name: String,
+    /// A tool built into the runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<BuiltinTool>,
+    /// An MCP server reached over streamable HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpTool>,
+    /// Another `Agent` in the same namespace, called over A2A.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<LocalObjectReference>,
+    /// A plain HTTP endpoint the model may call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpTool>,
+}
+
+/// A tool built into the runtime.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltinTool {
+    /// Which built-in tool.
+    pub kind: BuiltinToolKind,
+    /// URL prefixes `http_get` may fetch; private, loopback and link-local addresses are refused
+    /// unless listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_urls: Vec<String>,
+}
+
+/// The tools built into the runtime.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BuiltinToolKind {
+    /// The current date and time.
+    #[default]
+    CurrentTime,
+    /// Fetch a URL from the allowlist.
+    HttpGet,
+    /// Store a fact in long-term memory.
+    Remember,
+    /// Search long-term memory.
+    Recall,
+}
+
+/// An MCP server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct McpTool {
+    /// Streamable HTTP URL of the server.
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "url must be an absolute URL" }]))]
+    pub url: String,
+    /// Tools of the server the agent may call; empty allows all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub allow: Vec<String>,
+    /// Tools that need a human approval before each call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub require_approval: Vec<String>,
+    /// A Secret whose key is sent as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretKeyReference>,
+}
+
+/// A plain HTTP endpoint exposed to the model as a tool.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTool {
+    /// URL called with the tool's JSON arguments as the body.
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "url must be an absolute URL" }]))]
+    pub url: String,
+    /// What the tool does, shown to the model.
+    #[schemars(length(min = 1, max = 1024))]
+    pub description: String,
+    /// JSON schema of the tool's arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_value")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// The RAG recipe the agent runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Knowledge {
+    /// Name of a `Recipe` in the agent's namespace or of a built-in recipe.
+    #[schemars(length(min = 1, max = 253))]
+    pub recipe: String,
+    /// Values for the recipe's declared parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::schema::any_value_map")]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// Documents ingested when the agent starts (URLs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub sources: Vec<String>,
+}
+
+/// Whether the agent runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OperatingMode {
+    /// One pod serves the agent.
+    #[default]
+    Running,
+    /// No pod runs; the volume with memory and sessions is kept.
+    Suspended,
+}
+
+/// Pod settings of the agent runtime.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeSettings {
+    /// Runtime image; defaults to the operator's configured runtime image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub image: Option<String>,
+    /// CPU and memory of the runtime container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Node labels the pod must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations of the pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Kueue LocalQueue; set as the `kueue.x-k8s.io/queue-name` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub queue_name: Option<String>,
+    /// Priority class of the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub priority_class_name: Option<String>,
+}
+
+/// Access to the agent's HTTP API.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSettings {
+    /// A Secret key holding the API key clients must send as a bearer token; unset means no auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretKeyReference>,
+    /// Namespaces (by label selector match on `kubernetes.io/metadata.name`) allowed to reach the API;
+    /// empty allows every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_namespaces: Vec<String>,
+}
+
+/// The observed state of an agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Accepted`, `ModelReady` and `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// In-cluster URL of the agent's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The `Model` the agent is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_model: Option<String>,
+    /// Tools the runtime discovered (MCP tools included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Tokens used since the agent was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_usage: Option<TokenUsage>,
+    /// Summary of the last task run (modes `Once` and `Schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_task_result: Option<TaskResult>,
+}
+
+/// Token counters.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub input: i64,
+    /// Completion tokens.
+    pub output: i64,
+}
+
+/// A short record of a task run; the transcript stays on the agent's volume.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    /// Whether the run succeeded.
+    pub succeeded: bool,
+    /// One-paragraph summary.
+    #[schemars(length(max = 4096))]
+    pub summary: String,
+    /// When the run finished (RFC 3339).
+    pub finished_at: String,
+}

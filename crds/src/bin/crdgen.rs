@@ -1,0 +1,21 @@
+//! Writes the CRD YAML: `crdgen [DIR...]` (default `crds/yaml` and `charts/agent-operator/crds`).
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut dirs: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    if dirs.is_empty() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        dirs = vec![root.join("crds/yaml"), root.join("charts/agent-operator/crds")];
+    }
+    for dir in &dirs {
+        std::fs::create_dir_all(dir)?;
+        for crd in agent_crds::crd::all() {
+            std::fs::write(dir.join(agent_crds::crd::file_name(&crd)), agent_crds::crd::to_yaml(&crd)?)?;
+        }
+    }
+    let first = &dirs[0];
+    std::fs::write(first.join("kustomization.yaml"), agent_crds::crd::kustomization())?;
+    println!("wrote CRDs to {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The `Model` resource: an OpenAI-compatible model, either external (`endpoint`) or served in the
+//! cluster (`serve`), with the capabilities the scheduler matches agents against.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::references::{ConfigMapKeyReference, SecretKeyReference};
+
+/// A model agents can use.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "agent-operator.dev",
+    version = "v1alpha1",
+    kind = "Model",
+    doc = "A model agents can use: an external OpenAI-compatible endpoint or one served in the cluster.",
+    namespaced,
+    status = "ModelStatus",
+    shortname = "mdl",
+    category = "agent-operator",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
+    printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.serve.engine","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.endpoint) != has(self.serve)",
+    "message": "set exactly one of endpoint or serve"
+}]))]
+pub struct ModelSpec {
+    /// An external OpenAI-compatible endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<ModelEndpoint>,
+    /// A model served in the cluster by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<ModelServe>,
+    /// How prompts are sent: `Chat` (chat template) or `Completion` (plain prompt, for base models).
+    #[serde(default)]
+    pub prompt_format: PromptFormat,
+    /// What the model can do; the scheduler matches agent selectors against it.
+    #[serde(default)]
+    pub capabilities: ModelCapabilities,
+}
+
+/// An external OpenAI-compatible endpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelEndpoint {
+    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "baseUrl must be an absolute URL" }]))]
+    pub base_url: String,
+    /// Model name sent in requests.
+    #[schemars(length(min = 1, max = 253))]
+    pub model: String,
+    /// A Secret key holding the API key, sent as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyReference>,
+    /// Extra HTTP headers sent with every request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A ConfigMap key holding a PEM CA bundle to trust for this endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_config_map_ref: Option<ConfigMapKeyReference>,
+}
+
+/// A model served in the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelServe {
+    /// The serving engine.
+    pub engine: Engine,
+    /// Where the weights come from: `hf://org/name[@rev]`, `https://...`, `pvc://claim/path`, `oci://image`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.startsWith('hf://') || self.startsWith('https://') || self.startsWith('pvc://') || self.startsWith('oci://')",
+        "message": "uri must start with hf://, https://, pvc:// or oci://"
+    }]))]
+    pub uri: String,
+    /// Name the engine serves the model under; defaults to the Model's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub served_name: Option<String>,
+    /// Extra engine arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub args: Vec<String>,
+    /// Engine image; defaults to the operator's pinned image for the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub image: Option<String>,
+    /// Number of serving replicas.
+    #[serde(default = "one")]
+    #[schemars(range(min = 0, max = 64))]
+    pub replicas: i32,
+    /// Size and class of the model-cache volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ModelCache>,
+    /// Accelerators claimed per replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<Accelerator>,
+    /// CPU and memory of the engine container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Tolerations of the engine pods (e.g. GPU node taints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Kueue LocalQueue of the engine pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub queue_name: Option<String>,
+    /// Priority class of the engine pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub priority_class_name: Option<String>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+/// A model serving engine.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// vLLM's OpenAI-compatible server.
+    #[default]
+    Vllm,
+    /// llama.cpp's `llama-server`.
+    Llamacpp,
+    /// Ollama.
+    Ollama,
+    /// Hugging Face Text Generation Inference.
+    Tgi,
+    /// Hugging Face Text Embeddings Inference (embeddings and rerank).
+    Tei,
+    /// NVIDIA NIM.
+    Nim,
+    /// The agent runtime's in-process small model on CPU.
+    Runtime,
+}
+
+/// The model-cache volume, filled once by a download job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCache {
+    /// Size of the cache volume.
+    #[schemars(schema_with = "crate::schema::quantity_string")]
+    pub size: String,
+    /// Storage class; unset uses the cluster default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+    /// A Secret key holding a Hugging Face token for gated models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf_token_secret_ref: Option<SecretKeyReference>,
+}
+
+/// Accelerators claimed per replica: through DRA (`deviceClassName`) or a classic extended resource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "!has(self.selectors) || has(self.deviceClassName)", "message": "selectors need a deviceClassName" },
+    { "rule": "!(has(self.extendedResource) && (has(self.deviceClassName) || has(self.selectors) || has(self.sharing)))", "message": "extendedResource cannot be combined with DRA fields (deviceClassName, selectors, sharing)" }
+]))]
+pub struct Accelerator {
+    /// DRA DeviceClass to claim from, e.g. `gpu.nvidia.com` or `mig.nvidia.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub device_class_name: Option<String>,
+    /// Number of devices per replica.
+    #[serde(default = "one_i64")]
+    #[schemars(range(min = 1, max = 64))]
+    pub count: i64,
+    /// CEL expressions a device must satisfy, e.g. `device.capacity['gpu.nvidia.com'].memory.compareTo(quantity('40Gi')) >= 0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub selectors: Vec<String>,
+    /// Sharing of one device between replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
+    /// A classic extended resource (e.g. `nvidia.com/gpu`) for clusters without DRA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub extended_resource: Option<String>,
+}
+
+fn one_i64() -> i64 {
+    1
+}
+
+/// Device sharing through the driver's opaque configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sharing {
+    /// `MPS` or `TimeSlicing`.
+    pub strategy: SharingStrategy,
+    /// Driver the opaque parameters are for; defaults to `gpu.nvidia.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub driver: Option<String>,
+    /// Extra opaque driver parameters, passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_value")]
+    pub parameters: Option<serde_json::Value>,
+}
+
+/// How one device is shared.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SharingStrategy {
+    /// NVIDIA Multi-Process Service.
+    #[default]
+    #[serde(rename = "MPS")]
+    Mps,
+    /// Time slicing.
+    TimeSlicing,
+}
+
+/// How prompts are sent to the model.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PromptFormat {
+    /// `/v1/chat/completions` with the model's chat template.
+    #[default]
+    Chat,
+    /// `/v1/completions` with a plain `Question:`/`Answer:` prompt, for base (not instruction-tuned) models.
+    Completion,
+}
+
+/// What a model can do.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCapabilities {
+    /// Chat completions.
+    #[serde(default = "yes")]
+    pub chat: bool,
+    /// Embeddings (`/v1/embeddings`).
+    #[serde(default)]
+    pub embeddings: bool,
+    /// Function (tool) calling.
+    #[serde(default)]
+    pub tools: bool,
+    /// Context length in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub context_length: Option<i64>,
+    /// Dimension of the embeddings it returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65536))]
+    pub embedding_dimension: Option<i64>,
+    /// Concurrent requests the model serves well; the scheduler prefers models with spare capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_concurrency: Option<i64>,
+}
+
+impl Default for ModelCapabilities {
+    fn default() -> Self {
+        Self {
+            chat: true,
+            embeddings: false,
+            tools: false,
+            context_length: None,
+            embedding_dimension: None,
+            max_concurrency: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The observed state of a model.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `CacheReady`, `ClaimsAllocated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// Base URL agents use (the in-cluster Service for served models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Model names the endpoint reported on `GET /v1/models`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub served_models: Vec<String>,
+    /// Agents currently bound to this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_agents: Option<i64>,
+}
+
+/// Port the operator's served-model Services listen on.
+pub const SERVED_MODEL_PORT: u16 = 8000;
+
+/// How to reach a model over the OpenAI API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAiEndpoint {
+    /// Base URL including `/v1`.
+    pub base_url: String,
+    /// Model name sent in requests.
+    pub model: String,
+    /// Secret key holding the API key.
+    pub api_key: Option<SecretKeyReference>,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Model {
+    /// The OpenAI-compatible endpoint of this model: the external endpoint, or the in-cluster
+    /// Service of a served model. `None` for a served model without a namespace.
+    pub fn openai_endpoint(&self) -> Option<OpenAiEndpoint> {
+        use kube::ResourceExt;
+        if let Some(endpoint) = &self.spec.endpoint {
+            return Some(OpenAiEndpoint {
+                base_url: endpoint.base_url.trim_end_matches('/').to_owned(),
+                model: endpoint.model.clone(),
+                api_key: endpoint.api_key_secret_ref.clone(),
+                headers: endpoint.headers.clone(),
+            });
+        }
+        let serve = self.spec.serve.as_ref()?;
+        let name = self.name_any();
+        let base_url = match self.status.as_ref().and_then(|s| s.endpoint.clone()) {
+            Some(url) => url,
+            None => format!("http://{name}.{}.svc:{SERVED_MODEL_PORT}/v1", self.namespace()?),
+        };
+        Some(OpenAiEndpoint {
+            base_url,
+            model: serve.served_name.clone().unwrap_or(name),
+            api_key: None,
+            headers: BTreeMap::new(),
+        })
+    }
+}

@@ -1,0 +1,326 @@
+//! The one pure function that turns an Agent and the objects it references into the
+//! [`RuntimeConfig`] of its pod. The operator and the runtime's local mode both call it.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use serde_json::Value;
+
+use crate::agent::{Agent, MemoryBackend, Tool};
+use crate::model::Model;
+use crate::recipe::{ParameterType, Recipe};
+use crate::references::ValueFrom;
+use crate::runtime_config::{
+    AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig,
+    MemoryConfig, ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig,
+    RuntimeConfig, ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
+};
+
+/// The objects an Agent references, already read from the cluster (or from local files).
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedReferences {
+    /// The Model the agent is bound to.
+    pub model: Option<Model>,
+    /// The embeddings Model named by `memory.embeddingModelRef`.
+    pub embedding_model: Option<Model>,
+    /// The Recipe named by `knowledge.recipe`.
+    pub recipe: Option<Recipe>,
+    /// Values of the ConfigMap keys the agent references, by `(configMap, key)`.
+    pub config_map_values: BTreeMap<(String, String), String>,
+    /// PEM CA bundle of the model endpoint, read from its ConfigMap.
+    pub model_ca_pem: Option<String>,
+}
+
+/// Why a RuntimeConfig cannot be rendered; each is a problem with the spec or its references.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    /// The agent has no namespace.
+    #[error("the Agent has no namespace")]
+    MissingNamespace,
+    /// The model was not resolved.
+    #[error("model {0} is not available")]
+    ModelMissing(String),
+    /// The model cannot chat.
+    #[error("model {0} does not have the chat capability")]
+    ModelCannotChat(String),
+    /// The embeddings model was not resolved.
+    #[error("embedding model {0} is not available")]
+    EmbeddingModelMissing(String),
+    /// The embeddings model cannot embed or has no dimension.
+    #[error("embedding model {0} must declare capabilities.embeddings=true and capabilities.embeddingDimension")]
+    EmbeddingModelUnusable(String),
+    /// A served model is referenced for embeddings or chat but has no endpoint yet.
+    #[error("model {0} has no endpoint")]
+    ModelWithoutEndpoint(String),
+    /// A referenced ConfigMap key was not resolved.
+    #[error("ConfigMap {0} has no key {1}")]
+    ConfigMapKeyMissing(String, String),
+    /// The recipe was not resolved.
+    #[error("recipe {0} is not available")]
+    RecipeMissing(String),
+    /// The agent sets a parameter the recipe does not declare.
+    #[error("recipe {recipe} has no parameter {name}; it declares: {declared}")]
+    UnknownParameter {
+        /// Recipe name.
+        recipe: String,
+        /// Offending parameter.
+        name: String,
+        /// Declared parameters, comma separated.
+        declared: String,
+    },
+    /// A parameter value has the wrong type.
+    #[error("parameter {name} of recipe {recipe} must be {expected}, got {got}")]
+    WrongParameterType {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// Declared type.
+        expected: &'static str,
+        /// The JSON given.
+        got: String,
+    },
+    /// A parameter without default was not set.
+    #[error("recipe {recipe} needs parameter {name}")]
+    MissingParameter {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+    },
+    /// The retention duration does not parse.
+    #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
+    BadRetention(String),
+}
+
+/// Renders the RuntimeConfig of `agent` from its resolved references.
+pub fn render_runtime_config(
+    agent: &Agent,
+    refs: &ResolvedReferences,
+    paths: &PodPaths,
+) -> Result<RuntimeConfig, RenderError> {
+    let name = agent.name_any();
+    let namespace = agent.namespace().ok_or(RenderError::MissingNamespace)?;
+    let spec = &agent.spec;
+    let embedding = render_embedding(agent, refs, paths)?;
+    Ok(RuntimeConfig {
+        version: RUNTIME_CONFIG_VERSION,
+        agent: AgentIdentity { name: name.clone(), namespace: namespace.clone() },
+        persona: PersonaConfig {
+            name: spec.persona.name.clone().unwrap_or_else(|| name.clone()),
+            description: spec.persona.description.clone(),
+            system_prompt: render_system_prompt(agent, refs, paths)?,
+        },
+        task: TaskConfig {
+            mode: spec.task.mode,
+            instructions: spec.task.instructions.clone(),
+            schedule: spec.task.schedule.clone(),
+            input: spec.task.input.clone(),
+        },
+        model: render_model(agent, refs, paths)?,
+        memory: MemoryConfig {
+            store: match (&spec.memory.backend, &spec.memory.qdrant) {
+                (MemoryBackend::Qdrant, Some(qdrant)) => VectorStoreConfig::Qdrant {
+                    url: qdrant.url.clone(),
+                    api_key_file: qdrant.api_key_secret_ref.as_ref().map(|s| paths.secret_file(s)),
+                },
+                _ => VectorStoreConfig::Embedded { path: format!("{}/vectors", paths.data_dir) },
+            },
+            collection: spec
+                .memory
+                .qdrant
+                .as_ref()
+                .and_then(|q| q.collection.clone())
+                .unwrap_or_else(|| format!("{namespace}-{name}")),
+            vector_dimension: embedding.1,
+            distance: Distance::Cosine,
+            embedding: embedding.0,
+            retention_seconds: spec.memory.retention.as_deref().map(parse_duration_seconds).transpose()?,
+        },
+        tools: spec.tools.iter().map(|tool| render_tool(tool, &namespace, paths)).collect(),
+        recipe: render_recipe(agent, refs)?,
+        server: ServerConfig {
+            port: RUNTIME_PORT,
+            api_key_file: spec.api.auth_secret_ref.as_ref().map(|s| paths.secret_file(s)),
+            data_dir: paths.data_dir.clone(),
+        },
+    })
+}
+
+/// The name of the Model the agent asks for, when it names one directly.
+pub fn model_ref_name(agent: &Agent) -> Option<&str> {
+    agent.spec.model.model_ref.as_ref().map(|r| r.name.as_str())
+}
+
+fn render_system_prompt(
+    agent: &Agent,
+    refs: &ResolvedReferences,
+    paths: &PodPaths,
+) -> Result<Option<TextSource>, RenderError> {
+    let persona = &agent.spec.persona;
+    if let Some(text) = &persona.system_prompt {
+        return Ok(Some(TextSource::Inline(text.clone())));
+    }
+    match &persona.system_prompt_from {
+        Some(ValueFrom { secret_key_ref: Some(secret), .. }) => Ok(Some(TextSource::File(paths.secret_file(secret)))),
+        Some(ValueFrom { config_map_key_ref: Some(cm), .. }) => refs
+            .config_map_values
+            .get(&(cm.name.clone(), cm.key.clone()))
+            .map(|text| Some(TextSource::Inline(text.clone())))
+            .ok_or_else(|| RenderError::ConfigMapKeyMissing(cm.name.clone(), cm.key.clone())),
+        _ => Ok(None),
+    }
+}
+
+fn render_model(agent: &Agent, refs: &ResolvedReferences, paths: &PodPaths) -> Result<ModelConfig, RenderError> {
+    let wanted = model_ref_name(agent).unwrap_or("(selected)").to_owned();
+    let model = refs.model.as_ref().ok_or(RenderError::ModelMissing(wanted))?;
+    let model_name = model.name_any();
+    if !model.spec.capabilities.chat {
+        return Err(RenderError::ModelCannotChat(model_name));
+    }
+    let endpoint = model.openai_endpoint().ok_or_else(|| RenderError::ModelWithoutEndpoint(model_name.clone()))?;
+    Ok(ModelConfig {
+        model_object: model_name,
+        base_url: endpoint.base_url,
+        model: endpoint.model,
+        api_key_file: endpoint.api_key.as_ref().map(|s| paths.secret_file(s)),
+        headers: endpoint.headers,
+        ca_pem: refs.model_ca_pem.clone(),
+        prompt_format: model.spec.prompt_format,
+        context_length: model.spec.capabilities.context_length,
+        supports_tools: model.spec.capabilities.tools,
+        parameters: agent.spec.model.parameters.clone(),
+    })
+}
+
+fn render_embedding(
+    agent: &Agent,
+    refs: &ResolvedReferences,
+    paths: &PodPaths,
+) -> Result<(EmbeddingConfig, u32), RenderError> {
+    let Some(wanted) = &agent.spec.memory.embedding_model_ref else {
+        return Ok((EmbeddingConfig::Builtin { model: BUILTIN_EMBEDDING_MODEL.to_owned() }, BUILTIN_EMBEDDING_DIMENSION));
+    };
+    let model = refs.embedding_model.as_ref().ok_or_else(|| RenderError::EmbeddingModelMissing(wanted.name.clone()))?;
+    let capabilities = &model.spec.capabilities;
+    let dimension = capabilities
+        .embedding_dimension
+        .filter(|_| capabilities.embeddings)
+        .and_then(|d| u32::try_from(d).ok())
+        .ok_or_else(|| RenderError::EmbeddingModelUnusable(wanted.name.clone()))?;
+    let endpoint = model.openai_endpoint().ok_or_else(|| RenderError::ModelWithoutEndpoint(wanted.name.clone()))?;
+    Ok((
+        EmbeddingConfig::Endpoint {
+            base_url: endpoint.base_url,
+            model: endpoint.model,
+            api_key_file: endpoint.api_key.as_ref().map(|s| paths.secret_file(s)),
+        },
+        dimension,
+    ))
+}
+
+fn render_tool(tool: &Tool, namespace: &str, paths: &PodPaths) -> ToolConfig {
+    let kind = if let Some(builtin) = &tool.builtin {
+        ToolKind::Builtin { tool: builtin.kind, allowed_urls: builtin.allowed_urls.clone() }
+    } else if let Some(mcp) = &tool.mcp {
+        ToolKind::Mcp {
+            url: mcp.url.clone(),
+            allow: mcp.allow.clone(),
+            require_approval: mcp.require_approval.clone(),
+            token_file: mcp.auth_secret_ref.as_ref().map(|s| paths.secret_file(s)),
+        }
+    } else if let Some(other) = &tool.agent {
+        ToolKind::Agent { url: agent_service_url(&other.name, namespace) }
+    } else if let Some(http) = &tool.http {
+        ToolKind::Http { url: http.url.clone(), description: http.description.clone(), parameters: http.parameters.clone() }
+    } else {
+        // The CRD's CEL rule requires exactly one kind; an object that bypassed it gets the
+        // harmless clock tool rather than a panic.
+        ToolKind::Builtin { tool: crate::agent::BuiltinToolKind::CurrentTime, allowed_urls: Vec::new() }
+    };
+    ToolConfig { name: tool.name.clone(), kind }
+}
+
+/// In-cluster base URL of an agent's API.
+pub fn agent_service_url(name: &str, namespace: &str) -> String {
+    format!("http://{name}.{namespace}.svc:{RUNTIME_PORT}")
+}
+
+fn render_recipe(agent: &Agent, refs: &ResolvedReferences) -> Result<Option<RecipeConfig>, RenderError> {
+    let Some(knowledge) = &agent.spec.knowledge else { return Ok(None) };
+    let recipe = refs.recipe.as_ref().ok_or_else(|| RenderError::RecipeMissing(knowledge.recipe.clone()))?;
+    let declared = &recipe.spec.parameters;
+    if let Some(unknown) = knowledge.parameters.keys().find(|k| !declared.iter().any(|p| &p.name == *k)) {
+        return Err(RenderError::UnknownParameter {
+            recipe: knowledge.recipe.clone(),
+            name: unknown.clone(),
+            declared: declared.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let mut parameters = BTreeMap::new();
+    for parameter in declared {
+        let value = knowledge.parameters.get(&parameter.name).or(parameter.default.as_ref()).ok_or_else(|| {
+            RenderError::MissingParameter { recipe: knowledge.recipe.clone(), name: parameter.name.clone() }
+        })?;
+        if !has_type(value, parameter.kind) {
+            return Err(RenderError::WrongParameterType {
+                recipe: knowledge.recipe.clone(),
+                name: parameter.name.clone(),
+                expected: type_name(parameter.kind),
+                got: value.to_string(),
+            });
+        }
+        parameters.insert(parameter.name.clone(), value.clone());
+    }
+    Ok(Some(RecipeConfig {
+        name: knowledge.recipe.clone(),
+        parameters,
+        spec: recipe.spec.clone(),
+        sources: knowledge.sources.clone(),
+    }))
+}
+
+fn has_type(value: &Value, kind: ParameterType) -> bool {
+    match kind {
+        ParameterType::String => value.is_string(),
+        ParameterType::Integer => value.is_i64() || value.is_u64(),
+        ParameterType::Number => value.is_number(),
+        ParameterType::Boolean => value.is_boolean(),
+    }
+}
+
+fn type_name(kind: ParameterType) -> &'static str {
+    match kind {
+        ParameterType::String => "a string",
+        ParameterType::Integer => "an integer",
+        ParameterType::Number => "a number",
+        ParameterType::Boolean => "a boolean",
+    }
+}
+
+/// Parses a Go-style duration made of `h`, `m` and `s` parts (`720h`, `1h30m`) into seconds.
+pub fn parse_duration_seconds(text: &str) -> Result<u64, RenderError> {
+    let bad = || RenderError::BadRetention(text.to_owned());
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let amount: u64 = digits.parse().map_err(|_| bad())?;
+        total = amount.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(total)
+}

@@ -1,0 +1,279 @@
+//! The `RuntimeConfig`: everything an agent pod needs, rendered by the operator into a ConfigMap
+//! and read by `agent-runtime serve --config`. It never holds secret values, only the paths of
+//! the files Secrets are mounted at.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{BuiltinToolKind, GenerationParameters, TaskMode};
+use crate::model::PromptFormat;
+use crate::recipe::RecipeSpec;
+use crate::references::SecretKeyReference;
+
+/// Version of the RuntimeConfig format; bumped on incompatible changes.
+pub const RUNTIME_CONFIG_VERSION: u32 = 1;
+/// Port the runtime serves its API on.
+pub const RUNTIME_PORT: u16 = 8080;
+/// Built-in embedding model of the runtime.
+pub const BUILTIN_EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
+/// Dimension of the built-in embedding model.
+pub const BUILTIN_EMBEDDING_DIMENSION: u32 = 384;
+
+/// Everything an agent pod needs to serve.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeConfig {
+    /// Format version, [`RUNTIME_CONFIG_VERSION`].
+    pub version: u32,
+    /// Which agent this is.
+    pub agent: AgentIdentity,
+    /// Name, description and system prompt.
+    pub persona: PersonaConfig,
+    /// How the agent is driven.
+    pub task: TaskConfig,
+    /// The chat model.
+    pub model: ModelConfig,
+    /// Vector memory and embeddings.
+    pub memory: MemoryConfig,
+    /// Tools the agent may call.
+    pub tools: Vec<ToolConfig>,
+    /// The resolved RAG recipe, if any.
+    pub recipe: Option<RecipeConfig>,
+    /// The HTTP server.
+    pub server: ServerConfig,
+}
+
+/// Identity of the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentIdentity {
+    /// Name of the Agent object.
+    pub name: String,
+    /// Namespace of the Agent object.
+    pub namespace: String,
+}
+
+/// Persona of the agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonaConfig {
+    /// Display name.
+    pub name: String,
+    /// One-line description.
+    pub description: Option<String>,
+    /// The system prompt.
+    pub system_prompt: Option<TextSource>,
+}
+
+/// Text given inline or read from a mounted file.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TextSource {
+    /// The text itself.
+    Inline(String),
+    /// Path of a file holding the text (a mounted Secret key).
+    File(String),
+}
+
+/// How the agent is driven.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskConfig {
+    /// `Chat`, `Once` or `Schedule`.
+    pub mode: TaskMode,
+    /// Standing instructions.
+    pub instructions: Option<String>,
+    /// Cron schedule for `Schedule`.
+    pub schedule: Option<String>,
+    /// Task input for `Once` and `Schedule`.
+    pub input: Option<String>,
+}
+
+/// The chat model endpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelConfig {
+    /// Name of the `Model` object.
+    pub model_object: String,
+    /// OpenAI-compatible base URL, including `/v1`.
+    pub base_url: String,
+    /// Model name sent in requests.
+    pub model: String,
+    /// File holding the API key.
+    pub api_key_file: Option<String>,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// PEM CA bundle to trust.
+    pub ca_pem: Option<String>,
+    /// Chat or completion prompts.
+    pub prompt_format: PromptFormat,
+    /// Context length of the model, when known.
+    pub context_length: Option<i64>,
+    /// Whether the model supports tool calls.
+    pub supports_tools: bool,
+    /// Generation parameters.
+    pub parameters: GenerationParameters,
+}
+
+/// Vector memory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryConfig {
+    /// Where vectors live.
+    pub store: VectorStoreConfig,
+    /// Collection holding this agent's vectors.
+    pub collection: String,
+    /// Dimension of the dense vectors; always equals the embedding's dimension.
+    pub vector_dimension: u32,
+    /// Distance function.
+    pub distance: Distance,
+    /// How text is embedded.
+    pub embedding: EmbeddingConfig,
+    /// Seconds memories are kept; `None` keeps them forever.
+    pub retention_seconds: Option<u64>,
+}
+
+/// Where vectors live.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VectorStoreConfig {
+    /// A Qdrant Edge shard in this directory.
+    Embedded {
+        /// Directory of the shard.
+        path: String,
+    },
+    /// A Qdrant server.
+    Qdrant {
+        /// gRPC URL.
+        url: String,
+        /// File holding the API key.
+        api_key_file: Option<String>,
+    },
+}
+
+/// Vector distance function.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Distance {
+    /// Cosine similarity.
+    Cosine,
+    /// Dot product.
+    Dot,
+}
+
+/// How text is embedded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum EmbeddingConfig {
+    /// The runtime's built-in model, run in-process.
+    Builtin {
+        /// Model name, [`BUILTIN_EMBEDDING_MODEL`].
+        model: String,
+    },
+    /// An OpenAI-compatible `/v1/embeddings` endpoint.
+    Endpoint {
+        /// Base URL including `/v1`.
+        base_url: String,
+        /// Model name.
+        model: String,
+        /// File holding the API key.
+        api_key_file: Option<String>,
+    },
+}
+
+/// One tool.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolConfig {
+    /// Name of the tool entry.
+    pub name: String,
+    /// What kind of tool it is.
+    pub kind: ToolKind,
+}
+
+/// The kinds of tools.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolKind {
+    /// A built-in tool.
+    Builtin {
+        /// Which one.
+        tool: BuiltinToolKind,
+        /// URL prefixes allowed for `httpGet`.
+        allowed_urls: Vec<String>,
+    },
+    /// An MCP server.
+    Mcp {
+        /// Streamable HTTP URL.
+        url: String,
+        /// Allowed tools; empty allows all.
+        allow: Vec<String>,
+        /// Tools needing approval.
+        require_approval: Vec<String>,
+        /// File holding a bearer token.
+        token_file: Option<String>,
+    },
+    /// Another agent, over A2A.
+    Agent {
+        /// Base URL of the other agent's API.
+        url: String,
+    },
+    /// A plain HTTP endpoint.
+    Http {
+        /// URL called with the arguments as JSON.
+        url: String,
+        /// Description shown to the model.
+        description: String,
+        /// JSON schema of the arguments.
+        parameters: Option<serde_json::Value>,
+    },
+}
+
+/// The resolved recipe.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipeConfig {
+    /// Name of the recipe.
+    pub name: String,
+    /// Every declared parameter with its effective value.
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// The recipe's pipeline.
+    pub spec: RecipeSpec,
+    /// Documents ingested at start.
+    pub sources: Vec<String>,
+}
+
+/// The HTTP server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// Port of the API.
+    pub port: u16,
+    /// File holding the API key clients must present; `None` disables auth.
+    pub api_key_file: Option<String>,
+    /// Directory for sessions and the embedded vector store (the agent's volume).
+    pub data_dir: String,
+}
+
+/// Where things live inside the agent pod; the operator mounts, the renderer points at them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodPaths {
+    /// The agent's volume.
+    pub data_dir: String,
+    /// Root under which referenced Secrets are mounted, one folder per Secret.
+    pub secrets_dir: String,
+}
+
+impl Default for PodPaths {
+    fn default() -> Self {
+        Self { data_dir: "/var/lib/agent".to_owned(), secrets_dir: "/var/run/agent-operator/secrets".to_owned() }
+    }
+}
+
+impl PodPaths {
+    /// Path the given Secret key is mounted at.
+    pub fn secret_file(&self, secret: &SecretKeyReference) -> String {
+        format!("{}/{}/{}", self.secrets_dir, secret.name, secret.key)
+    }
+}

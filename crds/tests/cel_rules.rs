@@ -1,0 +1,181 @@
+//! The CEL rules of the committed CRDs compile, stay within the apiserver's cost budget, accept
+//! every example and reject each invalid combination with its own message. Rules are evaluated
+//! with kube-cel, which implements the Kubernetes CEL libraries (quantity, URL, duration).
+
+mod common;
+
+use kube::core::cel::{CompiledSchema, ScopeContext, Validator, WarningKind, analyze_rule, compile_schema};
+use serde_json::{Value, json};
+
+fn rules_in(node: &Value, path: &str, found: &mut Vec<(String, String, Value)>) {
+    for rule in node["x-kubernetes-validations"].as_array().into_iter().flatten() {
+        found.push((path.to_owned(), rule["rule"].as_str().unwrap().to_owned(), node.clone()));
+    }
+    for (key, child) in node["properties"].as_object().into_iter().flatten() {
+        rules_in(child, &format!("{path}.{key}"), found);
+    }
+    for key in ["items", "additionalProperties"] {
+        if node[key].is_object() {
+            rules_in(&node[key], &format!("{path}[{key}]"), found);
+        }
+    }
+}
+
+#[test]
+fn every_rule_compiles_is_in_scope_and_within_cost_budget() {
+    let mut count = 0;
+    for plural in ["agents", "models", "recipes"] {
+        let schema = common::committed_schema(plural);
+        let compiled: CompiledSchema = compile_schema(&schema);
+        let errors: Vec<_> = compiled.compilation_errors().iter().map(ToString::to_string).collect();
+        assert!(errors.is_empty(), "{plural}: rules that do not compile: {errors:#?}");
+        let mut rules = Vec::new();
+        rules_in(&schema, plural, &mut rules);
+        for (path, rule, node) in rules {
+            let warnings = analyze_rule(&rule, &compile_schema(&node), ScopeContext::CrdValidation);
+            let serious: Vec<_> = warnings
+                .iter()
+                .filter(|w| matches!(w.kind, WarningKind::WrongScope | WarningKind::CostExceeded))
+                .map(|w| &w.message)
+                .collect();
+            assert!(serious.is_empty(), "{path}: `{rule}`: {serious:?}");
+            count += 1;
+        }
+    }
+    assert!(count >= 20, "expected the CRDs to carry their CEL rules, found {count}");
+}
+
+fn check(plural: &str, object: &Value, old: Option<&Value>) -> Result<(), String> {
+    Validator::new().validate(&common::committed_schema(plural), object, old).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_example_object_satisfies_the_rules() {
+    for file in ["examples/chat-agent.yaml", "examples/rag-agent.yaml", "examples/scheduled-agent.yaml"] {
+        for doc in common::documents(file) {
+            let plural = match doc["kind"].as_str() {
+                Some("Agent") => "agents",
+                Some("Model") => "models",
+                Some("Recipe") => "recipes",
+                _ => continue,
+            };
+            check(plural, &doc, None).unwrap_or_else(|e| panic!("{file} {}: {e}", doc["metadata"]["name"]));
+        }
+    }
+}
+
+fn agent() -> Value {
+    common::example("examples/chat-agent.yaml", "Agent", "helpdesk")
+}
+
+fn served_model() -> Value {
+    common::example("examples/rag-agent.yaml", "Model", "llama-8b")
+}
+
+fn recipe() -> Value {
+    common::example("examples/rag-agent.yaml", "Recipe", "docs-qna")
+}
+
+fn with(mut object: Value, pointer: &str, value: Value) -> Value {
+    if let Some(slot) = object.pointer_mut(pointer) {
+        *slot = value;
+    } else {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        object.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"))[key] = value;
+    }
+    object
+}
+
+fn assert_rejected(plural: &str, object: &Value, old: Option<&Value>, message: &str) {
+    let error = check(plural, object, old).expect_err(&format!("accepted, but should fail with {message:?}"));
+    assert!(error.contains(message), "expected {message:?}, got: {error}");
+}
+
+#[test]
+fn an_agent_names_its_model_by_ref_or_selector_not_both_nor_neither() {
+    let both = with(agent(), "/spec/model/selector", json!({"capabilities": ["chat"]}));
+    assert_rejected("agents", &both, None, "set exactly one of modelRef or selector");
+    let neither = with(agent(), "/spec/model", json!({}));
+    assert_rejected("agents", &neither, None, "set exactly one of modelRef or selector");
+    let selector_only = with(agent(), "/spec/model", json!({"selector": {"capabilities": ["chat", "tools"]}}));
+    check("agents", &selector_only, None).unwrap();
+}
+
+#[test]
+fn agent_storage_may_grow_but_never_shrink() {
+    let old = agent();
+    let grown = with(agent(), "/spec/memory/storage/size", json!("10Gi"));
+    check("agents", &grown, Some(&old)).unwrap();
+    let shrunk = with(agent(), "/spec/memory/storage/size", json!("1500Mi"));
+    assert_rejected("agents", &shrunk, Some(&old), "storage.size may grow but never shrink");
+    let garbage = with(agent(), "/spec/memory/storage/size", json!("lots"));
+    assert_rejected("agents", &garbage, None, "must be a Kubernetes quantity");
+}
+
+#[test]
+fn agent_cross_field_rules_reject_bad_combinations() {
+    let cases = [
+        (with(agent(), "/spec/task", json!({"mode": "Schedule"})), "mode Schedule needs a schedule"),
+        (with(agent(), "/spec/task", json!({"mode": "Chat", "schedule": "* * * * *"})), "schedule is only allowed"),
+        (with(agent(), "/spec/memory/backend", json!("Qdrant")), "backend Qdrant needs qdrant.url"),
+        (
+            with(agent(), "/spec/tools/0/mcp", json!({"url": "http://mcp:8000/mcp"})),
+            "set exactly one of builtin, mcp, agent or http",
+        ),
+        (with(agent(), "/spec/tools/1", json!({"name": "empty"})), "set exactly one of builtin, mcp, agent or http"),
+        (
+            with(agent(), "/spec/persona/systemPromptFrom", json!({"configMapKeyRef": {"name": "p", "key": "k"}})),
+            "set at most one of systemPrompt or systemPromptFrom",
+        ),
+        (
+            with(
+                agent(),
+                "/spec/persona",
+                json!({"systemPromptFrom": {"configMapKeyRef": {"name": "p", "key": "k"}, "secretKeyRef": {"name": "s", "key": "k"}}}),
+            ),
+            "set exactly one of configMapKeyRef or secretKeyRef",
+        ),
+        (with(agent(), "/spec/memory/retention", json!("forever")), "retention"),
+        (with(agent(), "/spec/tools/0", json!({"name": "web", "http": {"url": "not a url", "description": "d"}})), "url must be an absolute URL"),
+    ];
+    for (object, message) in cases {
+        assert_rejected("agents", &object, None, message);
+    }
+}
+
+#[test]
+fn a_model_sets_exactly_one_of_endpoint_or_serve() {
+    let endpoint = common::example("examples/chat-agent.yaml", "Model", "gpt-small");
+    let both = with(endpoint.clone(), "/spec/serve", served_model()["spec"]["serve"].clone());
+    assert_rejected("models", &both, None, "set exactly one of endpoint or serve");
+    let neither = with(endpoint, "/spec", json!({"capabilities": {"chat": true}}));
+    assert_rejected("models", &neither, None, "set exactly one of endpoint or serve");
+}
+
+#[test]
+fn model_accelerator_and_uri_rules_reject_bad_combinations() {
+    let selectors_without_class = with(
+        served_model(),
+        "/spec/serve/accelerator",
+        json!({"count": 1, "selectors": ["device.driver == 'gpu.nvidia.com'"]}),
+    );
+    assert_rejected("models", &selectors_without_class, None, "selectors need a deviceClassName");
+    let mixed = with(
+        served_model(),
+        "/spec/serve/accelerator",
+        json!({"count": 1, "deviceClassName": "gpu.nvidia.com", "extendedResource": "nvidia.com/gpu"}),
+    );
+    assert_rejected("models", &mixed, None, "extendedResource cannot be combined");
+    let bad_uri = with(served_model(), "/spec/serve/uri", json!("s3://bucket/model"));
+    assert_rejected("models", &bad_uri, None, "uri must start with");
+}
+
+#[test]
+fn recipe_rules_reject_inconsistent_pipelines() {
+    let overlap = with(recipe(), "/spec/ingest", json!({"chunkSize": 64, "chunkOverlap": 64}));
+    assert_rejected("recipes", &overlap, None, "chunkOverlap must be smaller than chunkSize");
+    let fetch = with(recipe(), "/spec/retrieve", json!({"topK": 10, "fetchK": 5}));
+    assert_rejected("recipes", &fetch, None, "fetchK must be at least topK");
+    let rerank = with(recipe(), "/spec/rerank", json!({"strategy": "Endpoint"}));
+    assert_rejected("recipes", &rerank, None, "strategy Endpoint needs an endpoint");
+}
