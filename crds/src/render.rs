@@ -11,9 +11,9 @@ use crate::model::Model;
 use crate::recipe::{ParameterType, Recipe};
 use crate::references::ValueFrom;
 use crate::runtime_config::{
-    AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig,
-    MemoryConfig, ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig,
-    RuntimeConfig, ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
+    AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig, MemoryConfig,
+    ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig,
+    ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
 };
 
 /// The objects an Agent references, already read from the cluster (or from local files).
@@ -200,7 +200,10 @@ fn render_embedding(
     paths: &PodPaths,
 ) -> Result<(EmbeddingConfig, u32), RenderError> {
     let Some(wanted) = &agent.spec.memory.embedding_model_ref else {
-        return Ok((EmbeddingConfig::Builtin { model: BUILTIN_EMBEDDING_MODEL.to_owned() }, BUILTIN_EMBEDDING_DIMENSION));
+        return Ok((
+            EmbeddingConfig::Builtin { model: BUILTIN_EMBEDDING_MODEL.to_owned() },
+            BUILTIN_EMBEDDING_DIMENSION,
+        ));
     };
     let model = refs.embedding_model.as_ref().ok_or_else(|| RenderError::EmbeddingModelMissing(wanted.name.clone()))?;
     let capabilities = &model.spec.capabilities;
@@ -233,7 +236,11 @@ fn render_tool(tool: &Tool, namespace: &str, paths: &PodPaths) -> ToolConfig {
     } else if let Some(other) = &tool.agent {
         ToolKind::Agent { url: agent_service_url(&other.name, namespace) }
     } else if let Some(http) = &tool.http {
-        ToolKind::Http { url: http.url.clone(), description: http.description.clone(), parameters: http.parameters.clone() }
+        ToolKind::Http {
+            url: http.url.clone(),
+            description: http.description.clone(),
+            parameters: http.parameters.clone(),
+        }
     } else {
         // The CRD's CEL rule requires exactly one kind; an object that bypassed it gets the
         // harmless clock tool rather than a panic.

@@ -136,7 +136,10 @@ fn agent_cross_field_rules_reject_bad_combinations() {
             "set exactly one of configMapKeyRef or secretKeyRef",
         ),
         (with(agent(), "/spec/memory/retention", json!("forever")), "retention"),
-        (with(agent(), "/spec/tools/0", json!({"name": "web", "http": {"url": "not a url", "description": "d"}})), "url must be an absolute URL"),
+        (
+            with(agent(), "/spec/tools/0", json!({"name": "web", "http": {"url": "not a url", "description": "d"}})),
+            "url must be an absolute URL",
+        ),
     ];
     for (object, message) in cases {
         assert_rejected("agents", &object, None, message);

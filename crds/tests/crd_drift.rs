@@ -27,10 +27,14 @@ fn every_crd_has_status_subresource_printer_columns_and_keyed_conditions() {
     for definition in crd::all() {
         let name = definition.metadata.name.clone().unwrap();
         let version = &definition.spec.versions[0];
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name}: no status subresource");
+        assert!(
+            version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+            "{name}: no status subresource"
+        );
         let columns: Vec<_> = version.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
         assert!(columns.contains(&"Age"), "{name}: no Age column in {columns:?}");
-        let schema = serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap();
+        let schema =
+            serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap();
         let conditions = &schema["properties"]["status"]["properties"]["conditions"];
         assert_eq!(conditions["x-kubernetes-list-type"], "map", "{name}: conditions are not a list-map");
         assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]), "{name}");
@@ -48,7 +52,7 @@ fn every_field_of_every_crd_is_documented() {
         if let Some(properties) = node["properties"].as_object() {
             for (key, child) in properties {
                 let child_path = format!("{path}.{key}");
-                if child["description"].as_str().is_none_or(str::is_empty) && path != "" {
+                if child["description"].as_str().is_none_or(str::is_empty) && !path.is_empty() {
                     missing.push(child_path.clone());
                 }
                 walk(&child_path, child, missing);
@@ -64,6 +68,9 @@ fn every_field_of_every_crd_is_documented() {
         for part in ["spec", "status"] {
             walk(part, &schema["properties"][part], &mut missing);
         }
-        assert!(missing.is_empty(), "{plural}: fields without description (kubectl explain shows nothing): {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "{plural}: fields without description (kubectl explain shows nothing): {missing:#?}"
+        );
     }
 }

@@ -1,1 +1,10 @@
-fn main() {}
+//! The operator binary: parse config, start telemetry, run.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = agent_operator::Config::parse();
+    agent_operator::telemetry::init(config.log_format);
+    agent_operator::run(config).await
+}

@@ -1,0 +1,94 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "agent-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified name of the release's resources. */}}
+{{- define "agent-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart label value */}}
+{{- define "agent-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels selecting the operator pods. */}}
+{{- define "agent-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every resource. */}}
+{{- define "agent-operator.labels" -}}
+helm.sh/chart: {{ include "agent-operator.chart" . }}
+{{ include "agent-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: agent-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* ServiceAccount the operator runs as. */}}
+{{- define "agent-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agent-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Operator image reference. */}}
+{{- define "agent-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+RBAC rules for the objects the operator reconciles. They go into a ClusterRole
+when the operator watches all namespaces, into a Role in the watched namespace
+otherwise. Keep in sync with charts/kustomize/rbac.yaml.
+*/}}
+{{- define "agent-operator.workloadRules" -}}
+# Watch the operator's own custom resources; it never creates, edits or deletes them.
+- apiGroups: ["agent-operator.dev"]
+  resources: ["agents", "models", "recipes"]
+  verbs: ["get", "list", "watch"]
+# Report observed state: status is written with server-side apply (patch).
+- apiGroups: ["agent-operator.dev"]
+  resources: ["agents/status", "models/status"]
+  verbs: ["get", "patch"]
+# Objects generated for each Agent (config, its Service, its pod identity), created
+# and updated by server-side apply (patch); owner references garbage-collect them.
+- apiGroups: [""]
+  resources: ["configmaps", "services", "serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Each Agent runs as a StatefulSet (stable identity + memory volume).
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Each Agent gets a NetworkPolicy limiting its egress/ingress.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Read only the Secrets an Agent references (API keys), by name: no list or watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# Grow an agent's memory volume when its Agent asks for more storage.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "patch"]
+# Emit Kubernetes Events about reconciliation on the Agents.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

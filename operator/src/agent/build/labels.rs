@@ -1,0 +1,75 @@
+//! Names, labels and annotations of an agent's child objects; one place so they never drift.
+
+use std::collections::BTreeMap;
+
+use agent_crds::Agent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "agent-operator";
+/// `app.kubernetes.io/name` of agent children.
+pub const APP_NAME: &str = "agent";
+/// Label key of the instance (the Agent's name).
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Label key of the app name.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// Label key of the managing controller; owned-object watches select on it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "agent-operator";
+/// Label naming the agent a child belongs to.
+pub const AGENT_LABEL: &str = "agent-operator.dev/agent";
+/// Kueue's queue label.
+pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+/// Pod template annotation holding the hash of the configuration; a change rolls the pod.
+pub const CONFIG_HASH_ANNOTATION: &str = "agent-operator.dev/config-hash";
+/// Key of the RuntimeConfig in the ConfigMap.
+pub const RUNTIME_CONFIG_KEY: &str = "runtime-config.json";
+/// Mount path of the RuntimeConfig.
+pub const CONFIG_DIR: &str = "/etc/agent-runtime";
+/// Name of the data volume claim template.
+pub const DATA_VOLUME: &str = "data";
+
+/// Name of the RuntimeConfig ConfigMap.
+pub fn config_map_name(agent: &Agent) -> String {
+    format!("{}-runtime", agent.name_any())
+}
+
+/// Name of the headless Service that gives the pod its stable DNS name.
+pub fn headless_service_name(agent: &Agent) -> String {
+    format!("{}-headless", agent.name_any())
+}
+
+/// Name of the PVC the StatefulSet creates for its only pod.
+pub fn data_claim_name(agent: &Agent) -> String {
+    format!("{DATA_VOLUME}-{}-0", agent.name_any())
+}
+
+/// Labels selecting the agent's pod; stable for the agent's lifetime.
+pub fn selector_labels(agent: &Agent) -> BTreeMap<String, String> {
+    BTreeMap::from([(NAME_LABEL.to_owned(), APP_NAME.to_owned()), (INSTANCE_LABEL.to_owned(), agent.name_any())])
+}
+
+/// Labels of every child object.
+pub fn labels(agent: &Agent) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(agent);
+    labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
+    labels.insert(AGENT_LABEL.to_owned(), agent.name_any());
+    if let Some(queue) = &agent.spec.runtime.queue_name {
+        labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.clone());
+    }
+    labels
+}
+
+/// Metadata of a child named `name`: namespace, labels, and the Agent as controlling owner so
+/// deleting the Agent deletes its children.
+pub fn child_meta(agent: &Agent, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: agent.namespace(),
+        labels: Some(labels(agent)),
+        owner_references: agent.controller_owner_ref(&()).map(|owner| vec![owner]),
+        ..ObjectMeta::default()
+    }
+}

@@ -1,0 +1,105 @@
+//! Build: pure functions from an Agent, its rendered RuntimeConfig and what was observed to the
+//! child objects the operator applies. No I/O here; every builder is tested without a cluster.
+
+pub mod config_map;
+pub mod labels;
+pub mod network_policy;
+pub mod service;
+pub mod service_account;
+pub mod stateful_set;
+
+use std::collections::BTreeMap;
+
+use agent_crds::Agent;
+use agent_crds::runtime_config::{PodPaths, RuntimeConfig};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use sha2::{Digest, Sha256};
+
+use super::secrets::SecretKeys;
+
+/// Everything the builders need besides the Agent.
+#[derive(Clone, Debug)]
+pub struct BuildInput<'a> {
+    /// The Agent.
+    pub agent: &'a Agent,
+    /// Its rendered RuntimeConfig.
+    pub config: &'a RuntimeConfig,
+    /// Where the pod mounts its volume and Secrets.
+    pub paths: &'a PodPaths,
+    /// Runtime image used when the Agent sets none.
+    pub default_image: &'a str,
+    /// Secret keys the pod mounts.
+    pub secret_keys: &'a SecretKeys,
+    /// `resourceVersion` of each mounted Secret; part of the config hash so a rotated key rolls the pod.
+    pub secret_versions: &'a BTreeMap<String, String>,
+    /// Size in the existing StatefulSet's claim template; that field is immutable, so it is kept.
+    pub existing_claim_size: Option<&'a str>,
+    /// The data claim exists with this requested size (it can be grown in place).
+    pub existing_claim_request: Option<&'a str>,
+}
+
+/// The child objects of an agent, in the order they are applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Children {
+    /// The pod's identity.
+    pub service_account: ServiceAccount,
+    /// The RuntimeConfig.
+    pub config_map: ConfigMap,
+    /// The headless Service behind the StatefulSet's stable pod name.
+    pub headless_service: Service,
+    /// The agent's API Service.
+    pub service: Service,
+    /// Who may reach the API.
+    pub network_policy: NetworkPolicy,
+    /// The agent's pod and volume.
+    pub stateful_set: StatefulSet,
+    /// A larger request for the existing data claim, when `memory.storage.size` grew.
+    pub grown_claim: Option<PersistentVolumeClaim>,
+}
+
+/// Builds every child of the agent.
+pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
+    let config_map = config_map::build_config_map(input.agent, input.config)?;
+    let hash = config_hash(&config_map, input.secret_versions);
+    Ok(Children {
+        service_account: service_account::build_service_account(input.agent),
+        headless_service: service::build_headless_service(input.agent),
+        service: service::build_service(input.agent),
+        network_policy: network_policy::build_network_policy(input.agent),
+        stateful_set: stateful_set::build_stateful_set(input, &hash),
+        grown_claim: stateful_set::build_grown_claim(input),
+        config_map,
+    })
+}
+
+/// Why children could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The RuntimeConfig did not serialize.
+    #[error("RuntimeConfig does not serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Hash of the pod's inputs that are not in its template: the RuntimeConfig and Secret versions.
+fn config_hash(config_map: &ConfigMap, secret_versions: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in config_map.data.iter().flatten() {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(value.as_bytes());
+        hasher.update([0]);
+    }
+    for (name, version) in secret_versions {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(version.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
+        use std::fmt::Write;
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}

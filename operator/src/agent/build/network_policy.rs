@@ -1,0 +1,57 @@
+//! The NetworkPolicy in front of the agent's API: only its port is reachable, from every namespace
+//! or from the namespaces listed in `spec.api.allowedNamespaces` (plus the agent's own).
+//! Egress stays open: agents call models, MCP servers and the web by design.
+
+use agent_crds::Agent;
+use agent_crds::runtime_config::RUNTIME_PORT;
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::labels::{child_meta, selector_labels};
+
+/// Builds the agent's ingress NetworkPolicy.
+pub fn build_network_policy(agent: &Agent) -> NetworkPolicy {
+    let allowed = &agent.spec.api.allowed_namespaces;
+    let namespace_selector = if allowed.is_empty() {
+        LabelSelector::default()
+    } else {
+        let mut names = allowed.clone();
+        names.extend(agent.namespace());
+        names.sort();
+        names.dedup();
+        LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".to_owned(),
+                operator: "In".to_owned(),
+                values: Some(names),
+            }]),
+            ..LabelSelector::default()
+        }
+    };
+    NetworkPolicy {
+        metadata: child_meta(agent, agent.name_any()),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(agent)),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: Some(namespace_selector),
+                    ..NetworkPolicyPeer::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(i32::from(RUNTIME_PORT))),
+                    protocol: Some("TCP".to_owned()),
+                    ..NetworkPolicyPort::default()
+                }]),
+            }]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}

@@ -1,0 +1,176 @@
+//! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets) and
+//! the children it already has. The only step besides apply and status that talks to the API.
+
+use std::collections::BTreeMap;
+
+use agent_crds::Agent;
+use agent_crds::model::Model;
+use agent_crds::recipe::Recipe;
+use agent_crds::render::ResolvedReferences;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use super::build::labels::{config_map_name, data_claim_name, headless_service_name};
+use super::model_selection::{NoMatch, select_model};
+use super::secrets::{SecretKeys, referenced_secret_keys};
+
+/// What the reconcile found in the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The model the agent uses, or why there is none.
+    pub model: ModelLookup,
+    /// Referenced objects ready for rendering.
+    pub references: ResolvedReferences,
+    /// References that do not resolve (ConfigMaps, Secrets, keys, Recipe, embedding Model).
+    pub missing: Vec<String>,
+    /// Secret keys the pod mounts.
+    pub secret_keys: SecretKeys,
+    /// `resourceVersion` of each mounted Secret.
+    pub secret_versions: BTreeMap<String, String>,
+    /// The agent's existing children.
+    pub children: ObservedChildren,
+}
+
+/// The outcome of finding the agent's model.
+#[derive(Clone, Debug, Default)]
+pub enum ModelLookup {
+    /// Found.
+    Found(Box<Model>),
+    /// The named Model does not exist.
+    NotFound(String),
+    /// No Model matches the selector.
+    NoMatch(NoMatch),
+    /// Not looked up.
+    #[default]
+    NotLookedUp,
+}
+
+/// Children that already exist, as the API server returned them.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedChildren {
+    /// The ServiceAccount.
+    pub service_account: Option<ServiceAccount>,
+    /// The RuntimeConfig ConfigMap.
+    pub config_map: Option<ConfigMap>,
+    /// The headless Service.
+    pub headless_service: Option<Service>,
+    /// The API Service.
+    pub service: Option<Service>,
+    /// The NetworkPolicy.
+    pub network_policy: Option<NetworkPolicy>,
+    /// The StatefulSet.
+    pub stateful_set: Option<StatefulSet>,
+    /// The data claim of the pod.
+    pub data_claim: Option<PersistentVolumeClaim>,
+}
+
+/// Reads the agent's references and children.
+pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kube::Error> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let mut observed = Observed::default();
+    let models: Api<Model> = Api::namespaced(client.clone(), &namespace);
+    observed.model = find_model(&models, agent).await?;
+
+    if let Some(wanted) = &agent.spec.memory.embedding_model_ref {
+        match models.get_opt(&wanted.name).await? {
+            Some(model) => observed.references.embedding_model = Some(model),
+            None => observed.missing.push(format!("embedding Model {} not found", wanted.name)),
+        }
+    }
+    if let Some(knowledge) = &agent.spec.knowledge {
+        let recipes: Api<Recipe> = Api::namespaced(client.clone(), &namespace);
+        match recipes.get_opt(&knowledge.recipe).await? {
+            Some(recipe) => observed.references.recipe = Some(recipe),
+            None => observed.missing.push(format!("Recipe {} not found", knowledge.recipe)),
+        }
+    }
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    if let Some(cm) = agent.spec.persona.system_prompt_from.as_ref().and_then(|v| v.config_map_key_ref.as_ref()) {
+        match config_map_value(&config_maps, &cm.name, &cm.key).await? {
+            Ok(value) => {
+                observed.references.config_map_values.insert((cm.name.clone(), cm.key.clone()), value);
+            }
+            Err(missing) => observed.missing.push(missing),
+        }
+    }
+    if let ModelLookup::Found(model) = &observed.model
+        && let Some(ca) = model.spec.endpoint.as_ref().and_then(|e| e.ca_config_map_ref.as_ref())
+    {
+        match config_map_value(&config_maps, &ca.name, &ca.key).await? {
+            Ok(value) => observed.references.model_ca_pem = Some(value),
+            Err(missing) => observed.missing.push(missing),
+        }
+    }
+
+    let mut used_models: Vec<&Model> = observed.references.embedding_model.iter().collect();
+    if let ModelLookup::Found(model) = &observed.model {
+        used_models.push(model);
+    }
+    observed.secret_keys = referenced_secret_keys(agent, &used_models);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    for (name, keys) in &observed.secret_keys {
+        match secrets.get_opt(name).await? {
+            None => observed.missing.push(format!("Secret {name} not found")),
+            Some(secret) => {
+                let data = secret.data.unwrap_or_default();
+                let string_data = secret.string_data.unwrap_or_default();
+                for key in keys.iter().filter(|k| !data.contains_key(*k) && !string_data.contains_key(*k)) {
+                    observed.missing.push(format!("Secret {name} has no key {key}"));
+                }
+                observed.secret_versions.insert(name.clone(), secret.metadata.resource_version.unwrap_or_default());
+            }
+        }
+    }
+
+    if let ModelLookup::Found(model) = &observed.model {
+        observed.references.model = Some((**model).clone());
+    }
+    observed.children = observe_children(client, agent, &namespace).await?;
+    Ok(observed)
+}
+
+async fn find_model(models: &Api<Model>, agent: &Agent) -> Result<ModelLookup, kube::Error> {
+    if let Some(reference) = &agent.spec.model.model_ref {
+        return Ok(match models.get_opt(&reference.name).await? {
+            Some(model) => ModelLookup::Found(Box::new(model)),
+            None => ModelLookup::NotFound(reference.name.clone()),
+        });
+    }
+    let Some(selector) = &agent.spec.model.selector else { return Ok(ModelLookup::NotLookedUp) };
+    let all = models.list(&ListParams::default()).await?.items;
+    let bound = agent.status.as_ref().and_then(|s| s.bound_model.as_deref());
+    Ok(match select_model(selector, &all, bound) {
+        Ok(model) => ModelLookup::Found(Box::new(model.clone())),
+        Err(no_match) => ModelLookup::NoMatch(no_match),
+    })
+}
+
+/// The value of a ConfigMap key, or a sentence saying what is missing.
+async fn config_map_value(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<Result<String, String>, kube::Error> {
+    Ok(match api.get_opt(name).await? {
+        None => Err(format!("ConfigMap {name} not found")),
+        Some(cm) => {
+            cm.data.and_then(|mut data| data.remove(key)).ok_or_else(|| format!("ConfigMap {name} has no key {key}"))
+        }
+    })
+}
+
+async fn observe_children(client: &Client, agent: &Agent, namespace: &str) -> Result<ObservedChildren, kube::Error> {
+    let name = agent.name_any();
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    Ok(ObservedChildren {
+        service_account: Api::<ServiceAccount>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        config_map: Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(&config_map_name(agent)).await?,
+        headless_service: services.get_opt(&headless_service_name(agent)).await?,
+        service: services.get_opt(&name).await?,
+        network_policy: Api::<NetworkPolicy>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        stateful_set: Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        data_claim: Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+            .get_opt(&data_claim_name(agent))
+            .await?,
+    })
+}

@@ -1,0 +1,264 @@
+//! The Agent controller: dereference -> validate -> build -> apply -> status.
+
+pub mod apply;
+pub mod build;
+pub mod dereference;
+pub mod model_selection;
+pub mod secrets;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_crds::Agent;
+use agent_crds::conditions::ACCEPTED;
+use agent_crds::model::Model;
+use agent_crds::recipe::Recipe;
+use agent_crds::render::{RenderError, render_runtime_config};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use self::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
+use self::build::{BuildError, BuildInput, Children};
+use self::dereference::{ModelLookup, Observed};
+use self::status::Outcome;
+use crate::context::Context;
+
+/// How often an agent is reconciled without any change, to repair drift the watches missed.
+const RESYNC: Duration = Duration::from_secs(600);
+/// How often an agent with missing Secrets or ConfigMaps (which are not watched) looks again.
+const MISSING_REFERENCE_RETRY: Duration = Duration::from_secs(60);
+
+/// A reconcile failed for a reason that may pass; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading references or children failed.
+    #[error("reading references: {0}")]
+    Dereference(#[source] kube::Error),
+    /// Building children failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Applying a child failed.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    /// Writing status failed.
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// Metric label of the failure.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Dereference(_) => "dereference",
+            Self::Build(_) => "build",
+            Self::Apply(_) => "apply",
+            Self::Status(_) => "status",
+        }
+    }
+}
+
+/// The plan a reconcile follows after the pure steps.
+enum Plan {
+    Stop(Outcome),
+    Apply(Box<Children>),
+}
+
+/// Reconciles one Agent.
+pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = Box::pin(reconcile_agent(&agent, &ctx)).await;
+    ctx.metrics.reconciled("Agent", started.elapsed());
+    match &result {
+        Ok(_) => ctx.backoff.reset(&key(&agent)),
+        Err(error) => {
+            ctx.metrics.failed("Agent", error.category());
+            publish(&ctx, &agent, EventType::Warning, "ReconcileFailed", error.to_string()).await;
+        }
+    }
+    result
+}
+
+/// Transient failures are retried per object with exponential backoff and jitter.
+#[allow(clippy::needless_pass_by_value)] // the signature is fixed by `Controller::run`
+pub fn error_policy(agent: Arc<Agent>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.next_delay(&key(&agent));
+    tracing::warn!(agent = %key(&agent), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+fn key(agent: &Agent) -> String {
+    format!("{}/{}", agent.namespace().unwrap_or_default(), agent.name_any())
+}
+
+async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
+    let observed = Box::pin(dereference::dereference(&ctx.client, agent)).await.map_err(Error::Dereference)?;
+    let namespace = agent.namespace().unwrap_or_default();
+    let (outcome, action) = match plan(agent, &observed, ctx)? {
+        Plan::Stop(outcome) => {
+            let action = match &outcome {
+                Outcome::MissingReferences(_) => Action::requeue(MISSING_REFERENCE_RETRY),
+                _ => Action::await_change(),
+            };
+            (outcome, action)
+        }
+        Plan::Apply(children) => {
+            let written = apply::apply(&ctx.client, &namespace, &children, &observed.children).await?;
+            tracing::debug!(agent = %key(agent), written, "applied children");
+            (Outcome::Applied, Action::requeue(RESYNC))
+        }
+    };
+    let now = Time(jiff::Timestamp::now());
+    let status = status::compute_status(agent, &observed, &outcome, &now);
+    announce_acceptance_change(ctx, agent, &status).await;
+    status::patch_status(&ctx.client, agent, &status).await.map_err(Error::Status)?;
+    Ok(action)
+}
+
+/// Validate and build: pure, decides whether anything is applied.
+fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error> {
+    if let Err(problems) = validate::validate(agent) {
+        return Ok(Plan::Stop(Outcome::Invalid(problems)));
+    }
+    if !observed.missing.is_empty() {
+        return Ok(Plan::Stop(Outcome::MissingReferences(observed.missing.clone())));
+    }
+    if !matches!(observed.model, ModelLookup::Found(_)) {
+        return Ok(Plan::Stop(Outcome::NoModel));
+    }
+    let config = match render_runtime_config(agent, &observed.references, &ctx.paths) {
+        Ok(config) => config,
+        Err(RenderError::ModelMissing(_)) => return Ok(Plan::Stop(Outcome::NoModel)),
+        Err(invalid) => return Ok(Plan::Stop(Outcome::Invalid(invalid.to_string()))),
+    };
+    let claim_template_size = observed
+        .children
+        .stateful_set
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .and_then(|templates| templates.first())
+        .and_then(|t| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
+        .map(|q| q.0.as_str());
+    let claim_request = observed
+        .children
+        .data_claim
+        .as_ref()
+        .and_then(|c| c.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
+        .map(|q| q.0.as_str());
+    let input = BuildInput {
+        agent,
+        config: &config,
+        paths: &ctx.paths,
+        default_image: &ctx.runtime_image,
+        secret_keys: &observed.secret_keys,
+        secret_versions: &observed.secret_versions,
+        existing_claim_size: claim_template_size,
+        existing_claim_request: claim_request,
+    };
+    Ok(Plan::Apply(Box::new(build::build(&input)?)))
+}
+
+/// A Warning event when the spec stops being accepted or the reason changes; none while it stays the same.
+async fn announce_acceptance_change(ctx: &Context, agent: &Agent, status: &agent_crds::AgentStatus) {
+    let before = agent.status.as_ref().and_then(|s| crate::conditions::find(&s.conditions, ACCEPTED));
+    let Some(after) = crate::conditions::find(&status.conditions, ACCEPTED) else { return };
+    let changed = before.is_none_or(|b| b.status != after.status || b.message != after.message);
+    if changed && after.status == "False" {
+        publish(ctx, agent, EventType::Warning, &after.reason, after.message.clone()).await;
+    }
+}
+
+async fn publish(ctx: &Context, agent: &Agent, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &agent.object_ref(&())).await {
+        tracing::warn!(agent = %key(agent), %error, "could not publish event");
+    }
+}
+
+/// Agents a Model or Recipe change may affect: those in its namespace that name it, or that
+/// select models by capability.
+fn agents_referencing<K: Resource>(
+    store: &Store<Agent>,
+    changed: &K,
+    uses: fn(&Agent, &str) -> bool,
+) -> Vec<ObjectRef<Agent>> {
+    let name = changed.meta().name.clone().unwrap_or_default();
+    let namespace = changed.meta().namespace.clone();
+    store
+        .state()
+        .iter()
+        .filter(|agent| agent.namespace() == namespace && uses(agent, &name))
+        .map(|agent| ObjectRef::from_obj(agent.as_ref()))
+        .collect()
+}
+
+fn uses_model(agent: &Agent, model: &str) -> bool {
+    let spec = &agent.spec;
+    spec.model.selector.is_some()
+        || spec.model.model_ref.as_ref().is_some_and(|r| r.name == model)
+        || spec.memory.embedding_model_ref.as_ref().is_some_and(|r| r.name == model)
+}
+
+fn uses_recipe(agent: &Agent, recipe: &str) -> bool {
+    agent.spec.knowledge.as_ref().is_some_and(|k| k.recipe == recipe)
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = ()> + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the Agent controller until `shutdown` resolves. Children are watched by the
+/// `managed-by` label so only the operator's own objects are cached.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let controller = Controller::new(api::<Agent>(&client, namespace), watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let model_store = store.clone();
+    controller
+        .owns(api::<StatefulSet>(&client, namespace), children.clone())
+        .owns(api::<ConfigMap>(&client, namespace), children.clone())
+        .owns(api::<Service>(&client, namespace), children.clone())
+        .owns(api::<ServiceAccount>(&client, namespace), children.clone())
+        .owns(api::<NetworkPolicy>(&client, namespace), children)
+        .watches(api::<Model>(&client, namespace), watcher::Config::default(), move |model| {
+            agents_referencing(&model_store, &model, uses_model)
+        })
+        .watches(api::<Recipe>(&client, namespace), watcher::Config::default(), move |recipe| {
+            agents_referencing(&store, &recipe, uses_recipe)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,120 @@
+//! Status: conditions, endpoint and binding computed from the outcome of a reconcile (pure), and
+//! written only when they changed.
+
+use agent_crds::agent::OperatingMode;
+use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, reason};
+use agent_crds::render::agent_service_url;
+use agent_crds::{Agent, AgentStatus};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use super::build::labels::FIELD_MANAGER;
+use super::dereference::{ModelLookup, Observed};
+use crate::conditions::{Computed, find, merge};
+
+/// How far the reconcile got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The spec breaks a rule; nothing was built.
+    Invalid(String),
+    /// References are missing; nothing was built.
+    MissingReferences(Vec<String>),
+    /// The model is not available; nothing was built.
+    NoModel,
+    /// The children were applied.
+    Applied,
+}
+
+/// Computes the agent's status from what was observed and how the reconcile ended.
+pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now: &Time) -> AgentStatus {
+    let previous = agent.status.clone().unwrap_or_default();
+    let accepted = match outcome {
+        Outcome::Invalid(message) => Computed::no(ACCEPTED, reason::INVALID_SPEC, message.clone()),
+        Outcome::MissingReferences(missing) => Computed::no(ACCEPTED, reason::REFERENCE_NOT_FOUND, missing.join("; ")),
+        Outcome::NoModel | Outcome::Applied => Computed::yes(ACCEPTED, reason::VALID, "spec and references are valid"),
+    };
+    let model_ready = model_condition(agent, &observed.model);
+    let ready = ready_condition(agent, outcome, &model_ready, observed.children.stateful_set.as_ref());
+    let bound_model = match &observed.model {
+        ModelLookup::Found(model) => Some(model.name_any()),
+        _ => None,
+    };
+    AgentStatus {
+        observed_generation: agent.metadata.generation,
+        conditions: merge(&previous.conditions, vec![accepted, model_ready, ready], agent.metadata.generation, now),
+        endpoint: (*outcome == Outcome::Applied)
+            .then(|| agent_service_url(&agent.name_any(), &agent.namespace().unwrap_or_default())),
+        bound_model,
+        ..previous
+    }
+}
+
+fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
+    match lookup {
+        ModelLookup::Found(model) => {
+            let name = model.name_any();
+            match model.status.as_ref().and_then(|s| find(&s.conditions, READY)) {
+                Some(c) if c.status == "True" => {
+                    Computed::yes(MODEL_READY, reason::MODEL_READY, format!("Model {name} is ready"))
+                }
+                Some(c) => Computed::no(
+                    MODEL_READY,
+                    reason::MODEL_NOT_READY,
+                    format!("Model {name} is not ready: {}", c.message),
+                ),
+                None => Computed::unknown(
+                    MODEL_READY,
+                    reason::MODEL_NOT_OBSERVED,
+                    format!("Model {name} has not reported readiness yet"),
+                ),
+            }
+        }
+        ModelLookup::NotFound(name) => Computed::no(
+            MODEL_READY,
+            reason::MODEL_NOT_FOUND,
+            format!("Model {name} not found in namespace {}", agent.namespace().unwrap_or_default()),
+        ),
+        ModelLookup::NoMatch(no_match) => Computed::no(MODEL_READY, reason::NO_MATCHING_MODEL, no_match.to_string()),
+        ModelLookup::NotLookedUp => Computed::unknown(MODEL_READY, reason::NOT_ACCEPTED, "the spec was not accepted"),
+    }
+}
+
+fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
+    match outcome {
+        Outcome::Invalid(_) | Outcome::MissingReferences(_) => {
+            return Computed::no(READY, reason::NOT_ACCEPTED, "the spec was not accepted; see the Accepted condition");
+        }
+        Outcome::NoModel => return Computed::no(READY, model.reason, model.message.clone()),
+        Outcome::Applied => {}
+    }
+    if agent.spec.operating_mode == OperatingMode::Suspended {
+        return Computed::no(READY, reason::SUSPENDED, "operatingMode is Suspended; memory and sessions are kept");
+    }
+    let status = stateful_set.and_then(|s| s.status.as_ref());
+    let current = stateful_set.is_some_and(|s| status.and_then(|st| st.observed_generation) >= s.metadata.generation);
+    let ready_replicas = status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    if current && ready_replicas >= 1 {
+        Computed::yes(READY, reason::POD_READY, "the agent pod is serving")
+    } else {
+        Computed::no(READY, reason::POD_NOT_READY, "waiting for the agent pod to become ready")
+    }
+}
+
+/// Writes `status` with server-side apply if it differs from the agent's current status.
+/// Returns whether it wrote.
+pub async fn patch_status(client: &Client, agent: &Agent, status: &AgentStatus) -> Result<bool, kube::Error> {
+    if agent.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let api: Api<Agent> = Api::namespaced(client.clone(), &agent.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": "agent-operator.dev/v1alpha1",
+        "kind": "Agent",
+        "status": status,
+    });
+    api.patch_status(&agent.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(true)
+}

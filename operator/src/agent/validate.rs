@@ -1,0 +1,96 @@
+//! Validate: the rules the CRD schema cannot express, checked before anything is built. Pure.
+
+use agent_crds::Agent;
+use agent_crds::agent::{BuiltinToolKind, TaskMode};
+use kube::ResourceExt;
+
+use crate::quantity::parse_bytes;
+
+/// Longest Agent name: the StatefulSet's `controller-revision-hash` label (`<name>-<10 chars>`)
+/// must fit in 63 characters.
+pub const MAX_AGENT_NAME: usize = 52;
+
+/// Checks the agent's spec; returns every problem found, in one message.
+pub fn validate(agent: &Agent) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let name = agent.name_any();
+    if name.len() > MAX_AGENT_NAME {
+        problems.push(format!("name {name:?} is longer than {MAX_AGENT_NAME} characters"));
+    }
+    let spec = &agent.spec;
+    if spec.task.mode == TaskMode::Schedule
+        && let Some(schedule) = &spec.task.schedule
+        && let Err(why) = check_cron(schedule)
+    {
+        problems.push(format!("task.schedule {schedule:?}: {why}"));
+    }
+    if spec.task.mode != TaskMode::Chat && spec.task.input.as_deref().is_none_or(str::is_empty) {
+        problems.push(format!("task.mode {:?} needs task.input", spec.task.mode));
+    }
+    if parse_bytes(&spec.memory.storage.size).is_none_or(|bytes| bytes == 0) {
+        problems.push(format!("memory.storage.size {:?} is not a positive quantity", spec.memory.storage.size));
+    }
+    for tool in &spec.tools {
+        if let Some(builtin) = &tool.builtin {
+            for url in &builtin.allowed_urls {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    problems
+                        .push(format!("tool {}: allowed URL {url:?} must start with http:// or https://", tool.name));
+                }
+            }
+            if builtin.kind != BuiltinToolKind::HttpGet && !builtin.allowed_urls.is_empty() {
+                problems.push(format!("tool {}: allowedUrls only applies to httpGet", tool.name));
+            }
+        }
+        if tool.agent.as_ref().is_some_and(|other| other.name == name) {
+            problems.push(format!("tool {}: an agent cannot call itself", tool.name));
+        }
+    }
+    if spec.runtime.image.as_deref().is_some_and(|image| image.trim().is_empty() || image.contains(char::is_whitespace))
+    {
+        problems.push("runtime.image must be an image reference without spaces".to_owned());
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+}
+
+/// Checks a 5-field cron expression: minute, hour, day of month, month, day of week.
+fn check_cron(expression: &str) -> Result<(), String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(format!("needs 5 fields (minute hour day month weekday), has {}", fields.len()));
+    }
+    let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
+    for (field, (low, high)) in fields.iter().zip(ranges) {
+        for part in field.split(',') {
+            let (range, step) = part.split_once('/').map_or((part, None), |(r, s)| (r, Some(s)));
+            if let Some(step) = step
+                && step.parse::<u32>().map_or(true, |s| s == 0)
+            {
+                return Err(format!("bad step in {field:?}"));
+            }
+            if range == "*" {
+                continue;
+            }
+            let bounds: Vec<&str> = range.split('-').collect();
+            if bounds.len() > 2 || bounds.iter().any(|b| b.parse::<u32>().map_or(true, |v| v < low || v > high)) {
+                return Err(format!("{field:?} is outside {low}-{high}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_expressions_are_checked_field_by_field() {
+        for good in ["0 2 * * *", "*/15 * * * 1-5", "0,30 8-18 1 1,6 0"] {
+            assert_eq!(check_cron(good), Ok(()), "{good}");
+        }
+        for bad in ["0 2 * *", "61 * * * *", "* 24 * * *", "*/0 * * * *", "a b c d e"] {
+            assert!(check_cron(bad).is_err(), "{bad}");
+        }
+    }
+}

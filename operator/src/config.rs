@@ -1,0 +1,60 @@
+//! Operator configuration: command-line flags with environment fallbacks, parsed once in `main`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Configuration of the operator process.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "agent-operator", version, about = "Runs agents as Kubernetes workloads")]
+pub struct Config {
+    /// Namespace to watch; empty watches all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    pub watch_namespace: String,
+    /// Image of the agent runtime used for agent pods that do not set one.
+    #[arg(long, env = "AGENT_RUNTIME_IMAGE", default_value = "ghcr.io/agent-operator/agent-runtime:0.1.0")]
+    pub runtime_image: String,
+    /// Address of the HTTP server for `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Elect a leader through a Lease so several replicas can run; only the leader reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "agent-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "agent-operator")]
+    pub lease_namespace: String,
+    /// Identity of this replica in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "agent-operator")]
+    pub pod_name: String,
+    /// How long a Lease is valid without renewal, in seconds.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The Lease duration.
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_secs(self.lease_duration_seconds.max(2))
+    }
+
+    /// The namespace to watch, `None` for all.
+    pub fn namespace(&self) -> Option<&str> {
+        Some(self.watch_namespace.as_str()).filter(|ns| !ns.is_empty())
+    }
+}
+
+/// Log output format.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,41 @@
+//! What every reconcile shares: the client, the event recorder, metrics, backoff and settings.
+
+use std::sync::Arc;
+
+use agent_crds::runtime_config::PodPaths;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Publishes events on transitions and errors.
+    pub recorder: Recorder,
+    /// Controller metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-object backoff of transient failures.
+    pub backoff: Backoff,
+    /// Runtime image for agents that do not set one.
+    pub runtime_image: String,
+    /// Where agent pods mount their volume and Secrets.
+    pub paths: PodPaths,
+}
+
+impl Context {
+    /// A context reporting events as `agent-operator` from `instance`.
+    pub fn new(client: Client, metrics: Arc<Metrics>, runtime_image: String, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: "agent-operator".to_owned(), instance };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            backoff: Backoff::default(),
+            runtime_image,
+            paths: PodPaths::default(),
+        }
+    }
+}
