@@ -28,7 +28,7 @@ pub async fn wait_for_crds(client: &Client, interval: Duration, report: impl Fn(
         match missing_crd(client).await {
             Ok(None) => return,
             Ok(Some(name)) => {
-                report(format!("CRD {name} is not installed; install the chart's CRDs (kubectl apply -k crds/yaml)"))
+                report(format!("CRD {name} is not installed; install the chart's CRDs (kubectl apply -k crds/yaml)"));
             }
             Err(error) => report(format!("cannot check CRDs: {error}")),
         }

@@ -10,6 +10,7 @@ pub mod crd_check;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod offline;
 pub mod quantity;
 pub mod readiness;
 pub mod telemetry;

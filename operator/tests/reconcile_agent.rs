@@ -1,0 +1,229 @@
+//! Reconcile tests against kube-rs's mocked API server: the exact calls an Agent reconcile makes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_crds::Agent;
+use agent_operator::agent::{error_policy, reconcile};
+use agent_operator::context::Context;
+use agent_operator::metrics::Metrics;
+use http::Method;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use support::{Call, Cluster, example, ready, secret};
+
+const FILE: &str = "examples/chat-agent.yaml";
+const AGENTS: &str = "/apis/agent-operator.dev/v1alpha1/namespaces/demo/agents";
+
+fn helpdesk() -> Value {
+    let mut agent = example(FILE, "Agent", "helpdesk");
+    agent["metadata"]["uid"] = json!("5f0c4a2e-1111-2222-3333-444455556666");
+    agent["metadata"]["generation"] = json!(1);
+    agent
+}
+
+fn cluster_with_model_and_secrets() -> Cluster {
+    let cluster = Cluster::default();
+    cluster
+        .put(ready(example(FILE, "Model", "gpt-small")))
+        .put(secret("demo", "openai", &["api-key"]))
+        .put(secret("demo", "helpdesk-api", &["token"]));
+    cluster
+}
+
+/// Runs one reconcile of `agent` against `cluster`; returns its result and every call made.
+async fn run(cluster: &Cluster, agent: &Value) -> (Result<Action, String>, Vec<Call>, Arc<Metrics>) {
+    cluster.put(agent.clone());
+    let (client, calls) = cluster.client();
+    let metrics = Arc::new(Metrics::default());
+    let ctx = Arc::new(Context::new(client, metrics.clone(), "runtime:test".to_owned(), Some("test".to_owned())));
+    let agent: Agent = serde_json::from_value(agent.clone()).unwrap();
+    let agent = Arc::new(agent);
+    let result = reconcile(agent.clone(), ctx.clone()).await;
+    let result = result.map_err(|error| {
+        let action = error_policy(agent, &error, ctx.clone());
+        assert!(action != Action::await_change(), "a transient error must be retried");
+        error.to_string()
+    });
+    drop(ctx);
+    let calls = tokio::time::timeout(Duration::from_secs(5), calls).await.unwrap().unwrap();
+    (result, calls, metrics)
+}
+
+fn writes(calls: &[Call]) -> Vec<String> {
+    calls.iter().filter(|c| c.is_write()).map(|c| format!("{} {}", c.method, c.path)).collect()
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap_or_else(|| panic!("no {type_}"))
+}
+
+fn status_patch(calls: &[Call]) -> &Value {
+    let call = calls.iter().find(|c| c.path.ends_with("/status")).expect("a status patch");
+    &call.body.as_ref().unwrap()["status"]
+}
+
+#[tokio::test]
+async fn a_new_agent_applies_its_children_in_order_and_sets_status() {
+    let cluster = cluster_with_model_and_secrets();
+    let (result, calls, _) = run(&cluster, &helpdesk()).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /api/v1/namespaces/demo/serviceaccounts/helpdesk",
+            "PATCH /api/v1/namespaces/demo/configmaps/helpdesk-runtime",
+            "PATCH /api/v1/namespaces/demo/services/helpdesk-headless",
+            "PATCH /api/v1/namespaces/demo/services/helpdesk",
+            "PATCH /apis/networking.k8s.io/v1/namespaces/demo/networkpolicies/helpdesk",
+            "PATCH /apis/apps/v1/namespaces/demo/statefulsets/helpdesk",
+            "PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status",
+        ]
+    );
+    for call in calls.iter().filter(|c| c.is_write()) {
+        assert!(call.query.contains("fieldManager=agent-operator") && call.query.contains("force=true"), "{call:?}");
+        let body = call.body.as_ref().unwrap();
+        if !call.path.ends_with("/status") {
+            let owner = &body["metadata"]["ownerReferences"][0];
+            assert_eq!((owner["kind"].as_str(), owner["name"].as_str(), owner["controller"].as_bool()), (Some("Agent"), Some("helpdesk"), Some(true)));
+        }
+    }
+    let status = status_patch(&calls);
+    assert_eq!(condition(status, "Accepted")["status"], "True");
+    assert_eq!(condition(status, "ModelReady")["status"], "True");
+    assert_eq!(condition(status, "Ready")["reason"], "PodNotReady");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["boundModel"], "gpt-small");
+    assert_eq!(status["endpoint"], "http://helpdesk.demo.svc:8080");
+}
+
+/// The agent as the API server holds it after a reconcile (status included).
+fn stored_agent(cluster: &Cluster) -> Value {
+    cluster.get(&format!("{AGENTS}/helpdesk")).expect("the agent is stored")
+}
+
+#[tokio::test]
+async fn an_unchanged_agent_causes_no_write() {
+    let cluster = cluster_with_model_and_secrets();
+    assert!(run(&cluster, &helpdesk()).await.0.is_ok());
+    let (result, second, _) = run(&cluster, &stored_agent(&cluster)).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(writes(&second), Vec::<String>::new(), "an unchanged agent must not write");
+    assert!(second.len() >= 7, "it still reads its references and children: {second:#?}");
+}
+
+#[tokio::test]
+async fn a_changed_child_is_reapplied_alone() {
+    let cluster = cluster_with_model_and_secrets();
+    assert!(run(&cluster, &helpdesk()).await.0.is_ok());
+    let mut tampered = cluster.get("/api/v1/namespaces/demo/services/helpdesk").unwrap();
+    tampered["spec"]["ports"][0]["port"] = json!(9999);
+    cluster.put(tampered);
+
+    let (_, second, _) = run(&cluster, &stored_agent(&cluster)).await;
+    assert_eq!(writes(&second), ["PATCH /api/v1/namespaces/demo/services/helpdesk"]);
+}
+
+#[tokio::test]
+async fn an_invalid_agent_gets_a_warning_event_and_no_children() {
+    let cluster = cluster_with_model_and_secrets();
+    let mut agent = helpdesk();
+    agent["spec"]["task"] = json!({"mode": "Schedule", "schedule": "61 * * * *", "input": "report"});
+    let (result, calls, _) = run(&cluster, &agent).await;
+    assert_eq!(result, Ok(Action::await_change()), "an invalid spec waits for a change instead of retrying");
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST /apis/events.k8s.io/v1/namespaces/demo/events",
+            "PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status",
+        ]
+    );
+    let event = calls[calls.len() - 2].body.as_ref().unwrap();
+    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("InvalidSpec")));
+    assert!(event["note"].as_str().unwrap().contains("task.schedule"), "{event}");
+    let accepted = condition(status_patch(&calls), "Accepted");
+    assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("InvalidSpec")));
+    assert!(accepted["message"].as_str().unwrap().contains("61 * * * *"));
+
+    let (_, again, _) = run(&cluster, &stored_agent(&cluster)).await;
+    assert_eq!(writes(&again), Vec::<String>::new(), "no repeated event or status write while nothing changes");
+}
+
+#[tokio::test]
+async fn a_missing_model_gives_model_ready_false_with_a_reason_and_no_children() {
+    let cluster = Cluster::default();
+    cluster.put(secret("demo", "helpdesk-api", &["token"]));
+    let (result, calls, _) = run(&cluster, &helpdesk()).await;
+    assert_eq!(result, Ok(Action::await_change()), "the Model watch wakes the agent when the Model appears");
+    assert_eq!(writes(&calls), ["PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status"]);
+    let status = status_patch(&calls);
+    let model_ready = condition(status, "ModelReady");
+    assert_eq!((model_ready["status"].as_str(), model_ready["reason"].as_str()), (Some("False"), Some("ModelNotFound")));
+    assert_eq!(model_ready["message"], "Model gpt-small not found in namespace demo");
+    assert_eq!(condition(status, "Accepted")["status"], "True");
+    assert_eq!(condition(status, "Ready")["reason"], "ModelNotFound");
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_looked_up_again_later() {
+    let cluster = Cluster::default();
+    cluster.put(ready(example(FILE, "Model", "gpt-small"))).put(secret("demo", "openai", &["wrong-key"]));
+    let (result, calls, _) = run(&cluster, &helpdesk()).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(60))));
+    let accepted = condition(status_patch(&calls), "Accepted");
+    assert_eq!(accepted["reason"], "ReferenceNotFound");
+    assert_eq!(accepted["message"], "Secret helpdesk-api not found; Secret openai has no key api-key");
+    assert!(calls.iter().any(|c| c.method == Method::POST && c.path.ends_with("/events")));
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_counted_reported_and_retried_with_backoff() {
+    let cluster = cluster_with_model_and_secrets();
+    cluster.fail_writes_to("/apis/apps/v1/namespaces/demo/statefulsets/helpdesk");
+    let (result, calls, metrics) = run(&cluster, &helpdesk()).await;
+    let error = result.unwrap_err();
+    assert!(error.contains("applying StatefulSet helpdesk"), "{error}");
+    assert!(!calls.iter().any(|c| c.path.ends_with("/status")), "no status write after a failed apply");
+    let event = calls.iter().rev().find(|c| c.path.ends_with("/events")).unwrap().body.clone().unwrap();
+    assert_eq!(event["reason"], "ReconcileFailed");
+    let text = metrics.encode();
+    assert!(text.contains(r#"agent_operator_reconcile_failures_total{kind="Agent",category="apply"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn a_suspended_agent_scales_to_zero_and_keeps_its_volume() {
+    let cluster = cluster_with_model_and_secrets();
+    let mut agent = helpdesk();
+    agent["spec"]["operatingMode"] = json!("Suspended");
+    let (_, calls, _) = run(&cluster, &agent).await;
+    let sts = calls.iter().find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk")).unwrap().body.clone().unwrap();
+    assert_eq!(sts["spec"]["replicas"], 0);
+    assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+    assert_eq!(condition(status_patch(&calls), "Ready")["reason"], "Suspended");
+}
+
+#[tokio::test]
+async fn a_grown_storage_request_resizes_the_existing_claim_not_the_immutable_template() {
+    let cluster = cluster_with_model_and_secrets();
+    assert!(run(&cluster, &helpdesk()).await.0.is_ok());
+    let mut agent = stored_agent(&cluster);
+    cluster.put(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-helpdesk-0", "namespace": "demo"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}
+    }));
+    agent["spec"]["memory"]["storage"]["size"] = json!("5Gi");
+    agent["metadata"]["generation"] = json!(2);
+
+    let (_, second, _) = run(&cluster, &agent).await;
+    let written = writes(&second);
+    assert!(written.contains(&"PATCH /api/v1/namespaces/demo/persistentvolumeclaims/data-helpdesk-0".to_owned()), "{written:?}");
+    let claim = second.iter().find(|c| c.is_write() && c.path.ends_with("data-helpdesk-0")).unwrap().body.clone().unwrap();
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
+    if let Some(sts) = second.iter().find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk")) {
+        let template = &sts.body.as_ref().unwrap()["spec"]["volumeClaimTemplates"][0];
+        assert_eq!(template["spec"]["resources"]["requests"]["storage"], "2Gi", "claim templates are immutable");
+    }
+}

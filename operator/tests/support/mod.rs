@@ -1,0 +1,209 @@
+//! A mocked Kubernetes API server (kube-rs over `tower-test`) that answers from a set of stored
+//! objects and records every call, so tests can assert the exact requests a reconcile makes.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One request the operator made.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// HTTP method.
+    pub method: Method,
+    /// Path without query.
+    pub path: String,
+    /// Query string.
+    pub query: String,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl Call {
+    /// Whether the call changes state.
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// Stored objects by API path; what the mock server returns for GET and LIST.
+#[derive(Clone, Default)]
+pub struct Cluster {
+    objects: Arc<Mutex<BTreeMap<String, Value>>>,
+    /// Paths whose PATCH answers 500.
+    failing: Arc<Mutex<Vec<String>>>,
+}
+
+impl Cluster {
+    /// Stores `object` at its canonical path.
+    pub fn put(&self, object: Value) -> &Self {
+        self.objects.lock().unwrap().insert(path_of(&object), object);
+        self
+    }
+
+    /// Makes writes to `path` fail with a 500.
+    pub fn fail_writes_to(&self, path: &str) -> &Self {
+        self.failing.lock().unwrap().push(path.to_owned());
+        self
+    }
+
+    /// A client talking to this cluster, and the task recording its calls. The task ends (and
+    /// yields the calls) when every clone of the client is dropped.
+    pub fn client(&self) -> (Client, tokio::task::JoinHandle<Vec<Call>>) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = self.clone();
+        let task = tokio::spawn(async move {
+            let mut calls = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap();
+                let call = Call {
+                    method: parts.method.clone(),
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().unwrap_or_default().to_owned(),
+                    body: serde_json::from_slice(&bytes).ok(),
+                };
+                let (status, answer) = cluster.answer(&call);
+                calls.push(call);
+                send.send_response(
+                    Response::builder().status(status).body(Body::from(serde_json::to_vec(&answer).unwrap())).unwrap(),
+                );
+            }
+            calls
+        });
+        (Client::new(service, "default"), task)
+    }
+
+    fn answer(&self, call: &Call) -> (StatusCode, Value) {
+        let mut objects = self.objects.lock().unwrap();
+        if self.failing.lock().unwrap().contains(&call.path) && call.is_write() {
+            return (StatusCode::INTERNAL_SERVER_ERROR, status(500, "InternalError", "injected failure"));
+        }
+        match call.method {
+            Method::GET => {
+                if let Some(object) = objects.get(&call.path) {
+                    return (StatusCode::OK, object.clone());
+                }
+                let prefix = format!("{}/", call.path);
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|(path, _)| path.starts_with(&prefix) && !path[prefix.len()..].contains('/'))
+                    .map(|(_, object)| object.clone())
+                    .collect();
+                if is_collection(&call.path) {
+                    (StatusCode::OK, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}))
+                } else {
+                    (StatusCode::NOT_FOUND, status(404, "NotFound", &format!("{} not found", call.path)))
+                }
+            }
+            Method::PATCH => {
+                let target = call.path.strip_suffix("/status").unwrap_or(&call.path).to_owned();
+                let body = call.body.clone().unwrap_or_else(|| json!({}));
+                let mut object = objects.get(&target).cloned().unwrap_or_else(|| json!({}));
+                merge(&mut object, body);
+                if object["metadata"]["uid"].is_null() {
+                    object["metadata"]["uid"] = json!("00000000-0000-0000-0000-000000000001");
+                }
+                objects.insert(target, object.clone());
+                (StatusCode::OK, object)
+            }
+            _ => (StatusCode::CREATED, call.body.clone().unwrap_or_else(|| json!({}))),
+        }
+    }
+
+    /// The stored object at `path`.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.objects.lock().unwrap().get(path).cloned()
+    }
+}
+
+/// Merges `patch` into `target` the way an apply of owned fields does for these tests: objects
+/// merge key by key, everything else is replaced.
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch,
+    }
+}
+
+fn is_collection(path: &str) -> bool {
+    // .../namespaces/<ns>/<plural> has an even number of segments after the group/version prefix.
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let after_version = if segments[0] == "api" { &segments[2..] } else { &segments[3..] };
+    after_version.len() % 2 == 1
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message, "metadata": {}})
+}
+
+/// The API path of an object.
+pub fn path_of(object: &Value) -> String {
+    let api_version = object["apiVersion"].as_str().unwrap();
+    let kind = object["kind"].as_str().unwrap();
+    let plural = match kind {
+        "Agent" => "agents",
+        "Model" => "models",
+        "Recipe" => "recipes",
+        "ConfigMap" => "configmaps",
+        "Secret" => "secrets",
+        "Service" => "services",
+        "ServiceAccount" => "serviceaccounts",
+        "NetworkPolicy" => "networkpolicies",
+        "StatefulSet" => "statefulsets",
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
+        "Lease" => "leases",
+        other => panic!("no plural for {other}"),
+    };
+    let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or("default");
+    format!("{prefix}/namespaces/{namespace}/{plural}/{}", object["metadata"]["name"].as_str().unwrap())
+}
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The documents of an example file.
+pub fn example_documents(file: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// The document of `kind` named `name` in an example file.
+pub fn example(file: &str, kind: &str, name: &str) -> Value {
+    example_documents(file)
+        .into_iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{file} has no {kind} {name}"))
+}
+
+/// A Secret holding `keys`.
+pub fn secret(namespace: &str, name: &str, keys: &[&str]) -> Value {
+    let data: serde_json::Map<String, Value> = keys.iter().map(|k| ((*k).to_owned(), json!("c2VjcmV0"))).collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace, "resourceVersion": "7"}, "data": data})
+}
+
+/// Marks a Model ready, as its controller would.
+pub fn ready(mut model: Value) -> Value {
+    model["status"] = json!({"conditions": [{
+        "type": "Ready", "status": "True", "reason": "EndpointReachable", "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"
+    }]});
+    model
+}
