@@ -137,7 +137,7 @@ pub struct MemoryConfig {
 
 /// Where vectors live.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum VectorStoreConfig {
     /// A Qdrant Edge shard in this directory.
     Embedded {
@@ -164,7 +164,7 @@ pub enum Distance {
 
 /// How text is embedded.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum EmbeddingConfig {
     /// The runtime's built-in model, run in-process.
     Builtin {
@@ -194,7 +194,7 @@ pub struct ToolConfig {
 
 /// The kinds of tools.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ToolKind {
     /// A built-in tool.
     Builtin {

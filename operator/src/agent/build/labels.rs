@@ -56,6 +56,13 @@ pub fn labels(agent: &Agent) -> BTreeMap<String, String> {
     let mut labels = selector_labels(agent);
     labels.insert(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned());
     labels.insert(AGENT_LABEL.to_owned(), agent.name_any());
+    labels
+}
+
+/// Labels of the workload (StatefulSet and pod): the child labels plus Kueue's queue, which
+/// admits the workload only; Services and ConfigMaps do not carry it.
+pub fn workload_labels(agent: &Agent) -> BTreeMap<String, String> {
+    let mut labels = labels(agent);
     if let Some(queue) = &agent.spec.runtime.queue_name {
         labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.clone());
     }

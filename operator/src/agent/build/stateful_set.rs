@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use super::BuildInput;
 use super::labels::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, DATA_VOLUME, RUNTIME_CONFIG_KEY, child_meta, config_map_name, data_claim_name,
-    headless_service_name, labels, selector_labels,
+    headless_service_name, selector_labels, workload_labels,
 };
 use crate::quantity::parse_bytes;
 
@@ -36,10 +36,12 @@ pub fn build_stateful_set(input: &BuildInput<'_>, config_hash: &str) -> Stateful
         OperatingMode::Running => 1,
         OperatingMode::Suspended => 0,
     };
-    let mut pod_labels = labels(agent);
+    let mut pod_labels = workload_labels(agent);
     pod_labels.retain(|key, _| key != super::labels::MANAGED_BY_LABEL);
+    let mut metadata = child_meta(agent, agent.name_any());
+    metadata.labels = Some(workload_labels(agent));
     StatefulSet {
-        metadata: child_meta(agent, agent.name_any()),
+        metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(headless_service_name(agent)),

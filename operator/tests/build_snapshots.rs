@@ -1,0 +1,68 @@
+//! Snapshots of every object built for the example agents, so any change to what the operator
+//! applies shows up in review.
+
+mod support;
+
+use agent_operator::offline::{Manifests, children_as_values};
+use support::repo_root;
+
+fn children_of(file: &str, agent: &str) -> Vec<serde_json::Value> {
+    let manifests = Manifests::parse(&std::fs::read_to_string(repo_root().join(file)).unwrap()).unwrap();
+    let agent = manifests.agents.iter().find(|a| a.metadata.name.as_deref() == Some(agent)).unwrap();
+    children_as_values(&manifests.children(agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap())
+}
+
+#[test]
+fn chat_agent_children() {
+    insta::assert_yaml_snapshot!(children_of("examples/chat-agent.yaml", "helpdesk"));
+}
+
+#[test]
+fn rag_agent_children() {
+    insta::assert_yaml_snapshot!(children_of("examples/rag-agent.yaml", "researcher"));
+}
+
+#[test]
+fn scheduled_agent_children() {
+    insta::assert_yaml_snapshot!(children_of("examples/scheduled-agent.yaml", "nightly-report"));
+}
+
+#[test]
+fn secrets_are_mounted_as_files_and_never_copied_into_the_config_map() {
+    let children = children_of("examples/chat-agent.yaml", "helpdesk");
+    let config = children[1]["data"]["runtime-config.json"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_str(config).unwrap();
+    assert_eq!(config["model"]["apiKeyFile"], "/var/run/agent-operator/secrets/openai/api-key");
+    assert_eq!(config["server"]["apiKeyFile"], "/var/run/agent-operator/secrets/helpdesk-api/token");
+    let pod = &children[5]["spec"]["template"]["spec"];
+    let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+    assert!(mounts.contains(&"/var/run/agent-operator/secrets/openai"), "{mounts:?}");
+    assert!(mounts.contains(&"/var/run/agent-operator/secrets/helpdesk-api"), "{mounts:?}");
+}
+
+#[test]
+fn the_pod_is_hardened_and_probed() {
+    let children = children_of("examples/chat-agent.yaml", "helpdesk");
+    let pod = &children[5]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(container["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+}
+
+#[test]
+fn a_config_change_rolls_the_pod_through_the_config_hash() {
+    let text = std::fs::read_to_string(repo_root().join("examples/chat-agent.yaml")).unwrap();
+    let hash = |text: &str| {
+        let manifests = Manifests::parse(text).unwrap();
+        let children = manifests.children(&manifests.agents[0], "runtime:test").unwrap();
+        children.stateful_set.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["agent-operator.dev/config-hash"].clone()
+    };
+    let changed = text.replace("temperature: 0.2", "temperature: 0.7");
+    assert_ne!(hash(&text), hash(&changed));
+    assert_eq!(hash(&text), hash(&text));
+}
