@@ -2,11 +2,11 @@
 //! review, the snapshot tests and the schema validation see. References resolve against the
 //! given objects only; Secrets are assumed to exist.
 
+use agent_crds::Agent;
 use agent_crds::model::Model;
 use agent_crds::recipe::Recipe;
 use agent_crds::render::render_runtime_config;
 use agent_crds::runtime_config::PodPaths;
-use agent_crds::Agent;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use serde::Deserialize;
@@ -56,7 +56,8 @@ impl Manifests {
     pub fn parse(text: &str) -> Result<Self, OfflineError> {
         let mut manifests = Self::default();
         for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = serde_yaml::Value::deserialize(document).map_err(|source| OfflineError::Parse { index, source })?;
+            let value =
+                serde_yaml::Value::deserialize(document).map_err(|source| OfflineError::Parse { index, source })?;
             let parse_err = |source| OfflineError::Parse { index, source };
             match value.get("kind").and_then(serde_yaml::Value::as_str) {
                 Some("Agent") => manifests.agents.push(serde_yaml::from_value(value).map_err(parse_err)?),
@@ -74,18 +75,18 @@ impl Manifests {
         let namespace = agent.namespace();
         let same_namespace = |other: Option<String>| other == namespace;
         let models: Vec<Model> = self.models.iter().filter(|m| same_namespace(m.namespace())).cloned().collect();
-        let mut observed = Observed::default();
-        observed.model = match (&agent.spec.model.model_ref, &agent.spec.model.selector) {
-            (Some(reference), _) => models
-                .iter()
-                .find(|m| m.name_any() == reference.name)
-                .map_or_else(|| ModelLookup::NotFound(reference.name.clone()), |m| ModelLookup::Found(Box::new(m.clone()))),
+        let model = match (&agent.spec.model.model_ref, &agent.spec.model.selector) {
+            (Some(reference), _) => models.iter().find(|m| m.name_any() == reference.name).map_or_else(
+                || ModelLookup::NotFound(reference.name.clone()),
+                |m| ModelLookup::Found(Box::new(m.clone())),
+            ),
             (None, Some(selector)) => match select_model(selector, &models, None) {
                 Ok(model) => ModelLookup::Found(Box::new(model.clone())),
                 Err(no_match) => ModelLookup::NoMatch(no_match),
             },
             (None, None) => ModelLookup::NotLookedUp,
         };
+        let mut observed = Observed { model, ..Observed::default() };
         if let ModelLookup::Found(model) = &observed.model {
             observed.references.model = Some((**model).clone());
         }
@@ -104,9 +105,11 @@ impl Manifests {
                 observed.references.config_map_values.insert((cm.name_any(), key.clone()), value.clone());
             }
         }
-        let used: Vec<&Model> = observed.references.model.iter().chain(observed.references.embedding_model.iter()).collect();
+        let used: Vec<&Model> =
+            observed.references.model.iter().chain(observed.references.embedding_model.iter()).collect();
         observed.secret_keys = referenced_secret_keys(agent, &used);
-        observed.secret_versions = observed.secret_keys.keys().map(|name| (name.clone(), "offline".to_owned())).collect();
+        observed.secret_versions =
+            observed.secret_keys.keys().map(|name| (name.clone(), "offline".to_owned())).collect();
         observed
     }
 
@@ -142,5 +145,5 @@ pub fn children_as_values(children: &Children) -> Vec<serde_json::Value> {
         serde_json::to_value(&children.stateful_set),
     ];
     values.extend(children.grown_claim.as_ref().map(serde_json::to_value));
-    values.into_iter().map(|v| v.unwrap_or_default()).collect()
+    values.into_iter().map(Result::unwrap_or_default).collect()
 }

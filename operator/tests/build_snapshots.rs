@@ -35,7 +35,12 @@ fn secrets_are_mounted_as_files_and_never_copied_into_the_config_map() {
     assert_eq!(config["model"]["apiKeyFile"], "/var/run/agent-operator/secrets/openai/api-key");
     assert_eq!(config["server"]["apiKeyFile"], "/var/run/agent-operator/secrets/helpdesk-api/token");
     let pod = &children[5]["spec"]["template"]["spec"];
-    let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+    let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
     assert!(mounts.contains(&"/var/run/agent-operator/secrets/openai"), "{mounts:?}");
     assert!(mounts.contains(&"/var/run/agent-operator/secrets/helpdesk-api"), "{mounts:?}");
 }

@@ -26,10 +26,11 @@ fn helpdesk() -> Value {
 
 fn cluster_with_model_and_secrets() -> Cluster {
     let cluster = Cluster::default();
-    cluster
-        .put(ready(example(FILE, "Model", "gpt-small")))
-        .put(secret("demo", "openai", &["api-key"]))
-        .put(secret("demo", "helpdesk-api", &["token"]));
+    cluster.put(ready(example(FILE, "Model", "gpt-small"))).put(secret("demo", "openai", &["api-key"])).put(secret(
+        "demo",
+        "helpdesk-api",
+        &["token"],
+    ));
     cluster
 }
 
@@ -87,7 +88,10 @@ async fn a_new_agent_applies_its_children_in_order_and_sets_status() {
         let body = call.body.as_ref().unwrap();
         if !call.path.ends_with("/status") {
             let owner = &body["metadata"]["ownerReferences"][0];
-            assert_eq!((owner["kind"].as_str(), owner["name"].as_str(), owner["controller"].as_bool()), (Some("Agent"), Some("helpdesk"), Some(true)));
+            assert_eq!(
+                (owner["kind"].as_str(), owner["name"].as_str(), owner["controller"].as_bool()),
+                (Some("Agent"), Some("helpdesk"), Some(true))
+            );
         }
     }
     let status = status_patch(&calls);
@@ -160,7 +164,10 @@ async fn a_missing_model_gives_model_ready_false_with_a_reason_and_no_children()
     assert_eq!(writes(&calls), ["PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status"]);
     let status = status_patch(&calls);
     let model_ready = condition(status, "ModelReady");
-    assert_eq!((model_ready["status"].as_str(), model_ready["reason"].as_str()), (Some("False"), Some("ModelNotFound")));
+    assert_eq!(
+        (model_ready["status"].as_str(), model_ready["reason"].as_str()),
+        (Some("False"), Some("ModelNotFound"))
+    );
     assert_eq!(model_ready["message"], "Model gpt-small not found in namespace demo");
     assert_eq!(condition(status, "Accepted")["status"], "True");
     assert_eq!(condition(status, "Ready")["reason"], "ModelNotFound");
@@ -198,9 +205,18 @@ async fn a_suspended_agent_scales_to_zero_and_keeps_its_volume() {
     let mut agent = helpdesk();
     agent["spec"]["operatingMode"] = json!("Suspended");
     let (_, calls, _) = run(&cluster, &agent).await;
-    let sts = calls.iter().find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk")).unwrap().body.clone().unwrap();
+    let sts = calls
+        .iter()
+        .find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk"))
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(sts["spec"]["replicas"], 0);
-    assert_eq!(sts["spec"]["persistentVolumeClaimRetentionPolicy"], json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+    assert_eq!(
+        sts["spec"]["persistentVolumeClaimRetentionPolicy"],
+        json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+    );
     assert_eq!(condition(status_patch(&calls), "Ready")["reason"], "Suspended");
 }
 
@@ -219,8 +235,12 @@ async fn a_grown_storage_request_resizes_the_existing_claim_not_the_immutable_te
 
     let (_, second, _) = run(&cluster, &agent).await;
     let written = writes(&second);
-    assert!(written.contains(&"PATCH /api/v1/namespaces/demo/persistentvolumeclaims/data-helpdesk-0".to_owned()), "{written:?}");
-    let claim = second.iter().find(|c| c.is_write() && c.path.ends_with("data-helpdesk-0")).unwrap().body.clone().unwrap();
+    assert!(
+        written.contains(&"PATCH /api/v1/namespaces/demo/persistentvolumeclaims/data-helpdesk-0".to_owned()),
+        "{written:?}"
+    );
+    let claim =
+        second.iter().find(|c| c.is_write() && c.path.ends_with("data-helpdesk-0")).unwrap().body.clone().unwrap();
     assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "5Gi");
     if let Some(sts) = second.iter().find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk")) {
         let template = &sts.body.as_ref().unwrap()["spec"]["volumeClaimTemplates"][0];

@@ -97,7 +97,10 @@ impl Cluster {
                     .map(|(_, object)| object.clone())
                     .collect();
                 if is_collection(&call.path) {
-                    (StatusCode::OK, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}))
+                    (
+                        StatusCode::OK,
+                        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                    )
                 } else {
                     (StatusCode::NOT_FOUND, status(404, "NotFound", &format!("{} not found", call.path)))
                 }

@@ -1,0 +1,142 @@
+//! Rendering the RuntimeConfig from an Agent and its references: the contract between the
+//! operator and the runtime.
+
+mod common;
+
+use agent_crds::render::{RenderError, ResolvedReferences, parse_duration_seconds, render_runtime_config};
+use agent_crds::runtime_config::{EmbeddingConfig, PodPaths, TextSource, VectorStoreConfig};
+use agent_crds::{Agent, Model, Recipe};
+use serde_json::json;
+
+fn agent(file: &str, name: &str) -> Agent {
+    serde_json::from_value(common::example(file, "Agent", name)).unwrap()
+}
+
+fn model(file: &str, name: &str) -> Model {
+    serde_json::from_value(common::example(file, "Model", name)).unwrap()
+}
+
+fn researcher_refs() -> ResolvedReferences {
+    let mut refs = ResolvedReferences {
+        model: Some(model("examples/rag-agent.yaml", "llama-8b")),
+        recipe: Some(
+            serde_json::from_value::<Recipe>(common::example("examples/rag-agent.yaml", "Recipe", "docs-qna")).unwrap(),
+        ),
+        ..ResolvedReferences::default()
+    };
+    refs.config_map_values.insert(("researcher-prompt".into(), "system".into()), "Cite sources.".into());
+    refs
+}
+
+#[test]
+fn a_chat_agent_renders_model_memory_tools_and_secret_files() {
+    let refs = ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
+    let config =
+        render_runtime_config(&agent("examples/chat-agent.yaml", "helpdesk"), &refs, &PodPaths::default()).unwrap();
+    assert_eq!(config.model.base_url, "https://api.openai.com/v1");
+    assert_eq!(config.model.api_key_file.as_deref(), Some("/var/run/agent-operator/secrets/openai/api-key"));
+    assert_eq!(
+        config.persona.system_prompt,
+        Some(TextSource::Inline("You are a concise, friendly IT helpdesk assistant.".into()))
+    );
+    assert_eq!(config.memory.store, VectorStoreConfig::Embedded { path: "/var/lib/agent/vectors".into() });
+    assert_eq!(config.memory.collection, "demo-helpdesk");
+    assert_eq!(config.memory.vector_dimension, 384, "the built-in embedding model's dimension");
+    assert_eq!(config.memory.retention_seconds, Some(720 * 3600));
+    assert_eq!(config.tools.len(), 2);
+}
+
+#[test]
+fn a_rag_agent_renders_its_recipe_with_defaults_and_overrides() {
+    let config = render_runtime_config(
+        &agent("examples/rag-agent.yaml", "researcher"),
+        &researcher_refs(),
+        &PodPaths::default(),
+    )
+    .unwrap();
+    let recipe = config.recipe.unwrap();
+    assert_eq!(recipe.parameters["topK"], json!(6), "the agent's value wins");
+    assert_eq!(recipe.parameters["answerStyle"], json!("concise"), "the recipe's default fills in");
+    assert_eq!(
+        config.model.base_url, "http://llama-8b.research.svc:8000/v1",
+        "a served model is reached through its Service"
+    );
+    assert_eq!(config.model.model, "llama-3.1-8b");
+    assert_eq!(config.persona.system_prompt, Some(TextSource::Inline("Cite sources.".into())));
+}
+
+#[test]
+fn recipe_parameter_errors_name_the_parameter() {
+    let mut researcher = agent("examples/rag-agent.yaml", "researcher");
+    let knowledge = researcher.spec.knowledge.as_mut().unwrap();
+    knowledge.parameters.insert("topk".into(), json!(3));
+    let error = render_runtime_config(&researcher, &researcher_refs(), &PodPaths::default()).unwrap_err();
+    assert_eq!(error.to_string(), "recipe docs-qna has no parameter topk; it declares: topK, answerStyle");
+
+    let knowledge = researcher.spec.knowledge.as_mut().unwrap();
+    knowledge.parameters.clear();
+    knowledge.parameters.insert("topK".into(), json!("six"));
+    let error = render_runtime_config(&researcher, &researcher_refs(), &PodPaths::default()).unwrap_err();
+    assert_eq!(error.to_string(), r#"parameter topK of recipe docs-qna must be an integer, got "six""#);
+}
+
+#[test]
+fn an_embedding_model_sets_the_vector_dimension_or_is_rejected() {
+    let mut helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
+    helpdesk.spec.memory.embedding_model_ref =
+        Some(agent_crds::references::LocalObjectReference { name: "embedder".into() });
+    let mut embedder = model("examples/chat-agent.yaml", "gpt-small");
+    embedder.metadata.name = Some("embedder".into());
+    let mut refs = ResolvedReferences {
+        model: Some(model("examples/chat-agent.yaml", "gpt-small")),
+        embedding_model: Some(embedder.clone()),
+        ..Default::default()
+    };
+    let error = render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap_err();
+    assert!(matches!(error, RenderError::EmbeddingModelUnusable(_)), "{error}");
+
+    embedder.spec.capabilities.embeddings = true;
+    embedder.spec.capabilities.embedding_dimension = Some(1024);
+    refs.embedding_model = Some(embedder);
+    let config = render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap();
+    assert_eq!(config.memory.vector_dimension, 1024);
+    assert!(matches!(config.memory.embedding, EmbeddingConfig::Endpoint { .. }));
+}
+
+#[test]
+fn a_model_without_chat_is_rejected_and_a_missing_model_is_reported() {
+    let helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
+    let mut embedder = model("examples/chat-agent.yaml", "gpt-small");
+    embedder.spec.capabilities.chat = false;
+    let refs = ResolvedReferences { model: Some(embedder), ..Default::default() };
+    assert_eq!(
+        render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap_err(),
+        RenderError::ModelCannotChat("gpt-small".into())
+    );
+    assert_eq!(
+        render_runtime_config(&helpdesk, &ResolvedReferences::default(), &PodPaths::default()).unwrap_err(),
+        RenderError::ModelMissing("gpt-small".into())
+    );
+}
+
+#[test]
+fn durations_parse_in_hours_minutes_and_seconds() {
+    assert_eq!(parse_duration_seconds("720h"), Ok(2_592_000));
+    assert_eq!(parse_duration_seconds("1h30m15s"), Ok(5415));
+    for bad in ["", "10", "5d", "h", "0s"] {
+        assert!(parse_duration_seconds(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn the_runtime_config_round_trips_through_json() {
+    let config = render_runtime_config(
+        &agent("examples/rag-agent.yaml", "researcher"),
+        &researcher_refs(),
+        &PodPaths::default(),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&config).unwrap();
+    assert_eq!(serde_json::from_str::<agent_crds::RuntimeConfig>(&json).unwrap(), config);
+    assert!(json.contains("\"apiKeyFile\"") && !json.contains("api_key_file"), "camelCase on the wire: {json}");
+}
