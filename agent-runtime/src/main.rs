@@ -2,10 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use agent_runtime::ServeOptions;
+use agent_runtime::http::ApiLimits;
+use agent_runtime::local::LocalOptions;
+use agent_runtime::provider::openai::CallPolicy;
+use clap::{Args, Parser, Subcommand};
 
-/// The agent runtime.
+/// The agent runtime: serves one agent's OpenAI-compatible API.
 #[derive(Parser)]
 #[command(name = "agent-runtime", version)]
 struct Cli {
@@ -15,15 +20,78 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the agent described by a RuntimeConfig file.
+    /// Serve the agent described by a RuntimeConfig file (what agent pods run).
     Serve {
         /// Path of the RuntimeConfig JSON.
         #[arg(long, env = "AGENT_RUNTIME_CONFIG")]
         config: PathBuf,
-        /// Address to listen on.
-        #[arg(long, env = "AGENT_RUNTIME_ADDR", default_value = "0.0.0.0:8080")]
-        addr: SocketAddr,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
+    /// Run an agent locally from an Agent manifest and the Models beside it.
+    Run {
+        /// An Agent manifest, or a folder of manifests.
+        manifests: PathBuf,
+        /// The Agent to run when the manifests hold several.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Root of the agents' data (sessions, vectors).
+        #[arg(long, env = "AGENT_DATA_DIR", default_value = ".agent-data")]
+        data_dir: PathBuf,
+        /// Folder of Secret keys, as `<secret>/<key>` files.
+        #[arg(long, env = "AGENT_SECRETS_DIR", default_value = ".agent-secrets")]
+        secrets_dir: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AGENT_RUNTIME_ADDR", default_value = "0.0.0.0:8080")]
+    addr: SocketAddr,
+    /// Seconds to wait for the model's first token, and between tokens.
+    #[arg(long, env = "AGENT_MODEL_TIMEOUT_SECONDS", default_value_t = 60)]
+    model_timeout_seconds: u64,
+    /// Attempts per model call (429, 5xx and connection failures before the first token are retried).
+    #[arg(long, env = "AGENT_MODEL_ATTEMPTS", default_value_t = 3)]
+    model_attempts: u32,
+    /// Chat requests served at once; more get 429.
+    #[arg(long, env = "AGENT_MAX_CONCURRENCY", default_value_t = 64)]
+    max_concurrency: usize,
+    /// Largest request body in bytes.
+    #[arg(long, env = "AGENT_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Seconds a non-streamed request may take.
+    #[arg(long, env = "AGENT_REQUEST_TIMEOUT_SECONDS", default_value_t = 300)]
+    request_timeout_seconds: u64,
+    /// Seconds a tool call may take.
+    #[arg(long, env = "AGENT_TOOL_TIMEOUT_SECONDS", default_value_t = 15)]
+    tool_timeout_seconds: u64,
+    /// Tool rounds before the model must answer.
+    #[arg(long, env = "AGENT_MAX_TOOL_STEPS", default_value_t = 8)]
+    max_tool_steps: usize,
+}
+
+impl ServeArgs {
+    fn options(&self) -> ServeOptions {
+        ServeOptions {
+            addr: self.addr,
+            call_policy: CallPolicy {
+                idle_timeout: Duration::from_secs(self.model_timeout_seconds),
+                attempts: self.model_attempts.max(1),
+                ..CallPolicy::default()
+            },
+            limits: ApiLimits {
+                max_body_bytes: self.max_body_bytes,
+                max_concurrency: self.max_concurrency.max(1),
+                request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            },
+            tool_timeout: Duration::from_secs(self.tool_timeout_seconds),
+            max_tool_steps: self.max_tool_steps,
+        }
+    }
 }
 
 #[tokio::main]
@@ -31,10 +99,15 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Serve { config, addr } => {
+        Command::Serve { config, serve } => {
             let config = agent_runtime::config::load(&config)?;
-            agent_runtime::serve(config, addr).await?;
+            agent_runtime::serve(config, serve.options()).await?;
+        }
+        Command::Run { manifests, agent, data_dir, secrets_dir, serve } => {
+            let config = agent_runtime::local::load(&LocalOptions { manifests, agent, data_dir, secrets_dir })?;
+            agent_runtime::serve(config, serve.options()).await?;
         }
     }
     Ok(())

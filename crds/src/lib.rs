@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod conditions;
 pub mod crd;
+pub mod manifests;
 pub mod model;
 pub mod recipe;
 pub mod references;

@@ -3,13 +3,14 @@
 
 mod support;
 
-use agent_operator::offline::{Manifests, children_as_values};
+use agent_crds::manifests::Manifests;
+use agent_operator::offline::{children, children_as_values};
 use support::repo_root;
 
 fn children_of(file: &str, agent: &str) -> Vec<serde_json::Value> {
     let manifests = Manifests::parse(&std::fs::read_to_string(repo_root().join(file)).unwrap()).unwrap();
     let agent = manifests.agents.iter().find(|a| a.metadata.name.as_deref() == Some(agent)).unwrap();
-    children_as_values(&manifests.children(agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap())
+    children_as_values(&children(&manifests, agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap())
 }
 
 #[test]
@@ -64,8 +65,8 @@ fn a_config_change_rolls_the_pod_through_the_config_hash() {
     let text = std::fs::read_to_string(repo_root().join("examples/chat-agent.yaml")).unwrap();
     let hash = |text: &str| {
         let manifests = Manifests::parse(text).unwrap();
-        let children = manifests.children(&manifests.agents[0], "runtime:test").unwrap();
-        children.stateful_set.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["agent-operator.dev/config-hash"].clone()
+        let built = children(&manifests, &manifests.agents[0], "runtime:test").unwrap();
+        built.stateful_set.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["agent-operator.dev/config-hash"].clone()
     };
     let changed = text.replace("temperature: 0.2", "temperature: 0.7");
     assert_ne!(hash(&text), hash(&changed));

@@ -2,7 +2,8 @@
 //! kustomize manifests validate against the real Kubernetes 1.34 schemas (PyPI
 //! `kubernetes-validate`, strict) and, for our own kinds, against the generated CRD schemas.
 
-use agent_operator::offline::{Manifests, children_as_values};
+use agent_crds::manifests::Manifests;
+use agent_operator::offline::{children, children_as_values};
 use agent_tests::{repo_root, run_checked};
 
 const EXAMPLES: [&str; 3] = ["examples/chat-agent.yaml", "examples/rag-agent.yaml", "examples/scheduled-agent.yaml"];
@@ -15,9 +16,9 @@ fn every_built_object_validates_against_the_kubernetes_1_34_schemas() {
     for file in EXAMPLES {
         let manifests = Manifests::parse(&std::fs::read_to_string(repo_root().join(file)).unwrap()).unwrap();
         for agent in &manifests.agents {
-            let children = manifests.children(agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap();
+            let objects = children(&manifests, agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap();
             let documents: Vec<String> =
-                children_as_values(&children).iter().map(|v| serde_yaml::to_string(v).unwrap()).collect();
+                children_as_values(&objects).iter().map(|v| serde_yaml::to_string(v).unwrap()).collect();
             built += documents.len();
             let name = agent.metadata.name.clone().unwrap();
             std::fs::write(dir.join(format!("{name}.yaml")), documents.join("---\n")).unwrap();

@@ -1,0 +1,79 @@
+//! API errors in the OpenAI error shape (`{"error": {"message", "type", "param", "code"}}`), each
+//! with the status a client can act on.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error returned by the agent's API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong API key (401).
+    #[error("invalid or missing API key; send it as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    /// Unknown session or route (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The body exceeds the limit (413).
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// Too many requests in flight (429).
+    #[error("the agent is at its limit of {0} concurrent requests; retry shortly")]
+    Overloaded(usize),
+    /// The model answered with an error or garbage (502).
+    #[error("the model endpoint failed: {0}")]
+    ModelFailed(String),
+    /// The model cannot be reached (503).
+    #[error("the model endpoint is unreachable: {0}")]
+    ModelUnreachable(String),
+    /// The model did not answer in time (504).
+    #[error("the model endpoint did not answer within {0} s")]
+    ModelTimeout(u64),
+    /// The agent's own storage failed (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// HTTP status of the error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::ModelFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::ModelUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ModelTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI error `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) | Self::TooLarge(_) => "invalid_request_error",
+            Self::Unauthorized => "authentication_error",
+            Self::NotFound(_) => "not_found_error",
+            Self::Overloaded(_) => "rate_limit_error",
+            Self::ModelFailed(_) | Self::ModelUnreachable(_) | Self::ModelTimeout(_) => "upstream_error",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    /// The error body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.to_string(), "type": self.kind(), "param": null, "code": self.status().as_u16().to_string()}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,196 @@
+//! `POST /v1/chat/completions`: streamed (SSE, `[DONE]`, usage in the final chunk when asked)
+//! or whole. The response status waits for the model's first event, so an unreachable or silent
+//! model is a clear 502/504, not a 200 with an error inside.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::AppState;
+use super::extract::ApiJson;
+use crate::agent::Event;
+use crate::error::ApiError;
+use crate::metrics::StreamGuard;
+use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role, Usage};
+use crate::sessions::valid_session_id;
+
+/// Header naming the session.
+pub const SESSION_HEADER: &str = "x-session-id";
+
+/// Answers a chat completion request.
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    let permit =
+        state.permits.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded(state.limits.max_concurrency))?;
+    let session = headers
+        .get(SESSION_HEADER)
+        .map(|v| v.to_str().map(str::to_owned).map_err(|_| ApiError::BadRequest("X-Session-Id is not text".into())))
+        .transpose()?
+        .or_else(|| request.user.clone());
+    if let Some(id) = &session
+        && !valid_session_id(id)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid session id {id:?}: use 1-128 letters, digits or -_.:@"
+        )));
+    }
+    let started = Instant::now();
+    let stream = request.stream;
+    let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
+    let mut events = state.agent.start_turn(request, session).await?;
+    let identity = Identity::new(&state.agent.config.agent.name);
+    if stream {
+        let first = events.recv().await.ok_or_else(|| ApiError::Internal("the turn ended without an answer".into()))?;
+        if let Event::Error(error) = first {
+            return Err(error);
+        }
+        let body = sse(state, events, first, identity, include_usage, started, permit);
+        Ok(Sse::new(body).keep_alive(KeepAlive::default()).into_response())
+    } else {
+        let timeout = state.limits.request_timeout;
+        let collected = tokio::time::timeout(timeout, collect(&state, &mut events, started))
+            .await
+            .map_err(|_| ApiError::ModelTimeout(timeout.as_secs()))??;
+        drop(permit);
+        Ok(Json(identity.response(collected.0, collected.1, collected.2)).into_response())
+    }
+}
+
+async fn collect(state: &AppState, events: &mut mpsc::Receiver<Event>, started: Instant) -> Result<(String, String, Usage), ApiError> {
+    let mut text = String::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Content(piece) => {
+                if text.is_empty() {
+                    state.metrics.first_token(started.elapsed());
+                }
+                text.push_str(&piece);
+            }
+            Event::Done { finish_reason, usage } => return Ok((text, finish_reason, usage)),
+            Event::Error(error) => return Err(error),
+        }
+    }
+    Err(ApiError::Internal("the turn ended without an answer".into()))
+}
+
+/// Where an answer's event stream is.
+struct SseState {
+    events: mpsc::Receiver<Event>,
+    pending: Option<Event>,
+    role_sent: bool,
+    last_token: Option<Instant>,
+    finished: bool,
+    _guard: StreamGuard,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+fn sse(
+    state: AppState,
+    events: mpsc::Receiver<Event>,
+    first: Event,
+    identity: Identity,
+    include_usage: bool,
+    started: Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let initial = SseState {
+        events,
+        pending: Some(first),
+        role_sent: false,
+        last_token: None,
+        finished: false,
+        _guard: state.metrics.stream_started(),
+        _permit: permit,
+    };
+    futures::stream::unfold(initial, move |mut sse| {
+        let metrics = state.metrics.clone();
+        let identity = identity.clone();
+        async move {
+            if sse.finished {
+                return None;
+            }
+            let event = match sse.pending.take() {
+                Some(event) => Some(event),
+                None => sse.events.recv().await,
+            };
+            let data = match event {
+                // The channel closes after `Done` (or when the turn task ends): the stream is complete.
+                None => {
+                    sse.finished = true;
+                    "[DONE]".to_owned()
+                }
+                Some(Event::Content(piece)) => {
+                    let now = Instant::now();
+                    match sse.last_token {
+                        None => metrics.first_token(now - started),
+                        Some(previous) => metrics.inter_token(now - previous),
+                    }
+                    sse.last_token = Some(now);
+                    let role = (!sse.role_sent).then_some(Role::Assistant);
+                    sse.role_sent = true;
+                    identity.chunk(Delta { role, content: Some(piece), tool_calls: Vec::new() }, None, None)
+                }
+                Some(Event::Done { finish_reason, usage }) => {
+                    identity.chunk(Delta::default(), Some(finish_reason), include_usage.then_some(usage))
+                }
+                Some(Event::Error(error)) => {
+                    sse.finished = true;
+                    error.body().to_string()
+                }
+            };
+            Some((Ok(SseEvent::default().data(data)), sse))
+        }
+    })
+}
+
+/// Id, creation time and model name shared by every chunk of one answer.
+#[derive(Clone)]
+struct Identity {
+    id: String,
+    created: i64,
+    model: String,
+}
+
+impl Identity {
+    fn new(model: &str) -> Self {
+        Self {
+            id: format!("chatcmpl-{:016x}", rand::random::<u64>()),
+            created: jiff::Timestamp::now().as_second(),
+            model: model.to_owned(),
+        }
+    }
+
+    fn chunk(&self, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> String {
+        let chunk = ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
+            usage,
+        };
+        serde_json::to_string(&chunk).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}).to_string())
+    }
+
+    fn response(&self, text: String, finish_reason: String, usage: Usage) -> ChatResponse {
+        ChatResponse {
+            id: self.id.clone(),
+            object: "chat.completion".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![Choice { index: 0, message: Message::text(Role::Assistant, text), finish_reason: Some(finish_reason) }],
+            usage: Some(usage),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The agent's HTTP API: an OpenAI-compatible chat endpoint, sessions, and operations
+//! (`/healthz`, `/readyz`, `/metrics`). Limits are layers: body size, API key, request metrics;
+//! the chat handler also sheds load beyond its concurrency bound with a 429.
+
+pub mod chat;
+pub mod extract;
+pub mod ops;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::agent::Agent;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Limits of the API.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Chat requests served at once; more get 429.
+    pub max_concurrency: usize,
+    /// Longest non-streamed chat request.
+    pub request_timeout: Duration,
+}
+
+/// State shared by the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// API key clients must present, if any.
+    pub api_key: Option<Arc<str>>,
+    /// Limits.
+    pub limits: ApiLimits,
+    /// Permits for concurrent chat requests.
+    pub permits: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State for `agent`.
+    pub fn new(agent: Arc<Agent>, metrics: Arc<Metrics>, api_key: Option<String>, limits: ApiLimits) -> Self {
+        Self { agent, metrics, api_key: api_key.map(Arc::from), limits, permits: Arc::new(Semaphore::new(limits.max_concurrency)) }
+    }
+}
+
+/// The agent's router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(ops::models))
+        .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state)
+}
+
+/// Checks `Authorization: Bearer <key>` in constant time when the agent has an API key.
+async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &state.api_key {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let response = next.run(request).await;
+    state.metrics.request(route, response.status().as_u16());
+    response
+}
+
+fn route_label(path: Option<&str>) -> &'static str {
+    match path {
+        Some("/v1/chat/completions") => "chat_completions",
+        Some("/v1/models") => "models",
+        Some("/v1/sessions/{id}") => "sessions",
+        Some("/healthz") => "healthz",
+        Some("/readyz") => "readyz",
+        Some("/metrics") => "metrics",
+        _ => "other",
+    }
+}

@@ -1,0 +1,31 @@
+//! Operational endpoints: readiness, metrics, and the agent listed as a model.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+/// Ready once the model has answered at least once.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.agent.model_reached() {
+        (StatusCode::OK, "ready".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the model at {}", state.agent.config.model.base_url))
+    }
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+}
+
+/// The agent, as the one model an OpenAI client can pick.
+pub async fn models(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [{"id": state.agent.config.agent.name, "object": "model", "created": 0, "owned_by": "agent-operator"}],
+    }))
+}

@@ -1,0 +1,85 @@
+//! Model providers: where completions come from. Handlers and the agent loop see only the
+//! [`ModelProvider`] trait, so an in-process model can be added without touching them.
+
+pub mod openai;
+pub mod prompt;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::openai::{ChatChunk, Message, ToolSpec};
+
+/// A stream of chunks from the model.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
+
+/// One call to the model.
+#[derive(Clone, Debug, Default)]
+pub struct ModelRequest {
+    /// The conversation, system prompt first.
+    pub messages: Vec<Message>,
+    /// Tools offered; empty offers none.
+    pub tools: Vec<ToolSpec>,
+    /// Sampling parameters (`temperature`, `max_tokens`, ...).
+    pub parameters: Map<String, Value>,
+}
+
+/// A source of completions.
+pub trait ModelProvider: Send + Sync {
+    /// Streams the model's answer to `request`. Fails before the first chunk when the model
+    /// cannot be reached or refuses the request.
+    fn stream(&self, request: ModelRequest) -> BoxFuture<'_, Result<ChunkStream, ProviderError>>;
+
+    /// Checks the model answers at all (`GET /models`); used for readiness.
+    fn check(&self) -> BoxFuture<'_, Result<(), ProviderError>>;
+
+    /// Whether the model can call tools.
+    fn supports_tools(&self) -> bool;
+}
+
+/// Why a model call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The endpoint answered with an HTTP error.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The endpoint could not be reached.
+    #[error("{0}")]
+    Unreachable(String),
+    /// No answer in time.
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The answer could not be understood.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl ProviderError {
+    /// Whether trying again may help (rate limits, server errors, connection failures).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Unreachable(_) => true,
+            Self::Timeout(_) | Self::Malformed(_) => false,
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        match error {
+            ProviderError::Timeout(after) => ApiError::ModelTimeout(after.as_secs()),
+            ProviderError::Unreachable(why) => ApiError::ModelUnreachable(why),
+            other => ApiError::ModelFailed(other.to_string()),
+        }
+    }
+}
