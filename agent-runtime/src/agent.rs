@@ -256,6 +256,12 @@ impl Agent {
                 self.finish(session, text, finish_reason, usage, &tx).await;
                 return;
             }
+            if step == self.limits.max_tool_steps {
+                let steps = self.limits.max_tool_steps;
+                let error = ApiError::ModelFailed(format!("the model kept calling tools after {steps} tool steps"));
+                let _ = tx.send(Event::Error(error)).await;
+                return;
+            }
             messages.push(Message { role: Role::Assistant, content: Some(text).filter(|t| !t.is_empty()), tool_calls: calls.clone(), tool_call_id: None, name: None });
             for call in calls {
                 let (result, outcome) = self.tools.call(&call.function.name, &call.function.arguments).await;

@@ -27,7 +27,7 @@ pub enum ApiError {
     /// The model answered with an error or garbage (502).
     #[error("the model endpoint failed: {0}")]
     ModelFailed(String),
-    /// The model cannot be reached (503).
+    /// The model cannot be reached (502).
     #[error("the model endpoint is unreachable: {0}")]
     ModelUnreachable(String),
     /// The model did not answer in time (504).
@@ -48,7 +48,7 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelFailed(_) => StatusCode::BAD_GATEWAY,
-            Self::ModelUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::ModelTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

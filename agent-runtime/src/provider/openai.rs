@@ -10,6 +10,7 @@ use agent_crds::runtime_config::ModelConfig;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
+use async_openai::middleware::ReqwestService;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use serde::Deserialize;
@@ -89,7 +90,9 @@ impl OpenAiProvider {
         }
         let http = http.build().map_err(ProviderSetupError::Client)?;
         Ok(Self {
-            client: Client::with_config(openai).with_http_client(http),
+            // Retries are this provider's own (before the first chunk only), so the client's built-in
+            // retry layer is left out: the two would multiply attempts.
+            client: Client::with_config(openai).with_http_service(ReqwestService::new(http)),
             model: config.model.clone(),
             format: config.prompt_format,
             supports_tools: config.supports_tools && config.prompt_format == PromptFormat::Chat,

@@ -1,0 +1,176 @@
+//! Test support: a scripted OpenAI-compatible upstream on loopback, and an agent wired to it.
+//! The upstream is a test double on purpose: it makes the model call tools, fail, or hang on
+//! cue, which a real small model cannot do reliably. Real-model tests live in `tests/`.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_crds::render::{ResolvedReferences, render_runtime_config};
+use agent_crds::runtime_config::PodPaths;
+use agent_crds::{Agent, Model, RuntimeConfig};
+use agent_runtime::ServeOptions;
+use agent_runtime::http::{AppState, router};
+use agent_runtime::provider::openai::CallPolicy;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post as route_post};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// What the upstream does for one model call.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Streams this text, a word per chunk.
+    Text(String),
+    /// Asks for a tool call.
+    ToolCall(String, String),
+    /// Answers with this HTTP status and an OpenAI error body.
+    Status(u16),
+    /// Never answers.
+    Hang,
+}
+
+/// A scripted upstream.
+#[derive(Clone)]
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    /// Bodies of the model calls it received.
+    pub requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Upstream {
+    /// Starts an upstream answering with `script`, then "ok" for every further call.
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Self {
+            addr: listener.local_addr().unwrap(),
+            script: Arc::new(Mutex::new(script.into())),
+            requests: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "scripted", "object": "model"}]})) }))
+            .route("/v1/chat/completions", route_post(answer))
+            .route("/v1/completions", route_post(answer))
+            .with_state(upstream.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        upstream
+    }
+
+    /// The base URL agents use.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Bodies received so far.
+    pub fn received(&self) -> Vec<Value> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn answer(State(upstream): State<Upstream>, Json(body): Json<Value>) -> Response {
+    upstream.requests.lock().unwrap().push(body.clone());
+    let reply = upstream.script.lock().unwrap().pop_front().unwrap_or_else(|| Reply::Text("ok".into()));
+    let completion = body.get("prompt").is_some();
+    let chunk = |delta: Value, finish: Option<&str>| {
+        if completion {
+            json!({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "scripted",
+                   "choices": [{"index": 0, "text": delta.get("content").cloned().unwrap_or(json!("")), "finish_reason": finish}]})
+        } else {
+            json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "scripted",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        }
+    };
+    let events: Vec<Value> = match reply {
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            unreachable!()
+        }
+        Reply::Status(status) => {
+            let body = json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}});
+            return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+        }
+        Reply::Text(text) => {
+            let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+            let words: Vec<&str> = text.split_inclusive(' ').collect();
+            events.extend(words.iter().map(|w| chunk(json!({"content": w}), None)));
+            events.push(chunk(json!({}), Some("stop")));
+            events
+        }
+        Reply::ToolCall(name, arguments) => vec![
+            chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": name, "arguments": ""}}]}), None),
+            chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}), None),
+            chunk(json!({}), Some("tool_calls")),
+        ],
+    };
+    let mut text = String::new();
+    for event in events {
+        text.push_str(&format!("data: {event}\n\n"));
+    }
+    text.push_str("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"scripted\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n");
+    text.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], text).into_response()
+}
+
+/// A RuntimeConfig for an agent on `base_url`, from YAML snippets of the Agent spec.
+pub fn config(base_url: &str, agent_spec: &str, data_dir: &std::path::Path, prompt_format: &str) -> RuntimeConfig {
+    let model: Model = serde_yaml::from_str(&format!(
+        "apiVersion: agent-operator.dev/v1alpha1\nkind: Model\nmetadata: {{name: scripted, namespace: test}}\nspec:\n  endpoint: {{baseUrl: \"{base_url}\", model: scripted}}\n  promptFormat: {prompt_format}\n  capabilities: {{chat: true, tools: true}}\n"
+    ))
+    .unwrap();
+    let agent: Agent = serde_yaml::from_str(&format!(
+        "apiVersion: agent-operator.dev/v1alpha1\nkind: Agent\nmetadata: {{name: helper, namespace: test}}\nspec:\n{}{agent_spec}",
+        if agent_spec.contains("  model:") { "" } else { "  model: {modelRef: {name: scripted}}\n" }
+    ))
+    .unwrap();
+    let references = ResolvedReferences { model: Some(model), ..Default::default() };
+    let paths = PodPaths { data_dir: data_dir.display().to_string(), secrets_dir: data_dir.join("secrets").display().to_string() };
+    render_runtime_config(&agent, &references, &paths).unwrap()
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agent-runtime-{name}-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    u64::from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos())
+}
+
+/// Options with short timeouts so failure tests are quick.
+pub fn quick_options() -> ServeOptions {
+    let mut options = ServeOptions::default();
+    options.call_policy = CallPolicy { idle_timeout: Duration::from_secs(2), attempts: 3, backoff: Duration::from_millis(20) };
+    options
+}
+
+/// The agent's HTTP state for `config`.
+pub fn state(config: RuntimeConfig, options: &ServeOptions) -> AppState {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    agent_runtime::build_state(config, options).unwrap()
+}
+
+/// Sends a request to the agent's router; returns status, headers and body text.
+pub async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// A JSON POST.
+pub fn post(path: &str, body: &Value) -> Request<Body> {
+    Request::post(path).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
+}
