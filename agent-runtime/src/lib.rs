@@ -70,14 +70,23 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// Installs the process-wide TLS crypto provider (ring, as kube uses) once; every HTTP client
+/// of the runtime is built after this.
+pub fn install_crypto_provider() {
+    // Fails only when a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the agent's HTTP state from its config, with the OpenAI-compatible provider.
 pub fn build_state(config: RuntimeConfig, options: &ServeOptions) -> Result<AppState, StartError> {
+    install_crypto_provider();
     let provider: Arc<dyn ModelProvider> = Arc::new(OpenAiProvider::new(&config.model, options.call_policy)?);
     build_state_with(config, options, provider)
 }
 
 /// Builds the agent's HTTP state with a given provider (an in-process model, or a test double).
 pub fn build_state_with(config: RuntimeConfig, options: &ServeOptions, provider: Arc<dyn ModelProvider>) -> Result<AppState, StartError> {
+    install_crypto_provider();
     let metrics = Arc::new(Metrics::default());
     let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
     let (tools, skipped) = ToolRegistry::from_config(&config.tools, options.tool_timeout);

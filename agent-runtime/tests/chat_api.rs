@@ -276,3 +276,41 @@ async fn readiness_waits_for_the_model_and_metrics_count_requests() {
     assert_eq!(status, StatusCode::OK);
     assert!(models.contains("\"id\":\"helper\""), "{models}");
 }
+
+#[tokio::test]
+async fn older_turns_beyond_the_context_budget_are_summarised_by_the_model_not_cut() {
+    let long = "word ".repeat(120);
+    let script = vec![
+        Reply::Text(long.clone()),
+        Reply::Text(long.clone()),
+        Reply::Text("Ada likes tea and lives in Paris.".into()),
+        Reply::Text("You like tea.".into()),
+    ];
+    let upstream = Upstream::start(script).await;
+    let dir = temp_dir("summary");
+    let spec = "  model: {modelRef: {name: scripted}, parameters: {contextBudget: 400}}\n";
+    let agent = state(config(&upstream.base_url(), spec, &dir, "Chat"), &quick_options());
+    let turn = |content: String| {
+        Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .header("x-session-id", "long")
+            .body(Body::from(chat(&content, false).to_string()))
+            .unwrap()
+    };
+    for content in [format!("I am Ada, I like tea. {long}"), format!("I live in Paris. {long}"), "What do I like?".to_owned()] {
+        let (status, body) = send(&agent, turn(content)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let calls = upstream.received();
+    assert_eq!(calls.len(), 4, "two turns, one summary call, one answer");
+    let summary_call = calls[2]["messages"].as_array().unwrap();
+    assert!(summary_call[0]["content"].as_str().unwrap().starts_with("Summarise the conversation"));
+    assert!(summary_call[1]["content"].as_str().unwrap().contains("I am Ada, I like tea."), "the oldest turn is summarised");
+    let answered = calls[3]["messages"].as_array().unwrap();
+    assert_eq!(answered[0]["content"], "Summary of the earlier conversation: Ada likes tea and lives in Paris.");
+    assert!(!answered.iter().any(|m| m["content"].as_str().unwrap().starts_with("I am Ada")), "folded turns are not sent verbatim");
+    let (_, session) = send(&agent, Request::get("/v1/sessions/long").body(Body::empty()).unwrap()).await;
+    let session: Value = serde_json::from_str(&session).unwrap();
+    assert_eq!(session["summary"], "Ada likes tea and lives in Paris.");
+    assert_eq!(session["turns"], 3);
+}

@@ -158,7 +158,6 @@ pub fn quick_options() -> ServeOptions {
 
 /// The agent's HTTP state for `config`.
 pub fn state(config: RuntimeConfig, options: &ServeOptions) -> AppState {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     agent_runtime::build_state(config, options).unwrap()
 }
 
