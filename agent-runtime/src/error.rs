@@ -47,8 +47,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::ModelFailed(_) => StatusCode::BAD_GATEWAY,
-            Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
+            Self::ModelFailed(_) | Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::ModelTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_crds::RuntimeConfig;
+use axum::serve::ListenerExt;
 
 use crate::agent::{Agent, Limits};
 use crate::http::{ApiLimits, AppState};
@@ -42,6 +43,8 @@ pub struct ServeOptions {
     pub tool_timeout: Duration,
     /// Tool rounds before the model must answer.
     pub max_tool_steps: usize,
+    /// Model API key used when the config names no key file (from the environment).
+    pub model_api_key: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -49,9 +52,14 @@ impl Default for ServeOptions {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             call_policy: CallPolicy::default(),
-            limits: ApiLimits { max_body_bytes: 1 << 20, max_concurrency: 64, request_timeout: Duration::from_secs(300) },
+            limits: ApiLimits {
+                max_body_bytes: 1 << 20,
+                max_concurrency: 64,
+                request_timeout: Duration::from_secs(300),
+            },
             tool_timeout: Duration::from_secs(15),
             max_tool_steps: 8,
+            model_api_key: None,
         }
     }
 }
@@ -80,12 +88,17 @@ pub fn install_crypto_provider() {
 /// Builds the agent's HTTP state from its config, with the OpenAI-compatible provider.
 pub fn build_state(config: RuntimeConfig, options: &ServeOptions) -> Result<AppState, StartError> {
     install_crypto_provider();
-    let provider: Arc<dyn ModelProvider> = Arc::new(OpenAiProvider::new(&config.model, options.call_policy)?);
+    let provider: Arc<dyn ModelProvider> =
+        Arc::new(OpenAiProvider::new(&config.model, options.call_policy, options.model_api_key.as_deref())?);
     build_state_with(config, options, provider)
 }
 
 /// Builds the agent's HTTP state with a given provider (an in-process model, or a test double).
-pub fn build_state_with(config: RuntimeConfig, options: &ServeOptions, provider: Arc<dyn ModelProvider>) -> Result<AppState, StartError> {
+pub fn build_state_with(
+    config: RuntimeConfig,
+    options: &ServeOptions,
+    provider: Arc<dyn ModelProvider>,
+) -> Result<AppState, StartError> {
     install_crypto_provider();
     let metrics = Arc::new(Metrics::default());
     let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
@@ -116,6 +129,13 @@ pub async fn serve(config: RuntimeConfig, options: ServeOptions) -> Result<(), S
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
     tokio::spawn(watch_model(state.agent.clone()));
+    // Tokens go out as small writes; without NODELAY, Nagle's algorithm holds the last ones back
+    // until the client's delayed ACK (~40 ms a response).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -72,6 +72,9 @@ struct ServeArgs {
     /// Tool rounds before the model must answer.
     #[arg(long, env = "AGENT_MAX_TOOL_STEPS", default_value_t = 8)]
     max_tool_steps: usize,
+    /// Model API key, used when the Model names no key Secret (e.g. `OPENAI_API_KEY` locally).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    model_api_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -90,6 +93,7 @@ impl ServeArgs {
             },
             tool_timeout: Duration::from_secs(self.tool_timeout_seconds),
             max_tool_steps: self.max_tool_steps,
+            model_api_key: self.model_api_key.clone(),
         }
     }
 }

@@ -51,14 +51,17 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("agent");
         let requests = Family::default();
-        let time_to_first_token =
-            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        let time_to_first_token = Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let inter_token_latency = Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]);
         let tokens = Family::default();
         let tool_calls = Family::default();
         let active_streams = Gauge::default();
         registry.register("requests", "HTTP requests by route and status", requests.clone());
-        registry.register("time_to_first_token_seconds", "Time from request to the first answer token", time_to_first_token.clone());
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time from request to the first answer token",
+            time_to_first_token.clone(),
+        );
         registry.register("inter_token_latency_seconds", "Time between answer tokens", inter_token_latency.clone());
         registry.register("tokens", "Model tokens by direction", tokens.clone());
         registry.register("tool_calls", "Tool calls by tool and outcome", tool_calls.clone());

@@ -55,9 +55,9 @@ fn content_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Opt
     Ok(match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => Some(text),
-        Some(Value::Array(parts)) => Some(
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
-        ),
+        Some(Value::Array(parts)) => {
+            Some(parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"))
+        }
         Some(other) => return Err(serde::de::Error::custom(format!("content must be a string or parts, got {other}"))),
     })
 }

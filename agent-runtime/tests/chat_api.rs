@@ -20,7 +20,15 @@ fn sse_data(body: &str) -> Vec<String> {
 async fn a_non_streamed_answer_has_the_openai_shape_and_the_persona_applies() {
     let upstream = Upstream::start(vec![Reply::Text("Paris is the capital.".into())]).await;
     let dir = temp_dir("plain");
-    let agent = state(config(&upstream.base_url(), "  persona: {systemPrompt: You are terse.}\n  model: {modelRef: {name: scripted}, parameters: {temperature: 0.1}}\n", &dir, "Chat"), &quick_options());
+    let agent = state(
+        config(
+            &upstream.base_url(),
+            "  persona: {systemPrompt: You are terse.}\n  model: {modelRef: {name: scripted}, parameters: {temperature: 0.1}}\n",
+            &dir,
+            "Chat",
+        ),
+        &quick_options(),
+    );
     let (status, body) = send(&agent, post("/v1/chat/completions", &chat("Capital of France?", false))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let response: Value = serde_json::from_str(&body).unwrap();
@@ -57,7 +65,8 @@ async fn a_streamed_answer_is_sse_chunks_then_usage_then_done() {
 
 #[tokio::test]
 async fn a_session_keeps_the_conversation_and_the_second_turn_sees_the_first() {
-    let upstream = Upstream::start(vec![Reply::Text("Nice to meet you, Ada.".into()), Reply::Text("You are Ada.".into())]).await;
+    let upstream =
+        Upstream::start(vec![Reply::Text("Nice to meet you, Ada.".into()), Reply::Text("You are Ada.".into())]).await;
     let dir = temp_dir("session");
     let agent = state(config(&upstream.base_url(), "", &dir, "Chat"), &quick_options());
     let turn = |content: &str| {
@@ -100,9 +109,14 @@ async fn the_user_field_names_the_session_and_resent_history_is_not_duplicated()
 
 #[tokio::test]
 async fn the_model_calls_a_tool_and_answers_with_its_result() {
-    let upstream = Upstream::start(vec![Reply::ToolCall("current_time".into(), "{}".into()), Reply::Text("It is late.".into())]).await;
+    let upstream =
+        Upstream::start(vec![Reply::ToolCall("current_time".into(), "{}".into()), Reply::Text("It is late.".into())])
+            .await;
     let dir = temp_dir("tools");
-    let agent = state(config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"), &quick_options());
+    let agent = state(
+        config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"),
+        &quick_options(),
+    );
     let (status, body) = send(&agent, post("/v1/chat/completions", &chat("What time is it?", false))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let response: Value = serde_json::from_str(&body).unwrap();
@@ -124,7 +138,10 @@ async fn a_model_that_keeps_calling_tools_is_stopped_after_the_step_bound() {
     let dir = temp_dir("steps");
     let mut options = quick_options();
     options.max_tool_steps = 2;
-    let agent = state(config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"), &options);
+    let agent = state(
+        config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"),
+        &options,
+    );
     let (status, body) = send(&agent, post("/v1/chat/completions", &chat("loop", false))).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(body.contains("the model kept calling tools after 2 tool steps"), "{body}");
@@ -135,21 +152,31 @@ async fn a_model_that_keeps_calling_tools_is_stopped_after_the_step_bound() {
 
 #[tokio::test]
 async fn an_unknown_tool_is_reported_to_the_model_not_to_the_client() {
-    let upstream = Upstream::start(vec![Reply::ToolCall("rm_rf".into(), "{}".into()), Reply::Text("Sorry.".into())]).await;
+    let upstream =
+        Upstream::start(vec![Reply::ToolCall("rm_rf".into(), "{}".into()), Reply::Text("Sorry.".into())]).await;
     let dir = temp_dir("unknown-tool");
-    let agent = state(config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"), &quick_options());
+    let agent = state(
+        config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat"),
+        &quick_options(),
+    );
     let (status, _) = send(&agent, post("/v1/chat/completions", &chat("go", false))).await;
     assert_eq!(status, StatusCode::OK);
     let follow_up = upstream.received()[1]["messages"].clone();
     let tool = follow_up.as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap().clone();
-    assert!(tool["content"].as_str().unwrap().contains("there is no tool named rm_rf; available: current_time"), "{tool}");
+    assert!(
+        tool["content"].as_str().unwrap().contains("there is no tool named rm_rf; available: current_time"),
+        "{tool}"
+    );
 }
 
 #[tokio::test]
 async fn a_base_model_gets_a_plain_question_answer_prompt() {
     let upstream = Upstream::start(vec![Reply::Text(" Paris.".into())]).await;
     let dir = temp_dir("completion");
-    let agent = state(config(&upstream.base_url(), "  persona: {systemPrompt: Answer briefly.}\n", &dir, "Completion"), &quick_options());
+    let agent = state(
+        config(&upstream.base_url(), "  persona: {systemPrompt: Answer briefly.}\n", &dir, "Completion"),
+        &quick_options(),
+    );
     let (status, body) = send(&agent, post("/v1/chat/completions", &chat("Capital of France?", false))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let sent = &upstream.received()[0];
@@ -166,7 +193,10 @@ async fn malformed_oversized_and_invalid_requests_get_400_and_413() {
     let mut options = quick_options();
     options.limits.max_body_bytes = 4096;
     let agent = state(config(&upstream.base_url(), "", &dir, "Chat"), &options);
-    let broken = Request::post("/v1/chat/completions").header("content-type", "application/json").body(Body::from("{\"messages\": [")).unwrap();
+    let broken = Request::post("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"messages\": ["))
+        .unwrap();
     let (status, body) = send(&agent, broken).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let error: Value = serde_json::from_str(&body).unwrap();
@@ -190,7 +220,10 @@ async fn a_wrong_or_missing_api_key_gets_401() {
     let dir = temp_dir("auth");
     std::fs::create_dir_all(dir.join("secrets/helper-api")).unwrap();
     std::fs::write(dir.join("secrets/helper-api/token"), "s3cret\n").unwrap();
-    let agent = state(config(&upstream.base_url(), "  api: {authSecretRef: {name: helper-api, key: token}}\n", &dir, "Chat"), &quick_options());
+    let agent = state(
+        config(&upstream.base_url(), "  api: {authSecretRef: {name: helper-api, key: token}}\n", &dir, "Chat"),
+        &quick_options(),
+    );
     let with_key = |key: &str| {
         Request::post("/v1/chat/completions")
             .header("content-type", "application/json")
@@ -201,7 +234,11 @@ async fn a_wrong_or_missing_api_key_gets_401() {
     assert_eq!(send(&agent, with_key("wrong")).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(send(&agent, post("/v1/chat/completions", &chat("hi", false))).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(send(&agent, with_key("s3cret")).await.0, StatusCode::OK);
-    assert_eq!(send(&agent, Request::get("/healthz").body(Body::empty()).unwrap()).await.0, StatusCode::OK, "probes need no key");
+    assert_eq!(
+        send(&agent, Request::get("/healthz").body(Body::empty()).unwrap()).await.0,
+        StatusCode::OK,
+        "probes need no key"
+    );
 }
 
 #[tokio::test]
@@ -263,7 +300,10 @@ async fn readiness_waits_for_the_model_and_metrics_count_requests() {
     let upstream = Upstream::start(vec![Reply::Text("hi".into())]).await;
     let dir = temp_dir("ready");
     let agent = state(config(&upstream.base_url(), "", &dir, "Chat"), &quick_options());
-    assert_eq!(send(&agent, Request::get("/readyz").body(Body::empty()).unwrap()).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&agent, Request::get("/readyz").body(Body::empty()).unwrap()).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     agent.agent.check_model().await.unwrap();
     assert_eq!(send(&agent, Request::get("/readyz").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
     send(&agent, post("/v1/chat/completions", &chat("hi", true))).await;
@@ -297,7 +337,9 @@ async fn older_turns_beyond_the_context_budget_are_summarised_by_the_model_not_c
             .body(Body::from(chat(&content, false).to_string()))
             .unwrap()
     };
-    for content in [format!("I am Ada, I like tea. {long}"), format!("I live in Paris. {long}"), "What do I like?".to_owned()] {
+    for content in
+        [format!("I am Ada, I like tea. {long}"), format!("I live in Paris. {long}"), "What do I like?".to_owned()]
+    {
         let (status, body) = send(&agent, turn(content)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -305,12 +347,34 @@ async fn older_turns_beyond_the_context_budget_are_summarised_by_the_model_not_c
     assert_eq!(calls.len(), 4, "two turns, one summary call, one answer");
     let summary_call = calls[2]["messages"].as_array().unwrap();
     assert!(summary_call[0]["content"].as_str().unwrap().starts_with("Summarise the conversation"));
-    assert!(summary_call[1]["content"].as_str().unwrap().contains("I am Ada, I like tea."), "the oldest turn is summarised");
+    assert!(
+        summary_call[1]["content"].as_str().unwrap().contains("I am Ada, I like tea."),
+        "the oldest turn is summarised"
+    );
     let answered = calls[3]["messages"].as_array().unwrap();
     assert_eq!(answered[0]["content"], "Summary of the earlier conversation: Ada likes tea and lives in Paris.");
-    assert!(!answered.iter().any(|m| m["content"].as_str().unwrap().starts_with("I am Ada")), "folded turns are not sent verbatim");
+    assert!(
+        !answered.iter().any(|m| m["content"].as_str().unwrap().starts_with("I am Ada")),
+        "folded turns are not sent verbatim"
+    );
     let (_, session) = send(&agent, Request::get("/v1/sessions/long").body(Body::empty()).unwrap()).await;
     let session: Value = serde_json::from_str(&session).unwrap();
     assert_eq!(session["summary"], "Ada likes tea and lives in Paris.");
     assert_eq!(session["turns"], 3);
+}
+
+#[tokio::test]
+async fn the_model_api_key_and_extra_headers_are_sent_upstream() {
+    let upstream = Upstream::start(vec![]).await;
+    let dir = temp_dir("headers");
+    std::fs::create_dir_all(dir.join("secrets/llm")).unwrap();
+    std::fs::write(dir.join("secrets/llm/key"), "sk-upstream\n").unwrap();
+    let mut config = config(&upstream.base_url(), "", &dir, "Chat");
+    config.model.api_key_file = Some(dir.join("secrets/llm/key").display().to_string());
+    config.model.headers.insert("X-Tenant".into(), "blue".into());
+    let agent = state(config, &quick_options());
+    assert_eq!(send(&agent, post("/v1/chat/completions", &chat("hi", false))).await.0, StatusCode::OK);
+    let headers = &upstream.received()[0]["_headers"];
+    assert_eq!(headers["authorization"], "Bearer sk-upstream");
+    assert_eq!(headers["x-tenant"], "blue");
 }

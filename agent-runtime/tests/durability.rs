@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Upstream, config, temp_dir};
+use support::{Reply, Upstream, config, temp_dir};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -24,6 +24,41 @@ fn start(config_file: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
+/// A runtime process serving an agent on `upstream`, with its config file and base URL.
+struct Running {
+    child: Child,
+    config_file: std::path::PathBuf,
+    port: u16,
+    base: String,
+    client: reqwest::Client,
+}
+
+async fn run_agent(upstream: &Upstream, name: &str) -> Running {
+    let dir = temp_dir(name);
+    let config_file = dir.join("runtime-config.json");
+    let config = config(&upstream.base_url(), "", &dir.join("data"), "Chat");
+    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
+    let port = free_port();
+    agent_runtime::install_crypto_provider();
+    let running = Running {
+        child: start(&config_file, port),
+        config_file,
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+    };
+    wait_ready(&running.client, &running.base).await;
+    running
+}
+
+impl Running {
+    /// Starts the runtime again on the same config and data.
+    async fn restart(&mut self) {
+        self.child = start(&self.config_file, self.port);
+        wait_ready(&self.client, &self.base).await;
+    }
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -37,15 +72,8 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 #[tokio::test]
 async fn acknowledged_turns_survive_kill_9_during_a_stream_of_writes() {
     let upstream = Upstream::start(vec![]).await;
-    let dir = temp_dir("kill9");
-    let config_file = dir.join("runtime-config.json");
-    std::fs::write(&config_file, serde_json::to_string(&config(&upstream.base_url(), "", &dir.join("data"), "Chat")).unwrap()).unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    agent_runtime::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let mut child = start(&config_file, port);
-    wait_ready(&client, &base).await;
+    let mut agent = run_agent(&upstream, "kill9").await;
+    let (client, base) = (agent.client.clone(), agent.base.clone());
 
     let acknowledged: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(vec![0; 4]));
     let writers: Vec<_> = (0..4)
@@ -54,7 +82,12 @@ async fn acknowledged_turns_survive_kill_9_during_a_stream_of_writes() {
             tokio::spawn(async move {
                 for turn in 0.. {
                     let body = json!({"messages": [{"role": "user", "content": format!("turn {turn}")}]});
-                    let sent = client.post(format!("{base}/v1/chat/completions")).header("x-session-id", format!("s{session}")).json(&body).send().await;
+                    let sent = client
+                        .post(format!("{base}/v1/chat/completions"))
+                        .header("x-session-id", format!("s{session}"))
+                        .json(&body)
+                        .send()
+                        .await;
                     let Ok(response) = sent else { return };
                     if !response.status().is_success() || response.bytes().await.is_err() {
                         return;
@@ -65,23 +98,60 @@ async fn acknowledged_turns_survive_kill_9_during_a_stream_of_writes() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
     for writer in writers {
         writer.await.unwrap();
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.iter().all(|&n| n > 0), "every writer got turns acknowledged before the kill: {acknowledged:?}");
+    assert!(
+        acknowledged.iter().all(|&n| n > 0),
+        "every writer got turns acknowledged before the kill: {acknowledged:?}"
+    );
 
-    let mut child = start(&config_file, port);
-    wait_ready(&client, &base).await;
+    agent.restart().await;
     for (session, &count) in acknowledged.iter().enumerate() {
-        let stored: Value = client.get(format!("{base}/v1/sessions/s{session}")).send().await.unwrap().json().await.unwrap();
+        let stored: Value =
+            client.get(format!("{base}/v1/sessions/s{session}")).send().await.unwrap().json().await.unwrap();
         let turns = stored["turns"].as_u64().unwrap();
         assert!(turns >= count, "session s{session}: {count} turns acknowledged, {turns} survived");
         let last_user = format!("turn {}", count - 1);
-        assert!(stored["messages"].as_array().unwrap().iter().any(|m| m["content"] == last_user.as_str()), "the last acknowledged turn is stored");
+        assert!(
+            stored["messages"].as_array().unwrap().iter().any(|m| m["content"] == last_user.as_str()),
+            "the last acknowledged turn is stored"
+        );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_open_stream_finish_then_exits_cleanly() {
+    let upstream =
+        Upstream::start(vec![Reply::Slow("one two three four five six".into(), Duration::from_millis(150))]).await;
+    let mut agent = run_agent(&upstream, "sigterm").await;
+    let (client, base) = (agent.client.clone(), agent.base.clone());
+
+    let body = json!({"messages": [{"role": "user", "content": "count"}], "stream": true});
+    let response = client
+        .post(format!("{base}/v1/chat/completions"))
+        .header("x-session-id", "term")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let terminate = Command::new("kill").args(["-TERM", &agent.child.id().to_string()]).status().unwrap();
+    assert!(terminate.success());
+    let text = response.text().await.expect("the open stream is finished, not cut");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(text.contains("six"), "every word arrived: {text}");
+    let status = agent.child.wait().unwrap();
+    assert!(status.success(), "a clean exit after SIGTERM: {status}");
+
+    agent.restart().await;
+    let stored: Value = client.get(format!("{base}/v1/sessions/term")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stored["turns"], 1, "the turn finished during shutdown was committed");
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
 }

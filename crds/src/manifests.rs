@@ -4,10 +4,10 @@
 use kube::ResourceExt;
 use serde::Deserialize;
 
+use crate::Agent;
 use crate::model::Model;
 use crate::recipe::Recipe;
 use crate::render::ResolvedReferences;
-use crate::Agent;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Objects read from manifests, by kind; other kinds are ignored.
@@ -80,7 +80,9 @@ impl Manifests {
                 references.config_map_values.insert((config_map.name_any(), key.clone()), value.clone());
             }
         }
-        if let Some(ca) = references.model.as_ref().and_then(|m| m.spec.endpoint.as_ref()).and_then(|e| e.ca_config_map_ref.as_ref()) {
+        if let Some(ca) =
+            references.model.as_ref().and_then(|m| m.spec.endpoint.as_ref()).and_then(|e| e.ca_config_map_ref.as_ref())
+        {
             references.model_ca_pem = references.config_map_values.get(&(ca.name.clone(), ca.key.clone())).cloned();
         }
         references

@@ -35,10 +35,10 @@ pub enum OfflineError {
 pub fn observe(manifests: &Manifests, agent: &Agent) -> Observed {
     let models = manifests.models_for(agent);
     let model = match (&agent.spec.model.model_ref, &agent.spec.model.selector) {
-        (Some(reference), _) => models.iter().find(|m| m.name_any() == reference.name).map_or_else(
-            || ModelLookup::NotFound(reference.name.clone()),
-            |m| ModelLookup::Found(Box::new(m.clone())),
-        ),
+        (Some(reference), _) => models
+            .iter()
+            .find(|m| m.name_any() == reference.name)
+            .map_or_else(|| ModelLookup::NotFound(reference.name.clone()), |m| ModelLookup::Found(Box::new(m.clone()))),
         (None, Some(selector)) => match select_model(selector, &models, None) {
             Ok(model) => ModelLookup::Found(Box::new(model.clone())),
             Err(no_match) => ModelLookup::NoMatch(no_match),

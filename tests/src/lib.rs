@@ -1,6 +1,8 @@
 //! Shared helpers of the cross-crate and end-to-end tests: the repository's paths and the
 //! external tools (Python validators, kubectl, helm) the tests call.
 
+pub mod llama;
+
 use std::path::PathBuf;
 use std::process::Command;
 

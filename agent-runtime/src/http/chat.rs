@@ -41,9 +41,7 @@ pub async fn chat_completions(
     if let Some(id) = &session
         && !valid_session_id(id)
     {
-        return Err(ApiError::BadRequest(format!(
-            "invalid session id {id:?}: use 1-128 letters, digits or -_.:@"
-        )));
+        return Err(ApiError::BadRequest(format!("invalid session id {id:?}: use 1-128 letters, digits or -_.:@")));
     }
     let started = Instant::now();
     let stream = request.stream;
@@ -67,7 +65,11 @@ pub async fn chat_completions(
     }
 }
 
-async fn collect(state: &AppState, events: &mut mpsc::Receiver<Event>, started: Instant) -> Result<(String, String, Usage), ApiError> {
+async fn collect(
+    state: &AppState,
+    events: &mut mpsc::Receiver<Event>,
+    started: Instant,
+) -> Result<(String, String, Usage), ApiError> {
     let mut text = String::new();
     while let Some(event) = events.recv().await {
         match event {
@@ -189,7 +191,11 @@ impl Identity {
             object: "chat.completion".into(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![Choice { index: 0, message: Message::text(Role::Assistant, text), finish_reason: Some(finish_reason) }],
+            choices: vec![Choice {
+                index: 0,
+                message: Message::text(Role::Assistant, text),
+                finish_reason: Some(finish_reason),
+            }],
             usage: Some(usage),
         }
     }

@@ -52,7 +52,13 @@ pub struct AppState {
 impl AppState {
     /// State for `agent`.
     pub fn new(agent: Arc<Agent>, metrics: Arc<Metrics>, api_key: Option<String>, limits: ApiLimits) -> Self {
-        Self { agent, metrics, api_key: api_key.map(Arc::from), limits, permits: Arc::new(Semaphore::new(limits.max_concurrency)) }
+        Self {
+            agent,
+            metrics,
+            api_key: api_key.map(Arc::from),
+            limits,
+            permits: Arc::new(Semaphore::new(limits.max_concurrency)),
+        }
     }
 }
 

@@ -69,20 +69,30 @@ pub struct OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    /// A provider for the model in `config`.
-    pub fn new(config: &ModelConfig, policy: CallPolicy) -> Result<Self, ProviderSetupError> {
+    /// A provider for the model in `config`. The API key comes from the config's mounted Secret
+    /// file, else from `fallback_key` (the process environment, read in `main`).
+    pub fn new(
+        config: &ModelConfig,
+        policy: CallPolicy,
+        fallback_key: Option<&str>,
+    ) -> Result<Self, ProviderSetupError> {
         let mut openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/'));
         if let Some(path) = &config.api_key_file {
             let key = std::fs::read_to_string(path)
                 .map_err(|source| ProviderSetupError::ApiKey { path: path.clone(), source })?;
             openai = openai.with_api_key(key.trim());
+        } else if let Some(key) = fallback_key {
+            openai = openai.with_api_key(key);
         }
         for (name, value) in &config.headers {
             let header = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ProviderSetupError::Header(name.clone()))?;
-            openai = openai.with_header(header, value.as_str()).map_err(|_| ProviderSetupError::Header(name.clone()))?;
+            openai =
+                openai.with_header(header, value.as_str()).map_err(|_| ProviderSetupError::Header(name.clone()))?;
         }
-        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).pool_idle_timeout(Duration::from_secs(90));
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90));
         if let Some(pem) = &config.ca_pem {
             for certificate in reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(ProviderSetupError::Ca)? {
                 http = http.add_root_certificate(certificate);
@@ -129,7 +139,12 @@ impl OpenAiProvider {
                 Box::pin(raw.map(|item| item.map_err(classify)))
             }
             PromptFormat::Completion => {
-                let raw = self.client.completions().create_stream_byot::<Value, CompletionChunk>(body).await.map_err(classify)?;
+                let raw = self
+                    .client
+                    .completions()
+                    .create_stream_byot::<Value, CompletionChunk>(body)
+                    .await
+                    .map_err(classify)?;
                 Box::pin(raw.map(|item| item.map(CompletionChunk::into_chat).map_err(classify)))
             }
         };
@@ -193,7 +208,10 @@ impl ModelProvider for OpenAiProvider {
 }
 
 /// Ends the stream with a timeout error when the model goes quiet for longer than `idle`.
-fn with_idle_timeout(stream: ChunkStream, idle: Duration) -> impl Stream<Item = Result<ChatChunk, ProviderError>> + Send {
+fn with_idle_timeout(
+    stream: ChunkStream,
+    idle: Duration,
+) -> impl Stream<Item = Result<ChatChunk, ProviderError>> + Send {
     futures::stream::unfold(Some(stream), move |state| async move {
         let mut stream = state?;
         match tokio::time::timeout(idle, stream.next()).await {
@@ -270,7 +288,11 @@ impl CompletionChunk {
                 .into_iter()
                 .map(|c| ChunkChoice {
                     index: 0,
-                    delta: Delta { role: None, content: Some(c.text).filter(|t| !t.is_empty()), tool_calls: Vec::new() },
+                    delta: Delta {
+                        role: None,
+                        content: Some(c.text).filter(|t| !t.is_empty()),
+                        tool_calls: Vec::new(),
+                    },
                     finish_reason: c.finish_reason,
                 })
                 .collect(),

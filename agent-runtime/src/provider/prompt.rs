@@ -52,6 +52,9 @@ mod tests {
             Message::text(Role::Assistant, "Paris."),
             Message::text(Role::User, "And of Italy?"),
         ]);
-        assert_eq!(prompt, "Be brief.\n\nQuestion: Capital of France?\nAnswer: Paris.\n\nQuestion: And of Italy?\nAnswer:");
+        assert_eq!(
+            prompt,
+            "Be brief.\n\nQuestion: Capital of France?\nAnswer: Paris.\n\nQuestion: And of Italy?\nAnswer:"
+        );
     }
 }

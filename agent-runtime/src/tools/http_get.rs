@@ -32,13 +32,17 @@ impl HttpGet {
     }
 
     async fn fetch(&self, url: &str) -> Result<String, ToolError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| ToolError::BadArguments(format!("{url:?} is not a URL: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(url).map_err(|e| ToolError::BadArguments(format!("{url:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ToolError::Refused(format!("only http and https URLs, not {}", parsed.scheme())));
         }
         let listed = self.explicitly_allowed(url);
         if !self.allowed.is_empty() && !listed {
-            return Err(ToolError::Refused(format!("{url} is not under an allowed prefix: {}", self.allowed.join(", "))));
+            return Err(ToolError::Refused(format!(
+                "{url} is not under an allowed prefix: {}",
+                self.allowed.join(", ")
+            )));
         }
         let host = parsed.host_str().ok_or_else(|| ToolError::BadArguments(format!("{url} has no host")))?.to_owned();
         let port = parsed.port_or_known_default().unwrap_or(80);
@@ -47,10 +51,10 @@ impl HttpGet {
             .map_err(|e| ToolError::Failed(format!("cannot resolve {host}: {e}")))?
             .collect();
         let address = *addresses.first().ok_or_else(|| ToolError::Failed(format!("{host} has no address")))?;
-        if let Some(private) = addresses.iter().find(|a| is_internal(a.ip())) {
-            if !listed {
-                return Err(ToolError::Refused(format!("{host} resolves to the internal address {}", private.ip())));
-            }
+        if let Some(private) = addresses.iter().find(|a| is_internal(a.ip()))
+            && !listed
+        {
+            return Err(ToolError::Refused(format!("{host} resolves to the internal address {}", private.ip())));
         }
         let client = reqwest::Client::builder()
             .resolve(&host, address)
@@ -102,7 +106,10 @@ impl Tool for HttpGet {
 
     fn call(&self, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         async move {
-            let url = arguments.get("url").and_then(Value::as_str).ok_or_else(|| ToolError::BadArguments("needs a url string".into()))?;
+            let url = arguments
+                .get("url")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ToolError::BadArguments("needs a url string".into()))?;
             self.fetch(url).await
         }
         .boxed()
@@ -115,7 +122,19 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_recognised() {
-        for internal in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
         for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {

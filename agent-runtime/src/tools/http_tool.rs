@@ -34,12 +34,22 @@ impl HttpTool {
 
 impl Tool for HttpTool {
     fn spec(&self) -> FunctionSpec {
-        FunctionSpec { name: self.name.clone(), description: self.description.clone(), parameters: self.parameters.clone() }
+        FunctionSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            parameters: self.parameters.clone(),
+        }
     }
 
     fn call(&self, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         async move {
-            let response = self.client.post(&self.url).json(&arguments).send().await.map_err(|e| ToolError::Failed(e.to_string()))?;
+            let response = self
+                .client
+                .post(&self.url)
+                .json(&arguments)
+                .send()
+                .await
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
             let status = response.status();
             let text = response.text().await.map_err(|e| ToolError::Failed(e.to_string()))?;
             if status.is_success() { Ok(text) } else { Err(ToolError::Failed(format!("HTTP {status}: {text}"))) }

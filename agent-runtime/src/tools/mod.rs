@@ -83,9 +83,13 @@ impl ToolRegistry {
                 ToolKind::Builtin { tool: BuiltinToolKind::HttpGet, allowed_urls } => {
                     Some(Arc::new(http_get::HttpGet::new(allowed_urls.clone(), timeout)))
                 }
-                ToolKind::Http { url, description, parameters } => {
-                    Some(Arc::new(http_tool::HttpTool::new(&config.name, url, description, parameters.clone(), timeout)))
-                }
+                ToolKind::Http { url, description, parameters } => Some(Arc::new(http_tool::HttpTool::new(
+                    &config.name,
+                    url,
+                    description,
+                    parameters.clone(),
+                    timeout,
+                ))),
                 ToolKind::Builtin { .. } | ToolKind::Mcp { .. } | ToolKind::Agent { .. } => None,
             };
             match tool {
@@ -117,7 +121,10 @@ impl ToolRegistry {
     pub async fn call(&self, name: &str, arguments: &str) -> (String, Outcome) {
         let Some(tool) = self.tools.get(name) else {
             let known: Vec<&str> = self.tools.keys().map(String::as_str).collect();
-            return (format!("error: there is no tool named {name}; available: {}", known.join(", ")), Outcome::Unknown);
+            return (
+                format!("error: there is no tool named {name}; available: {}", known.join(", ")),
+                Outcome::Unknown,
+            );
         };
         let arguments: Value = if arguments.trim().is_empty() {
             Value::Object(serde_json::Map::new())

@@ -22,6 +22,7 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post as route_post};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -36,6 +37,8 @@ pub enum Reply {
     Status(u16),
     /// Never answers.
     Hang,
+    /// Streams this text a word at a time with a pause before each word.
+    Slow(String, Duration),
 }
 
 /// A scripted upstream.
@@ -58,7 +61,10 @@ impl Upstream {
             requests: Arc::default(),
         };
         let app = axum::Router::new()
-            .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "scripted", "object": "model"}]})) }))
+            .route(
+                "/v1/models",
+                get(|| async { Json(json!({"object": "list", "data": [{"id": "scripted", "object": "model"}]})) }),
+            )
             .route("/v1/chat/completions", route_post(answer))
             .route("/v1/completions", route_post(answer))
             .with_state(upstream.clone());
@@ -77,7 +83,14 @@ impl Upstream {
     }
 }
 
-async fn answer(State(upstream): State<Upstream>, Json(body): Json<Value>) -> Response {
+async fn answer(
+    State(upstream): State<Upstream>,
+    headers: axum::http::HeaderMap,
+    Json(mut body): Json<Value>,
+) -> Response {
+    let seen: serde_json::Map<String, Value> =
+        headers.iter().map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or_default()))).collect();
+    body["_headers"] = Value::Object(seen);
     upstream.requests.lock().unwrap().push(body.clone());
     let reply = upstream.script.lock().unwrap().pop_front().unwrap_or_else(|| Reply::Text("ok".into()));
     let completion = body.get("prompt").is_some();
@@ -99,6 +112,17 @@ async fn answer(State(upstream): State<Upstream>, Json(body): Json<Value>) -> Re
             let body = json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}});
             return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
         }
+        Reply::Slow(text, pause) => {
+            let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
+            let stream = futures::stream::iter(words).then(move |word| async move {
+                tokio::time::sleep(pause).await;
+                let chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "scripted",
+                                   "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": null}]});
+                Ok::<_, std::convert::Infallible>(format!("data: {chunk}\n\n"))
+            });
+            let end = futures::stream::iter(["data: [DONE]\n\n".to_owned()]).map(Ok);
+            return ([("content-type", "text/event-stream")], Body::from_stream(stream.chain(end))).into_response();
+        }
         Reply::Text(text) => {
             let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
             let words: Vec<&str> = text.split_inclusive(' ').collect();
@@ -107,14 +131,19 @@ async fn answer(State(upstream): State<Upstream>, Json(body): Json<Value>) -> Re
             events
         }
         Reply::ToolCall(name, arguments) => vec![
-            chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": name, "arguments": ""}}]}), None),
+            chunk(
+                json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                None,
+            ),
             chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]}), None),
             chunk(json!({}), Some("tool_calls")),
         ],
     };
     let mut text = String::new();
     for event in events {
-        text.push_str(&format!("data: {event}\n\n"));
+        text.push_str("data: ");
+        text.push_str(&event.to_string());
+        text.push_str("\n\n");
     }
     text.push_str("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"scripted\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"total_tokens\":10}}\n\n");
     text.push_str("data: [DONE]\n\n");
@@ -133,7 +162,10 @@ pub fn config(base_url: &str, agent_spec: &str, data_dir: &std::path::Path, prom
     ))
     .unwrap();
     let references = ResolvedReferences { model: Some(model), ..Default::default() };
-    let paths = PodPaths { data_dir: data_dir.display().to_string(), secrets_dir: data_dir.join("secrets").display().to_string() };
+    let paths = PodPaths {
+        data_dir: data_dir.display().to_string(),
+        secrets_dir: data_dir.join("secrets").display().to_string(),
+    };
     render_runtime_config(&agent, &references, &paths).unwrap()
 }
 
@@ -151,9 +183,14 @@ fn rand_suffix() -> u64 {
 
 /// Options with short timeouts so failure tests are quick.
 pub fn quick_options() -> ServeOptions {
-    let mut options = ServeOptions::default();
-    options.call_policy = CallPolicy { idle_timeout: Duration::from_secs(2), attempts: 3, backoff: Duration::from_millis(20) };
-    options
+    ServeOptions {
+        call_policy: CallPolicy {
+            idle_timeout: Duration::from_secs(2),
+            attempts: 3,
+            backoff: Duration::from_millis(20),
+        },
+        ..ServeOptions::default()
+    }
 }
 
 /// The agent's HTTP state for `config`.
