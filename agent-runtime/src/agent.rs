@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::budget::{estimate_tokens, messages_to_fold, summary_request};
 use crate::error::ApiError;
+use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::openai::{ChatRequest, Message, Role, ToolCall, ToolCallDelta, Usage};
 use crate::provider::{ModelProvider, ModelRequest};
@@ -45,6 +46,9 @@ pub struct Limits {
     pub context_budget: usize,
 }
 
+/// Tokens of recalled memories added to a turn.
+const MEMORY_BUDGET: usize = 300;
+
 /// Request fields the agent controls itself; a client's values are ignored.
 const RESERVED: [&str; 8] = ["model", "messages", "stream", "stream_options", "tools", "tool_choice", "functions", "n"];
 
@@ -59,6 +63,7 @@ pub struct Agent {
     limits: Limits,
     system_prompt: String,
     model_reached: AtomicBool,
+    memory: Option<Arc<Memory>>,
 }
 
 impl Agent {
@@ -70,6 +75,7 @@ impl Agent {
         sessions: SessionStore,
         metrics: Arc<Metrics>,
         limits: Limits,
+        memory: Option<Arc<Memory>>,
     ) -> std::io::Result<Self> {
         let mut parts = Vec::new();
         match &config.persona.system_prompt {
@@ -89,6 +95,7 @@ impl Agent {
             metrics,
             limits,
             model_reached: AtomicBool::new(false),
+            memory,
         })
     }
 
@@ -150,6 +157,17 @@ impl Agent {
             system.push_str("Summary of the earlier conversation: ");
             system.push_str(summary);
         }
+        let recalled = self.recall(&new_messages, session.as_ref().map(|s| s.id.as_str())).await;
+        if !recalled.is_empty() {
+            if !system.is_empty() {
+                system.push_str("\n\n");
+            }
+            system.push_str("Relevant memories:");
+            for memory in recalled {
+                system.push_str("\n- ");
+                system.push_str(&memory);
+            }
+        }
         if !system.is_empty() {
             messages.push(Message::text(Role::System, system));
         }
@@ -162,6 +180,20 @@ impl Agent {
         let agent = self.clone();
         tokio::spawn(async move { agent.run(messages, parameters, session.map(|s| (s, new_messages)), tx).await });
         Ok(rx)
+    }
+
+    /// Memories relevant to the newest user message, within the memory budget; a failing memory
+    /// store costs the turn its memories, not the answer.
+    async fn recall(&self, new_messages: &[Message], session: Option<&str>) -> Vec<String> {
+        let Some(memory) = &self.memory else { return Vec::new() };
+        let Some(question) = new_messages.iter().rev().find(|m| m.role == Role::User) else { return Vec::new() };
+        match memory.recall(question.content_str(), session, 5, MEMORY_BUDGET).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "recalling memories failed; answering without them");
+                Vec::new()
+            }
+        }
     }
 
     /// The agent's generation parameters, overridden by the client's.

@@ -21,6 +21,15 @@ pub enum ApiError {
     /// The body exceeds the limit (413).
     #[error("request body exceeds {0} bytes")]
     TooLarge(usize),
+    /// A document is too large to ingest (413).
+    #[error("{0}")]
+    TooLargeDocument(String),
+    /// The document type is not supported (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A feature the request needs is not available (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// Too many requests in flight (429).
     #[error("the agent is at its limit of {0} concurrent requests; retry shortly")]
     Overloaded(usize),
@@ -45,7 +54,9 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::TooLargeDocument(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ModelFailed(_) | Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::ModelTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -56,7 +67,10 @@ impl ApiError {
     /// OpenAI error `type`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) | Self::TooLarge(_) => "invalid_request_error",
+            Self::BadRequest(_) | Self::TooLarge(_) | Self::TooLargeDocument(_) | Self::UnsupportedMediaType(_) => {
+                "invalid_request_error"
+            }
+            Self::Unavailable(_) => "unavailable_error",
             Self::Unauthorized => "authentication_error",
             Self::NotFound(_) => "not_found_error",
             Self::Overloaded(_) => "rate_limit_error",

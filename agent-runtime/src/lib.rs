@@ -5,14 +5,18 @@
 pub mod agent;
 pub mod budget;
 pub mod config;
+pub mod embeddings;
 pub mod error;
 pub mod http;
+pub mod knowledge;
 pub mod local;
+pub mod memory;
 pub mod metrics;
 pub mod openai;
 pub mod provider;
 pub mod sessions;
 pub mod tools;
+pub mod vector;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +33,13 @@ use crate::provider::ModelProvider;
 use crate::provider::openai::{CallPolicy, OpenAiProvider};
 use crate::sessions::SessionStore;
 use crate::tools::ToolRegistry;
+use crate::knowledge::Knowledge;
+use crate::knowledge::chunk::{ChunkSize, EstimatedTokens};
+use crate::memory::Memory;
+use crate::vector::VectorStore;
+use crate::vector::edge::EdgeStore;
+use agent_crds::agent::BuiltinToolKind;
+use agent_crds::runtime_config::{ToolKind, VectorStoreConfig};
 
 /// Settings of the serving process (flags with env fallbacks, parsed once in `main`).
 #[derive(Clone, Debug)]
@@ -45,6 +56,9 @@ pub struct ServeOptions {
     pub max_tool_steps: usize,
     /// Model API key used when the config names no key file (from the environment).
     pub model_api_key: Option<String>,
+    /// Folder of the built-in embedding model's files; without it, knowledge and memory are off
+    /// unless the agent uses an embeddings endpoint.
+    pub embedding_model_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -56,10 +70,12 @@ impl Default for ServeOptions {
                 max_body_bytes: 1 << 20,
                 max_concurrency: 64,
                 request_timeout: Duration::from_secs(300),
+                max_document_bytes: 32 << 20,
             },
             tool_timeout: Duration::from_secs(15),
             max_tool_steps: 8,
             model_api_key: None,
+            embedding_model_dir: None,
         }
     }
 }
@@ -102,9 +118,26 @@ pub fn build_state_with(
     install_crypto_provider();
     let metrics = Arc::new(Metrics::default());
     let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-    let (tools, skipped) = ToolRegistry::from_config(&config.tools, options.tool_timeout);
+    let (knowledge, memory) = match open_knowledge(&config, options) {
+        Ok((knowledge, memory)) => (Some(knowledge), Some(memory)),
+        Err(why) => {
+            tracing::warn!(%why, "knowledge and long-term memory are off");
+            (None, None)
+        }
+    };
+    let (mut tools, skipped) = ToolRegistry::from_config(&config.tools, options.tool_timeout);
     for name in skipped {
-        tracing::warn!(tool = %name, "this runtime version cannot run this tool kind yet; it is not offered to the model");
+        let memory_tool = config.tools.iter().any(|t| {
+            t.name == name
+                && matches!(t.kind, ToolKind::Builtin { tool: BuiltinToolKind::Remember | BuiltinToolKind::Recall, .. })
+        });
+        match (&memory, memory_tool) {
+            (Some(memory), true) => {
+                tools.insert(Arc::new(memory::tools::Remember(memory.clone())));
+                tools.insert(Arc::new(memory::tools::Recall(memory.clone())));
+            }
+            _ => tracing::warn!(tool = %name, "this runtime cannot run this tool kind yet; it is not offered to the model"),
+        }
     }
     let api_key = match &config.server.api_key_file {
         Some(path) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
@@ -112,8 +145,36 @@ pub fn build_state_with(
     };
     let limits = Limits { max_tool_steps: options.max_tool_steps, context_budget: context_budget(&config) };
     let config = Arc::new(config);
-    let agent = Arc::new(Agent::new(config, provider, tools, sessions, metrics.clone(), limits)?);
-    Ok(AppState::new(agent, metrics, api_key, options.limits))
+    let agent = Arc::new(Agent::new(config, provider, tools, sessions, metrics.clone(), limits, memory)?);
+    Ok(AppState::new(agent, metrics, api_key, options.limits, knowledge))
+}
+
+/// Opens the vector store and the embedder the config names, for knowledge and memory.
+fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc<Knowledge>, Arc<Memory>), String> {
+    let memory_config = &config.memory;
+    let dimension = memory_config.vector_dimension;
+    let embedder = embeddings::from_config(
+        &memory_config.embedding,
+        dimension,
+        options.embedding_model_dir.as_deref(),
+        options.model_api_key.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let store: Arc<dyn VectorStore> = match &memory_config.store {
+        VectorStoreConfig::Embedded { path } => {
+            Arc::new(EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance).map_err(|e| e.to_string())?)
+        }
+        VectorStoreConfig::Qdrant { url, .. } => {
+            return Err(format!("the Qdrant server backend ({url}) is not available in this runtime version"));
+        }
+    };
+    let chunking = config.recipe.as_ref().map_or(ChunkSize { size: 256, overlap: 32 }, |recipe| ChunkSize {
+        size: usize::try_from(recipe.spec.ingest.chunk_size).unwrap_or(256),
+        overlap: usize::try_from(recipe.spec.ingest.chunk_overlap).unwrap_or(32),
+    });
+    let knowledge = Arc::new(Knowledge::new(store.clone(), embedder.clone(), Arc::new(EstimatedTokens), chunking));
+    let retention = memory_config.retention_seconds.map(Duration::from_secs);
+    Ok((knowledge, Arc::new(Memory::new(store, embedder, retention))))
 }
 
 /// Tokens of history sent to the model: the configured budget, or three quarters of the

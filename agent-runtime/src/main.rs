@@ -72,6 +72,12 @@ struct ServeArgs {
     /// Tool rounds before the model must answer.
     #[arg(long, env = "AGENT_MAX_TOOL_STEPS", default_value_t = 8)]
     max_tool_steps: usize,
+    /// Folder of the built-in embedding model (all-MiniLM-L6-v2: model.safetensors, tokenizer.json, config.json).
+    #[arg(long, env = "AGENT_EMBEDDING_MODEL_DIR", default_value = "/models/all-MiniLM-L6-v2")]
+    embedding_model_dir: std::path::PathBuf,
+    /// Largest document upload in bytes.
+    #[arg(long, env = "AGENT_MAX_DOCUMENT_BYTES", default_value_t = 32 << 20)]
+    max_document_bytes: usize,
     /// Model API key, used when the Model names no key Secret (e.g. `OPENAI_API_KEY` locally).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     model_api_key: Option<String>,
@@ -90,10 +96,12 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 max_concurrency: self.max_concurrency.max(1),
                 request_timeout: Duration::from_secs(self.request_timeout_seconds),
+                max_document_bytes: self.max_document_bytes,
             },
             tool_timeout: Duration::from_secs(self.tool_timeout_seconds),
             max_tool_steps: self.max_tool_steps,
             model_api_key: self.model_api_key.clone(),
+            embedding_model_dir: Some(self.embedding_model_dir.clone()),
         }
     }
 }

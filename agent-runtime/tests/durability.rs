@@ -17,6 +17,8 @@ fn free_port() -> u16 {
 fn start(config_file: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_agent-runtime"))
         .args(["serve", "--config", config_file.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
+        .arg("--embedding-model-dir")
+        .arg(support::minilm_dir())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -152,6 +154,58 @@ async fn sigterm_lets_an_open_stream_finish_then_exits_cleanly() {
     agent.restart().await;
     let stored: Value = client.get(format!("{base}/v1/sessions/term")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stored["turns"], 1, "the turn finished during shutdown was committed");
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn acknowledged_ingests_survive_kill_9() {
+    let upstream = Upstream::start(vec![]).await;
+    let mut agent = run_agent(&upstream, "ingest-kill9").await;
+    let (client, base) = (agent.client.clone(), agent.base.clone());
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let (client, base, acknowledged) = (client.clone(), base.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let content = format!("Note {writer}-{n}: the quarterly review for team {n} is on day {} of the month.", n % 28 + 1);
+                    let body = json!({"documents": [{"name": format!("note-{writer}-{n}.txt"), "content": content}]});
+                    let Ok(response) = client.post(format!("{base}/v1/knowledge/documents")).json(&body).send().await else { return };
+                    if !response.status().is_success() {
+                        return;
+                    }
+                    let Ok(answer) = response.json::<Value>().await else { return };
+                    let id = answer["documents"][0]["document"]["id"].as_str().unwrap().to_owned();
+                    acknowledged.lock().unwrap().push(id);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!acknowledged.is_empty(), "documents were acknowledged before the kill");
+
+    agent.restart().await;
+    let listed: Value = client.get(format!("{base}/v1/knowledge/documents")).send().await.unwrap().json().await.unwrap();
+    let stored: Vec<&str> = listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(&id.as_str())).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged documents lost: {lost:?}", lost.len(), acknowledged.len());
+    let found: Value = client
+        .post(format!("{base}/v1/knowledge/search"))
+        .json(&json!({"query": "quarterly review", "topK": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["results"].as_array().unwrap().len(), 3, "search works after the restart: {found}");
     agent.child.kill().unwrap();
     agent.child.wait().unwrap();
 }

@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod extract;
+pub mod knowledge;
 pub mod ops;
 pub mod sessions;
 
@@ -15,12 +16,13 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::agent::Agent;
 use crate::error::ApiError;
+use crate::knowledge::Knowledge;
 use crate::metrics::Metrics;
 
 /// Limits of the API.
@@ -32,6 +34,8 @@ pub struct ApiLimits {
     pub max_concurrency: usize,
     /// Longest non-streamed chat request.
     pub request_timeout: Duration,
+    /// Largest document upload.
+    pub max_document_bytes: usize,
 }
 
 /// State shared by the handlers.
@@ -47,18 +51,21 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Permits for concurrent chat requests.
     pub permits: Arc<Semaphore>,
+    /// The agent's documents, when an embedding model is available.
+    pub knowledge: Option<Arc<Knowledge>>,
 }
 
 impl AppState {
     /// State for `agent`.
-    pub fn new(agent: Arc<Agent>, metrics: Arc<Metrics>, api_key: Option<String>, limits: ApiLimits) -> Self {
-        Self {
-            agent,
-            metrics,
-            api_key: api_key.map(Arc::from),
-            limits,
-            permits: Arc::new(Semaphore::new(limits.max_concurrency)),
-        }
+    pub fn new(
+        agent: Arc<Agent>,
+        metrics: Arc<Metrics>,
+        api_key: Option<String>,
+        limits: ApiLimits,
+        knowledge: Option<Arc<Knowledge>>,
+    ) -> Self {
+        let permits = Arc::new(Semaphore::new(limits.max_concurrency));
+        Self { agent, metrics, api_key: api_key.map(Arc::from), limits, permits, knowledge }
     }
 }
 
@@ -68,6 +75,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(ops::models))
         .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
+        .route(
+            "/v1/knowledge/documents",
+            post(knowledge::ingest).get(knowledge::list).layer(DefaultBodyLimit::max(state.limits.max_document_bytes)),
+        )
+        .route("/v1/knowledge/documents/{id}", delete(knowledge::delete))
+        .route("/v1/knowledge/search", post(knowledge::search))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
     Router::new()
         .merge(api)
@@ -108,6 +121,8 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/v1/chat/completions") => "chat_completions",
         Some("/v1/models") => "models",
         Some("/v1/sessions/{id}") => "sessions",
+        Some("/v1/knowledge/documents" | "/v1/knowledge/documents/{id}") => "knowledge_documents",
+        Some("/v1/knowledge/search") => "knowledge_search",
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",

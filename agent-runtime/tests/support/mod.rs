@@ -210,3 +210,19 @@ pub async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Stri
 pub fn post(path: &str, body: &Value) -> Request<Body> {
     Request::post(path).header("content-type", "application/json").body(Body::from(body.to_string())).unwrap()
 }
+
+/// The all-MiniLM-L6-v2 folder installed by `scripts/install-llm.sh` (from its env file).
+pub fn minilm_dir() -> PathBuf {
+    let llm_dir = std::env::var_os("AGENT_LLM_DIR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/agent-operator/llm"),
+        PathBuf::from,
+    );
+    let env_file = llm_dir.join("env");
+    let text = std::fs::read_to_string(&env_file)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e}): run scripts/install-llm.sh", env_file.display()));
+    let dir = text
+        .lines()
+        .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix("MINILM_DIR="))
+        .unwrap_or_else(|| panic!("{} names no MINILM_DIR: run scripts/install-llm.sh", env_file.display()));
+    PathBuf::from(dir.trim().trim_matches(['"', '\'']))
+}
