@@ -104,6 +104,11 @@ impl Agent {
         &self.sessions
     }
 
+    /// The agent's long-term memory, when enabled.
+    pub fn memory(&self) -> Option<&Arc<Memory>> {
+        self.memory.as_ref()
+    }
+
     /// Whether the model has answered at least once.
     pub fn model_reached(&self) -> bool {
         self.model_reached.load(Ordering::Relaxed)

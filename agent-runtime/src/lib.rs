@@ -28,14 +28,14 @@ use axum::serve::ListenerExt;
 
 use crate::agent::{Agent, Limits};
 use crate::http::{ApiLimits, AppState};
+use crate::knowledge::Knowledge;
+use crate::knowledge::chunk::{ChunkSize, EstimatedTokens};
+use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
 use crate::provider::openai::{CallPolicy, OpenAiProvider};
 use crate::sessions::SessionStore;
 use crate::tools::ToolRegistry;
-use crate::knowledge::Knowledge;
-use crate::knowledge::chunk::{ChunkSize, EstimatedTokens};
-use crate::memory::Memory;
 use crate::vector::VectorStore;
 use crate::vector::edge::EdgeStore;
 use agent_crds::agent::BuiltinToolKind;
@@ -136,7 +136,9 @@ pub fn build_state_with(
                 tools.insert(Arc::new(memory::tools::Remember(memory.clone())));
                 tools.insert(Arc::new(memory::tools::Recall(memory.clone())));
             }
-            _ => tracing::warn!(tool = %name, "this runtime cannot run this tool kind yet; it is not offered to the model"),
+            _ => {
+                tracing::warn!(tool = %name, "this runtime cannot run this tool kind yet; it is not offered to the model");
+            }
         }
     }
     let api_key = match &config.server.api_key_file {
@@ -161,9 +163,9 @@ fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc
     )
     .map_err(|e| e.to_string())?;
     let store: Arc<dyn VectorStore> = match &memory_config.store {
-        VectorStoreConfig::Embedded { path } => {
-            Arc::new(EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance).map_err(|e| e.to_string())?)
-        }
+        VectorStoreConfig::Embedded { path } => Arc::new(
+            EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance).map_err(|e| e.to_string())?,
+        ),
         VectorStoreConfig::Qdrant { url, .. } => {
             return Err(format!("the Qdrant server backend ({url}) is not available in this runtime version"));
         }
@@ -190,6 +192,9 @@ pub async fn serve(config: RuntimeConfig, options: ServeOptions) -> Result<(), S
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
     tokio::spawn(watch_model(state.agent.clone()));
+    if let Some(memory) = state.agent.memory().cloned() {
+        tokio::spawn(forget_expired_memories(memory));
+    }
     // Tokens go out as small writes; without NODELAY, Nagle's algorithm holds the last ones back
     // until the client's delayed ACK (~40 ms a response).
     let listener = listener.tap_io(|tcp| {
@@ -200,6 +205,17 @@ pub async fn serve(config: RuntimeConfig, options: ServeOptions) -> Result<(), S
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes memories past their retention, hourly.
+async fn forget_expired_memories(memory: Arc<Memory>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        if let Err(error) = memory.forget_expired().await {
+            tracing::warn!(%error, "deleting expired memories failed");
+        }
+    }
 }
 
 /// Checks the model until it answers once, so `/readyz` turns ready.

@@ -169,9 +169,15 @@ async fn acknowledged_ingests_survive_kill_9() {
             let (client, base, acknowledged) = (client.clone(), base.clone(), acknowledged.clone());
             tokio::spawn(async move {
                 for n in 0.. {
-                    let content = format!("Note {writer}-{n}: the quarterly review for team {n} is on day {} of the month.", n % 28 + 1);
+                    let content = format!(
+                        "Note {writer}-{n}: the quarterly review for team {n} is on day {} of the month.",
+                        n % 28 + 1
+                    );
                     let body = json!({"documents": [{"name": format!("note-{writer}-{n}.txt"), "content": content}]});
-                    let Ok(response) = client.post(format!("{base}/v1/knowledge/documents")).json(&body).send().await else { return };
+                    let Ok(response) = client.post(format!("{base}/v1/knowledge/documents")).json(&body).send().await
+                    else {
+                        return;
+                    };
                     if !response.status().is_success() {
                         return;
                     }
@@ -192,7 +198,8 @@ async fn acknowledged_ingests_survive_kill_9() {
     assert!(!acknowledged.is_empty(), "documents were acknowledged before the kill");
 
     agent.restart().await;
-    let listed: Value = client.get(format!("{base}/v1/knowledge/documents")).send().await.unwrap().json().await.unwrap();
+    let listed: Value =
+        client.get(format!("{base}/v1/knowledge/documents")).send().await.unwrap().json().await.unwrap();
     let stored: Vec<&str> = listed["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
     let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(&id.as_str())).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged documents lost: {lost:?}", lost.len(), acknowledged.len());

@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use agent_runtime::embeddings::Embedder;
 use agent_runtime::knowledge::Knowledge;
 use agent_runtime::knowledge::chunk::{ChunkSize, EstimatedTokens};
+use agent_runtime::vector::VectorStore;
 use agent_runtime::vector::edge::EdgeStore;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -50,17 +51,18 @@ async fn dense_sparse_and_hybrid_search_find_the_labelled_documents() {
         knowledge.ingest(&name, Some("text/plain"), text.as_bytes()).await.unwrap();
     }
     let queries = corpus_file("queries.jsonl");
-    let (mut dense, mut sparse, mut hybrid) = (0, 0, 0);
+    let (mut dense, mut sparse, mut hybrid) = (0u32, 0u32, 0u32);
     for query in &queries {
         let text = query["query"].as_str().unwrap();
         let expected = format!("{}.txt", query["expected"].as_str().unwrap());
-        let found = |passages: Vec<agent_runtime::knowledge::Passage>| passages.iter().any(|p| p.document_name == expected);
-        dense += usize::from(found(knowledge.search(text, 5, false, Vec::new()).await.unwrap()));
-        sparse += usize::from(found(knowledge.search_sparse(text, 5).await.unwrap()));
-        hybrid += usize::from(found(knowledge.search(text, 5, true, Vec::new()).await.unwrap()));
+        let found =
+            |passages: Vec<agent_runtime::knowledge::Passage>| passages.iter().any(|p| p.document_name == expected);
+        dense += u32::from(found(knowledge.search(text, 5, false, Vec::new()).await.unwrap()));
+        sparse += u32::from(found(knowledge.search_sparse(text, 5).await.unwrap()));
+        hybrid += u32::from(found(knowledge.search(text, 5, true, Vec::new()).await.unwrap()));
     }
-    let n = queries.len() as f64;
-    let (dense, sparse, hybrid) = (dense as f64 / n, sparse as f64 / n, hybrid as f64 / n);
+    let n = f64::from(u32::try_from(queries.len()).unwrap());
+    let (dense, sparse, hybrid) = (f64::from(dense) / n, f64::from(sparse) / n, f64::from(hybrid) / n);
     println!("recall@5 over {n} queries: dense {dense:.3}, sparse (BM25) {sparse:.3}, hybrid (RRF) {hybrid:.3}");
     assert!(dense >= DENSE_MIN, "dense recall@5 {dense:.3} < {DENSE_MIN}");
     assert!(sparse >= SPARSE_MIN, "sparse recall@5 {sparse:.3} < {SPARSE_MIN}");
@@ -92,12 +94,15 @@ async fn documents_are_ingested_once_listed_searched_and_deleted_over_http() {
     let ingested: Value = serde_json::from_str(&text).unwrap();
     let vpn_id = ingested["documents"][0]["document"]["id"].as_str().unwrap().to_owned();
 
-    let (status, again) = send(&agent, post("/v1/knowledge/documents", &json!({"documents": [body["documents"][0]]}))).await;
+    let (status, again) =
+        send(&agent, post("/v1/knowledge/documents", &json!({"documents": [body["documents"][0]]}))).await;
     assert_eq!(status, StatusCode::OK, "the same content is stored once: {again}");
     assert_eq!(serde_json::from_str::<Value>(&again).unwrap()["documents"][0]["created"], false);
 
     let boundary = "XyZ";
-    let multipart = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"garden.txt\"\r\nContent-Type: text/plain\r\n\r\nTomatoes need six hours of sun.\r\n--{boundary}--\r\n");
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"garden.txt\"\r\nContent-Type: text/plain\r\n\r\nTomatoes need six hours of sun.\r\n--{boundary}--\r\n"
+    );
     let upload = Request::post("/v1/knowledge/documents")
         .header("content-type", format!("multipart/form-data; boundary={boundary}"))
         .body(Body::from(multipart))
@@ -105,22 +110,33 @@ async fn documents_are_ingested_once_listed_searched_and_deleted_over_http() {
     assert_eq!(send(&agent, upload).await.0, StatusCode::CREATED);
 
     let (_, listed) = send(&agent, Request::get("/v1/knowledge/documents").body(Body::empty()).unwrap()).await;
-    let names: Vec<String> = serde_json::from_str::<Value>(&listed).unwrap()["documents"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = serde_json::from_str::<Value>(&listed).unwrap()["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names.len(), 3, "{names:?}");
 
-    let (status, found) = send(&agent, post("/v1/knowledge/search", &json!({"query": "how do I connect to the VPN", "topK": 2}))).await;
+    let (status, found) =
+        send(&agent, post("/v1/knowledge/search", &json!({"query": "how do I connect to the VPN", "topK": 2}))).await;
     assert_eq!(status, StatusCode::OK, "{found}");
     let results = serde_json::from_str::<Value>(&found).unwrap()["results"].clone();
     assert_eq!(results[0]["documentName"], "vpn.md", "{results}");
     assert!(results[0]["score"].as_f64().unwrap() > 0.0);
-    let (_, filtered) = send(&agent, post("/v1/knowledge/search", &json!({"query": "lunch", "filter": {"documentId": vpn_id}}))).await;
+    let (_, filtered) =
+        send(&agent, post("/v1/knowledge/search", &json!({"query": "lunch", "filter": {"documentId": vpn_id}}))).await;
     let filtered = serde_json::from_str::<Value>(&filtered).unwrap()["results"].clone();
-    assert!(filtered.as_array().unwrap().iter().all(|r| r["documentName"] == "vpn.md"), "the filter restricts: {filtered}");
+    assert!(
+        filtered.as_array().unwrap().iter().all(|r| r["documentName"] == "vpn.md"),
+        "the filter restricts: {filtered}"
+    );
 
     let delete = || Request::delete(format!("/v1/knowledge/documents/{vpn_id}")).body(Body::empty()).unwrap();
     assert_eq!(send(&agent, delete()).await.0, StatusCode::NO_CONTENT);
     assert_eq!(send(&agent, delete()).await.0, StatusCode::NOT_FOUND);
-    let (_, after) = send(&agent, post("/v1/knowledge/search", &json!({"query": "NorthGate YubiKey VPN", "topK": 5}))).await;
+    let (_, after) =
+        send(&agent, post("/v1/knowledge/search", &json!({"query": "NorthGate YubiKey VPN", "topK": 5}))).await;
     assert!(!after.contains("vpn.md"), "a deleted document is not found: {after}");
 }
 
@@ -129,10 +145,18 @@ async fn unsupported_empty_and_huge_documents_get_clear_errors() {
     let upstream = Upstream::start(vec![]).await;
     let agent = knowledge_state("bad-docs", &upstream);
     let cases = [
-        (json!({"documents": [{"name": "scan.png", "content": "x", "contentType": "image/png"}]}), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported content type"),
+        (
+            json!({"documents": [{"name": "scan.png", "content": "x", "contentType": "image/png"}]}),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type",
+        ),
         (json!({"documents": [{"name": "blank.txt", "content": "  \n "}]}), StatusCode::BAD_REQUEST, "no text"),
         (json!({"documents": []}), StatusCode::BAD_REQUEST, "no documents given"),
-        (json!({"documents": [{"name": "big.txt", "content": "word ".repeat(60_000)}]}), StatusCode::PAYLOAD_TOO_LARGE, "exceeds"),
+        (
+            json!({"documents": [{"name": "big.txt", "content": "word ".repeat(60_000)}]}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds",
+        ),
     ];
     for (body, status, message) in cases {
         let (got, text) = send(&agent, post("/v1/knowledge/documents", &body)).await;
@@ -141,4 +165,56 @@ async fn unsupported_empty_and_huge_documents_get_clear_errors() {
     }
     let (status, text) = send(&agent, post("/v1/knowledge/search", &json!({"query": " "}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fact_the_model_remembers_is_recalled_in_a_later_conversation() {
+    let fact = "Ada's favourite colour is teal.";
+    let script = vec![
+        support::Reply::ToolCall("remember".into(), json!({"fact": fact}).to_string()),
+        support::Reply::Text("Noted.".into()),
+        support::Reply::Text("Teal.".into()),
+    ];
+    let upstream = Upstream::start(script).await;
+    let dir = temp_dir("memory");
+    let mut options = quick_options();
+    options.embedding_model_dir = Some(support::minilm_dir());
+    let spec = "  tools: [{name: memory, builtin: {kind: remember}}]\n";
+    let agent = support::state(config(&upstream.base_url(), spec, &dir, "Chat"), &options);
+    let turn = |session: &str, content: &str| {
+        Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .header("x-session-id", session)
+            .body(Body::from(json!({"messages": [{"role": "user", "content": content}]}).to_string()))
+            .unwrap()
+    };
+    assert_eq!(send(&agent, turn("first", "Please remember that Ada likes teal.")).await.0, StatusCode::OK);
+    let first_call = upstream.received()[0].clone();
+    let offered: Vec<&str> =
+        first_call["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"remember") && offered.contains(&"recall"), "{offered:?}");
+
+    assert_eq!(send(&agent, turn("second", "What colour does Ada like?")).await.0, StatusCode::OK);
+    let system = upstream.received()[2]["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(
+        system.contains("Relevant memories:") && system.contains(fact),
+        "a new session recalls the agent-wide fact: {system}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memories_past_their_retention_are_neither_recalled_nor_kept() {
+    let dir = temp_dir("retention");
+    let store = Arc::new(EdgeStore::open(&dir, 384, agent_crds::runtime_config::Distance::Cosine).unwrap());
+    let memory = agent_runtime::memory::Memory::new(store.clone(), embedder(), Some(std::time::Duration::from_secs(1)));
+    memory.remember("The build server is called Hopper.", &agent_runtime::memory::Scope::Agent).await.unwrap();
+    let now = memory.recall("What is the build server called?", None, 5, 300).await.unwrap();
+    assert_eq!(now, ["The build server is called Hopper."]);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        memory.recall("What is the build server called?", None, 5, 300).await.unwrap().is_empty(),
+        "expired memories are not recalled"
+    );
+    memory.forget_expired().await.unwrap();
+    assert_eq!(store.count(None).await.unwrap(), 0, "expired memories are deleted");
 }

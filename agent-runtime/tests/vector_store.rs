@@ -323,9 +323,11 @@ mod vector_store {
         assert_eq!(store.count(None).await.expect("count"), TASKS * BATCHES * BATCH);
     }
 
-    /// Batches the writer acknowledges before the parent kills it.
-    const ACKED_BEFORE_KILL: u32 = 20;
+    /// Batches the writers acknowledge before the parent kills them.
+    const ACKED_BEFORE_KILL: usize = 24;
     const POINTS_PER_BATCH: u64 = 10;
+    /// Concurrent writer tasks in the child, so grouped flushes are killed too.
+    const WRITERS: u64 = 4;
 
     #[tokio::test]
     async fn acknowledged_points_survive_kill_9_of_the_writing_process() {
@@ -339,12 +341,12 @@ mod vector_store {
             .spawn()
             .expect("child starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut acked: u32 = 0;
+        let mut acked = Vec::new();
         for line in BufReader::new(stdout).lines() {
             if let Some(batch) = line.expect("child output").strip_prefix("acked ") {
-                acked = batch.parse::<u32>().expect("batch number") + 1;
-                if acked == ACKED_BEFORE_KILL {
-                    // SIGKILL while the child is writing its next batch.
+                acked.push(batch.parse::<i64>().expect("batch number"));
+                if acked.len() == ACKED_BEFORE_KILL {
+                    // SIGKILL while the writers are in the middle of their next batches.
                     child.kill().expect("kill");
                     break;
                 }
@@ -352,40 +354,59 @@ mod vector_store {
         }
         let status = child.wait().expect("child ends");
         assert!(!status.success(), "the writer never exits cleanly: {status:?}");
-        assert_eq!(acked, ACKED_BEFORE_KILL, "the writer acknowledged batches before it was killed");
+        assert_eq!(acked.len(), ACKED_BEFORE_KILL, "the writers acknowledged batches before they were killed");
 
         let store = open(&dir);
-        let acknowledged = PayloadFilter::new("batch", Match::Range { gte: None, lte: Some(f64::from(acked - 1)) });
-        assert_eq!(store.count(Some(acknowledged)).await.expect("count"), u64::from(acked) * POINTS_PER_BATCH);
-        let probe = u64::from(acked - 1) * POINTS_PER_BATCH;
+        for &batch in &acked {
+            let count = store.count(Some(PayloadFilter::new("batch", Match::Integer(batch)))).await.expect("count");
+            assert_eq!(count, POINTS_PER_BATCH, "acknowledged batch {batch} is complete after the kill");
+        }
+        let probe = u64::try_from(acked[acked.len() - 1]).expect("positive") * POINTS_PER_BATCH;
         let hits = store.search(dense_request(seeded(probe, DIM), 1)).await.expect("search");
         assert_eq!(ids(&hits), [probe], "the last acknowledged point is searchable");
     }
 
     /// The writer half of the kill test: run by that test as a child process, never on its own.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     #[ignore = "run as a child process by acknowledged_points_survive_kill_9_of_the_writing_process"]
     async fn writer_child_acknowledges_batches_until_killed() {
         let Some(dir) = std::env::var_os(WRITER_DIR_ENV) else { return };
-        let store = open(std::path::Path::new(&dir));
-        for batch in 0.. {
-            let first = batch * POINTS_PER_BATCH;
-            let points =
-                (first..first + POINTS_PER_BATCH).map(|id| point(id, seeded(id, DIM), json!({"batch": batch})));
-            store.upsert(points.collect()).await.expect("upsert");
-            println!("acked {batch}");
-            std::io::stdout().flush().expect("stdout");
-            if batch >= u64::from(ACKED_BEFORE_KILL) * 5 {
-                // Not killed: still leave without a clean shutdown.
-                std::process::abort();
-            }
-        }
+        let store = Arc::new(open(std::path::Path::new(&dir)));
+        let writers = (0..WRITERS).map(|writer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for batch in (writer..).step_by(usize::try_from(WRITERS).expect("small")) {
+                    let first = batch * POINTS_PER_BATCH;
+                    let points =
+                        (first..first + POINTS_PER_BATCH).map(|id| point(id, seeded(id, DIM), json!({"batch": batch})));
+                    store.upsert(points.collect()).await.expect("upsert");
+                    println!("acked {batch}");
+                    std::io::stdout().flush().expect("stdout");
+                    if batch > 100 * WRITERS {
+                        // Not killed: still leave without a clean shutdown.
+                        std::process::abort();
+                    }
+                }
+            })
+        });
+        futures::future::join_all(writers).await;
     }
 
     fn percentile(sorted: &[Duration], p: f64) -> Duration {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
         let index = ((sorted.len() - 1) as f64 * p).round() as usize;
         sorted[index]
+    }
+
+    async fn time_single_upserts(store: &EdgeStore, label: &str, first_id: u64) {
+        let mut times = Vec::new();
+        for id in first_id..first_id + 50 {
+            let start = Instant::now();
+            store.upsert(vec![point(id, seeded(id, 384), json!({"group": 0}))]).await.expect("upsert");
+            times.push(start.elapsed());
+        }
+        times.sort_unstable();
+        println!("{label}: p50 {:?}, p99 {:?}", percentile(&times, 0.5), percentile(&times, 0.99));
     }
 
     async fn time_searches(store: &EdgeStore, label: &str, request: impl Fn(u64) -> SearchRequest) {
@@ -401,12 +422,13 @@ mod vector_store {
         println!("{label}: p50 {:?}, p99 {:?}", percentile(&times, 0.5), percentile(&times, 0.99));
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "benchmark: cargo test --release -p agent-runtime vector_store::search_latency -- --ignored --nocapture"]
     async fn search_latency_over_ten_thousand_384_dimensional_points() {
         const N: u64 = 10_000;
         const DIMENSION: usize = 384;
-        let store = EdgeStore::open(&temp_dir("latency"), DIMENSION, Distance::Cosine).expect("store opens");
+        let store = Arc::new(EdgeStore::open(&temp_dir("latency"), DIMENSION, Distance::Cosine).expect("store opens"));
+        time_single_upserts(&store, "single-point upsert into an empty store", 1_000_000).await;
         let sparse = |seed: u64| {
             let mut indices: Vec<u32> =
                 (0..8).map(|i| u32::try_from((seed * 31 + i * 7919) % 5000).unwrap_or(0)).collect();
@@ -423,14 +445,21 @@ mod vector_store {
             store.upsert(points.collect()).await.expect("upsert");
         }
         println!("upserted {N} points in batches of 500 (each flushed) in {:?}", start.elapsed());
-        let mut times = Vec::new();
-        for id in N..N + 50 {
-            let start = Instant::now();
-            store.upsert(vec![point(id, seeded(id, DIMENSION), json!({"group": 0}))]).await.expect("upsert");
-            times.push(start.elapsed());
+        time_single_upserts(&store, "single-point upsert into 10k points", N).await;
+        let start = Instant::now();
+        let writers = (0..8u64).map(|writer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let id = 2_000_000 + writer * 100 + i;
+                    store.upsert(vec![point(id, seeded(id, DIMENSION), json!({"group": 0}))]).await.expect("upsert");
+                }
+            })
+        });
+        for writer in futures::future::join_all(writers).await {
+            writer.expect("writer");
         }
-        times.sort_unstable();
-        println!("single-point upsert: p50 {:?}, p99 {:?}", percentile(&times, 0.5), percentile(&times, 0.99));
+        println!("8 concurrent writers x 10 single-point upserts: {:?} in all", start.elapsed());
         time_searches(&store, "dense top-10", |seed| dense_request(seeded(N + seed, DIMENSION), 10)).await;
         time_searches(&store, "dense top-10, keyword filter", |seed| SearchRequest {
             filter: Some(PayloadFilter::new("group", Match::Integer(3))),

@@ -72,15 +72,16 @@ impl EndpointEmbedder {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(EmbedError::Status { url: self.url.clone(), status: status.as_u16(), message: error_message(&body) });
+            return Err(EmbedError::Status {
+                url: self.url.clone(),
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
         }
-        let body: EmbeddingsResponse = response.json().await.map_err(|e| {
-            if e.is_timeout() {
-                self.unreachable(&e)
-            } else {
-                self.invalid(error_chain(&e))
-            }
-        })?;
+        let body: EmbeddingsResponse = response
+            .json()
+            .await
+            .map_err(|e| if e.is_timeout() { self.unreachable(&e) } else { self.invalid(error_chain(&e)) })?;
         let mut vectors = in_input_order(body.data, batch.len()).map_err(|reason| self.invalid(reason))?;
         for vector in &mut vectors {
             if vector.len() != self.dimension {

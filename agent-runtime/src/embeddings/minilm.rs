@@ -58,8 +58,8 @@ impl MiniLm {
         let weights_path = dir.join("model.safetensors");
         // Read rather than memory-mapped: mapping needs `unsafe`, and the file is small.
         let weights = std::fs::read(&weights_path).map_err(|e| file_error(&weights_path, e))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DTYPE, &device)
-            .map_err(|e| file_error(&weights_path, e))?;
+        let vb =
+            VarBuilder::from_buffered_safetensors(weights, DTYPE, &device).map_err(|e| file_error(&weights_path, e))?;
         let bert = BertModel::load(vb, &config).map_err(|e| file_error(&weights_path, e))?;
         Ok(Self { model: Arc::new(Model { bert, tokenizer, device }), dimension: config.hidden_size })
     }
@@ -98,8 +98,7 @@ impl Model {
     /// states of real (unmasked) tokens, normalise.
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings =
-            self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         let Some(first) = encodings.first() else { return Ok(Vec::new()) };
         let shape = (encodings.len(), first.get_ids().len());
         let (mut ids, mut type_ids, mut mask) = (Vec::new(), Vec::new(), Vec::new());

@@ -88,9 +88,7 @@ pub enum EmbedError {
         reason: String,
     },
     /// The vectors do not have the configured dimension.
-    #[error(
-        "embedding model {model} returns {got}-dimensional vectors, but the memory is configured for {expected}"
-    )]
+    #[error("embedding model {model} returns {got}-dimensional vectors, but the memory is configured for {expected}")]
     Dimension {
         /// The model.
         model: String,

@@ -68,7 +68,9 @@ fn yes() -> bool {
 
 fn knowledge(state: &AppState) -> Result<Arc<Knowledge>, ApiError> {
     state.knowledge.clone().ok_or_else(|| {
-        ApiError::Unavailable("knowledge is not enabled: the runtime has no embedding model (see --embedding-model-dir)".into())
+        ApiError::Unavailable(
+            "knowledge is not enabled: the runtime has no embedding model (see --embedding-model-dir)".into(),
+        )
     })
 }
 
@@ -93,7 +95,8 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
         .is_some_and(|t| t.starts_with("multipart/form-data"));
     let mut results: Vec<Ingested> = Vec::new();
     if is_multipart {
-        let mut multipart = Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let mut multipart =
+            Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::BadRequest(e.body_text()))? {
             let name = field.file_name().or(field.name()).unwrap_or("upload").to_owned();
             let content_type = field.content_type().map(str::to_owned);
@@ -103,7 +106,9 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
     } else {
         let ApiJson(body) = ApiJson::<IngestRequest>::from_request(request, &state).await?;
         for document in body.documents {
-            results.push(knowledge.ingest(&document.name, document.content_type.as_deref(), document.content.as_bytes()).await?);
+            results.push(
+                knowledge.ingest(&document.name, document.content_type.as_deref(), document.content.as_bytes()).await?,
+            );
         }
         for url in body.urls {
             let (content_type, bytes) = fetch(&url).await?;
@@ -126,14 +131,18 @@ async fn fetch(url: &str) -> Result<(Option<String>, Vec<u8>), ApiError> {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let response = client.get(url).send().await.map_err(|e| ApiError::BadRequest(format!("cannot fetch {url}: {e}")))?;
+    let response =
+        client.get(url).send().await.map_err(|e| ApiError::BadRequest(format!("cannot fetch {url}: {e}")))?;
     if !response.status().is_success() {
         return Err(ApiError::BadRequest(format!("fetching {url} answered {}", response.status())));
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = response.bytes().await.map_err(|e| ApiError::BadRequest(format!("cannot read {url}: {e}")))?;
     if bytes.len() > MAX_FETCH_BYTES {
-        return Err(ApiError::TooLargeDocument(format!("{url} has {} bytes; the limit is {MAX_FETCH_BYTES}", bytes.len())));
+        return Err(ApiError::TooLargeDocument(format!(
+            "{url} has {} bytes; the limit is {MAX_FETCH_BYTES}",
+            bytes.len()
+        )));
     }
     Ok((content_type, bytes.to_vec()))
 }
@@ -146,11 +155,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 
 /// Deletes a document and its chunks.
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if knowledge(&state)?.delete(&id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound(format!("no document {id}"))) }
+    if knowledge(&state)?.delete(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no document {id}")))
+    }
 }
 
 /// Searches the stored documents.
-pub async fn search(State(state): State<AppState>, ApiJson(body): ApiJson<SearchBody>) -> Result<Json<Value>, ApiError> {
+pub async fn search(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SearchBody>,
+) -> Result<Json<Value>, ApiError> {
     if body.query.trim().is_empty() {
         return Err(ApiError::BadRequest("query must not be empty".into()));
     }
@@ -159,7 +175,11 @@ pub async fn search(State(state): State<AppState>, ApiJson(body): ApiJson<Search
         let condition = match value {
             Value::String(text) => Match::Keyword(text),
             Value::Number(n) if n.is_i64() => Match::Integer(n.as_i64().unwrap_or_default()),
-            other => return Err(ApiError::BadRequest(format!("filter {key}: only strings and integers match exactly, got {other}"))),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "filter {key}: only strings and integers match exactly, got {other}"
+                )));
+            }
         };
         filter.push((key, condition));
     }

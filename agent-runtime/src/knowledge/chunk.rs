@@ -34,22 +34,24 @@ pub fn chunk(text: &str, limits: ChunkSize, tokens: &dyn TokenCounter) -> Vec<St
     let mut chunks: Vec<String> = Vec::new();
     let mut current: Vec<&str> = Vec::new();
     let mut current_tokens = 0;
+    // Pieces in `current` that no earlier chunk holds; a chunk made only of carried-over
+    // overlap would repeat the end of the one before.
+    let mut fresh = 0;
     for piece in &pieces {
         let piece_tokens = tokens.count(piece);
-        if current_tokens + piece_tokens > size && !current.is_empty() {
+        if current_tokens + piece_tokens > size && fresh > 0 {
             chunks.push(current.join(" "));
             let carried = tail(&current, overlap, tokens);
             current_tokens = carried.iter().map(|p| tokens.count(p)).sum();
             current = carried;
+            fresh = 0;
         }
         current.push(piece);
         current_tokens += piece_tokens;
+        fresh += 1;
     }
-    if !current.is_empty() {
-        let last = current.join(" ");
-        if chunks.last().is_none_or(|previous| !previous.ends_with(&last)) {
-            chunks.push(last);
-        }
+    if fresh > 0 {
+        chunks.push(current.join(" "));
     }
     chunks.into_iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect()
 }
@@ -132,7 +134,10 @@ mod tests {
         }
         for pair in chunks.windows(2) {
             let last_sentence = pair[0].rsplit(". ").next().unwrap();
-            assert!(pair[1].starts_with(last_sentence.trim_end_matches('.')), "overlap carries the last sentence: {pair:?}");
+            assert!(
+                pair[1].starts_with(last_sentence.trim_end_matches('.')),
+                "overlap carries the last sentence: {pair:?}"
+            );
         }
         let joined = chunks.join(" ");
         for i in 0..40 {

@@ -95,12 +95,22 @@ pub struct Knowledge {
 
 impl Knowledge {
     /// Knowledge kept in `store`, embedded by `embedder`, chunked to `chunking` tokens.
-    pub fn new(store: Arc<dyn VectorStore>, embedder: Arc<dyn Embedder>, tokens: Arc<dyn TokenCounter>, chunking: ChunkSize) -> Self {
+    pub fn new(
+        store: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        tokens: Arc<dyn TokenCounter>,
+        chunking: ChunkSize,
+    ) -> Self {
         Self { store, embedder, bm25: Bm25::new(), tokens, chunking }
     }
 
     /// Reads, chunks, embeds and stores a document; durable when it returns.
-    pub async fn ingest(&self, name: &str, content_type: Option<&str>, bytes: &[u8]) -> Result<Ingested, KnowledgeError> {
+    pub async fn ingest(
+        &self,
+        name: &str,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<Ingested, KnowledgeError> {
         let format = Format::detect(content_type, Some(name))?;
         let text = to_text(bytes, format)?;
         let id = content_id(&text);
@@ -160,7 +170,13 @@ impl Knowledge {
 
     /// The `top_k` passages most relevant to `query`: dense, or hybrid (dense + BM25 fused by rank).
     /// `filter` restricts by payload (e.g. `documentId`).
-    pub async fn search(&self, query: &str, top_k: usize, hybrid: bool, filter: Vec<(String, Match)>) -> Result<Vec<Passage>, KnowledgeError> {
+    pub async fn search(
+        &self,
+        query: &str,
+        top_k: usize,
+        hybrid: bool,
+        filter: Vec<(String, Match)>,
+    ) -> Result<Vec<Passage>, KnowledgeError> {
         let dense = self.embedder.embed(vec![query.to_owned()]).await?.pop();
         let mut must = vec![(KIND.to_owned(), Match::Keyword(KNOWLEDGE.to_owned()))];
         must.extend(filter);
@@ -214,7 +230,10 @@ fn payload(value: Value) -> Map<String, Value> {
 
 fn document_filter(id: &str) -> PayloadFilter {
     PayloadFilter {
-        must: vec![(KIND.to_owned(), Match::Keyword(KNOWLEDGE.to_owned())), ("documentId".to_owned(), Match::Keyword(id.to_owned()))],
+        must: vec![
+            (KIND.to_owned(), Match::Keyword(KNOWLEDGE.to_owned())),
+            ("documentId".to_owned(), Match::Keyword(id.to_owned())),
+        ],
     }
 }
 

@@ -72,27 +72,47 @@ impl Memory {
             "createdUnix": now.as_second(), "created": now.to_string(),
         });
         let id = rand::random::<u64>() >> 1;
-        let point = Point { id, dense, sparse: Some(self.bm25.document(text)), payload: payload.as_object().cloned().unwrap_or_default() };
+        let point = Point {
+            id,
+            dense,
+            sparse: Some(self.bm25.document(text)),
+            payload: payload.as_object().cloned().unwrap_or_default(),
+        };
         self.store.upsert(vec![point]).await?;
         Ok(())
     }
 
     /// Memories relevant to `query` for `session` (its own and the agent-wide ones), best first,
     /// as many as fit in `budget` tokens.
-    pub async fn recall(&self, query: &str, session: Option<&str>, limit: usize, budget: usize) -> Result<Vec<String>, MemoryError> {
+    pub async fn recall(
+        &self,
+        query: &str,
+        session: Option<&str>,
+        limit: usize,
+        budget: usize,
+    ) -> Result<Vec<String>, MemoryError> {
         let dense = self.embedder.embed(vec![query.to_owned()]).await?.pop();
         let mut scopes = vec![vec![("scope".to_owned(), Match::Keyword("agent".to_owned()))]];
         if let Some(id) = session {
-            scopes.push(vec![("scope".to_owned(), Match::Keyword("session".to_owned())), ("session".to_owned(), Match::Keyword(id.to_owned()))]);
+            scopes.push(vec![
+                ("scope".to_owned(), Match::Keyword("session".to_owned())),
+                ("session".to_owned(), Match::Keyword(id.to_owned())),
+            ]);
         }
         let mut hits = Vec::new();
         for scope in scopes {
             let mut must = vec![(crate::knowledge::KIND.to_owned(), Match::Keyword(MEMORY.to_owned()))];
             must.extend(scope);
             if let Some(cutoff) = self.cutoff() {
-                must.push(("createdUnix".to_owned(), Match::Range { gte: Some(cutoff as f64), lte: None }));
+                must.push(("createdUnix".to_owned(), Match::Range { gte: Some(seconds(cutoff)), lte: None }));
             }
-            let request = SearchRequest { dense: dense.clone(), sparse: None, limit, filter: Some(PayloadFilter { must }), score_threshold: Some(0.25) };
+            let request = SearchRequest {
+                dense: dense.clone(),
+                sparse: None,
+                limit,
+                filter: Some(PayloadFilter { must }),
+                score_threshold: Some(0.25),
+            };
             hits.extend(self.store.search(request).await?);
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -115,7 +135,7 @@ impl Memory {
         let filter = PayloadFilter {
             must: vec![
                 (crate::knowledge::KIND.to_owned(), Match::Keyword(MEMORY.to_owned())),
-                ("createdUnix".to_owned(), Match::Range { gte: None, lte: Some(cutoff as f64 - 1.0) }),
+                ("createdUnix".to_owned(), Match::Range { gte: None, lte: Some(seconds(cutoff) - 1.0) }),
             ],
         };
         self.store.delete(filter).await?;
@@ -126,4 +146,10 @@ impl Memory {
         let retention = i64::try_from(self.retention?.as_secs()).ok()?;
         Some(jiff::Timestamp::now().as_second() - retention)
     }
+}
+
+/// Unix seconds as the payload range filter's number type.
+#[allow(clippy::cast_precision_loss)] // Unix seconds stay far below 2^53, where f64 is exact.
+fn seconds(unix: i64) -> f64 {
+    unix as f64
 }

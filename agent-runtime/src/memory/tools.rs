@@ -24,7 +24,10 @@ impl Tool for Remember {
 
     fn call(&self, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         async move {
-            let fact = arguments.get("fact").and_then(Value::as_str).ok_or_else(|| ToolError::BadArguments("needs a fact string".into()))?;
+            let fact = arguments
+                .get("fact")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ToolError::BadArguments("needs a fact string".into()))?;
             self.0.remember(fact, &Scope::Agent).await.map_err(|e| ToolError::Failed(e.to_string()))?;
             Ok("remembered".into())
         }
@@ -46,7 +49,10 @@ impl Tool for Recall {
 
     fn call(&self, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         async move {
-            let query = arguments.get("query").and_then(Value::as_str).ok_or_else(|| ToolError::BadArguments("needs a query string".into()))?;
+            let query = arguments
+                .get("query")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ToolError::BadArguments("needs a query string".into()))?;
             let facts = self.0.recall(query, None, 5, 512).await.map_err(|e| ToolError::Failed(e.to_string()))?;
             Ok(if facts.is_empty() { "nothing relevant remembered".into() } else { facts.join("\n") })
         }

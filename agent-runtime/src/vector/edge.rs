@@ -3,13 +3,13 @@
 //! search by reciprocal rank fusion.
 //!
 //! qdrant-edge 0.7.2 is synchronous, does not replay its WAL when a shard is loaded, and panics
-//! when `flush` races an update. So every call runs on the blocking pool, every write batch is
-//! flushed before it is acknowledged, and writes and flushes share one mutex. Reads do not take
-//! it: the shard's own locks let them run beside a write.
+//! when `flush` races an update. So every call runs on the blocking pool, and every write is
+//! flushed before it is acknowledged, one at a time with concurrent writes grouped under one
+//! flush ([`commit`]). Reads run beside writes: the shard's own locks allow it.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use agent_crds::runtime_config::Distance;
 use futures::future::BoxFuture;
@@ -24,6 +24,9 @@ use qdrant_edge::{
 use serde_json::{Map, Value};
 
 use super::{Hit, Match, PayloadFilter, Point, SearchRequest, SparseVector, VectorError, VectorStore};
+use commit::GroupCommit;
+
+mod commit;
 
 /// Name of the dense vector in the shard.
 const DENSE: &str = "dense";
@@ -49,8 +52,8 @@ pub struct EdgeStore {
 
 struct Shared {
     shard: EdgeShard,
-    /// Held for each update and its flush: `EdgeShard::flush` panics if another update runs.
-    writer: Mutex<()>,
+    /// Every update and flush goes through here: one at a time, concurrent writes grouped.
+    writes: GroupCommit<(UpdateOperation, &'static str)>,
 }
 
 impl std::fmt::Debug for EdgeStore {
@@ -73,7 +76,7 @@ impl EdgeStore {
         check_stored_settings(dir, &config)?;
         std::fs::create_dir_all(dir).map_err(|e| storage("creating the vector store directory", e))?;
         let shard = EdgeShard::load(dir, Some(config)).map_err(|e| storage("opening the vector store", e))?;
-        Ok(Self { shared: Arc::new(Shared { shard, writer: Mutex::new(()) }), dimension })
+        Ok(Self { shared: Arc::new(Shared { shard, writes: GroupCommit::new() }), dimension })
     }
 
     /// Length of the dense vectors this store holds.
@@ -89,16 +92,15 @@ impl EdgeStore {
 }
 
 impl Shared {
+    /// Applies a write and returns once it is durable.
     fn apply(&self, operation: UpdateOperation, context: &'static str) -> Result<(), VectorError> {
-        let _writer = self.writer.lock().map_err(|_| VectorError::Storage {
-            context,
-            reason: "an earlier write failed midway; reopen the store".to_owned(),
-        })?;
-        self.shard.update(operation).map_err(|e| storage(context, e))?;
+        let update = |(operation, context): (UpdateOperation, &'static str)| {
+            self.shard.update(operation).map_err(|e| storage(context, e))
+        };
         // `update` only appends to the WAL (not synced) and changes segments in memory, and the
-        // WAL is not replayed on load: the write is durable once the segments are flushed.
-        self.shard.flush();
-        Ok(())
+        // WAL is not replayed on load: a write is durable once the segments are flushed.
+        let flush = || self.shard.flush();
+        self.writes.commit((operation, context), update, flush, context)
     }
 }
 

@@ -18,7 +18,10 @@ fn minilm_dir() -> PathBuf {
     );
     let env_file = llm_dir.join("env");
     let text = std::fs::read_to_string(&env_file).unwrap_or_else(|error| {
-        panic!("cannot read {} ({error}): run scripts/install-llm.sh to install the built-in embedding model", env_file.display())
+        panic!(
+            "cannot read {} ({error}): run scripts/install-llm.sh to install the built-in embedding model",
+            env_file.display()
+        )
     });
     let dir = text
         .lines()
@@ -32,7 +35,8 @@ fn model() -> &'static MiniLm {
     static MODEL: OnceLock<MiniLm> = OnceLock::new();
     MODEL.get_or_init(|| {
         let dir = minilm_dir();
-        MiniLm::load(&dir).unwrap_or_else(|error| panic!("{error} (from {}; run scripts/install-llm.sh)", dir.display()))
+        MiniLm::load(&dir)
+            .unwrap_or_else(|error| panic!("{error} (from {}; run scripts/install-llm.sh)", dir.display()))
     })
 }
 
