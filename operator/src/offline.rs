@@ -87,5 +87,5 @@ pub fn children_as_values(children: &Children) -> Vec<serde_json::Value> {
         serde_json::to_value(&children.stateful_set),
     ];
     values.extend(children.grown_claim.as_ref().map(serde_json::to_value));
-    values.into_iter().map(Result::unwrap_or_default).collect()
+    values.into_iter().map(|v| agent_crds::crd::canonical(v.unwrap_or_default())).collect()
 }
