@@ -90,3 +90,15 @@ impl IntoResponse for ApiError {
         (self.status(), Json(self.body())).into_response()
     }
 }
+
+/// An error and its causes, so "connection refused" is not hidden behind "error sending request".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

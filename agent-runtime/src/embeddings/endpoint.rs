@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{EmbedError, Embedder, l2_normalize};
+use crate::error::error_chain;
 
 /// Texts sent in one request; providers cap the inputs of a request (OpenAI at 2048, many
 /// self-hosted servers much lower), and smaller requests fail and retry more cheaply.
@@ -156,18 +157,6 @@ fn error_message(body: &str) -> String {
         None if body.trim().is_empty() => "(empty body)".to_owned(),
         None => body.trim().chars().take(QUOTED_BODY_CHARS).collect(),
     }
-}
-
-/// An error and its causes, so "connection refused" is not hidden behind "error sending request".
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::prompt::{STOP, completion_prompt};
 use super::{ChunkStream, ModelProvider, ModelRequest, ProviderError};
+use crate::error::error_chain;
 use crate::openai::{ChatChunk, ChunkChoice, Delta, Usage};
 
 /// Timeouts and retries of model calls.
@@ -240,17 +241,6 @@ fn classify(error: OpenAIError) -> ProviderError {
         }
         other => ProviderError::Unreachable(other.to_string()),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A `/v1/completions` stream chunk.
