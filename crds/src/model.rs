@@ -72,6 +72,12 @@ pub struct ModelEndpoint {
 /// A model served in the cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "!has(self.toolCallParser) || self.engine == 'vllm'", "message": "toolCallParser is only used by engine vllm" },
+    { "rule": "!has(self.cache) || !has(self.cache.hfTokenSecretRef) || self.uri.startsWith('hf://')", "message": "cache.hfTokenSecretRef needs an hf:// uri" },
+    { "rule": "!has(self.cache) || !(self.uri.startsWith('pvc://') || self.uri.startsWith('oci://'))", "message": "cache is not used with pvc:// or oci:// uris (the weights are mounted as they are)" },
+    { "rule": "self.engine != 'nim' || has(self.image)", "message": "engine nim needs an image (NIM images are per model)" }
+]))]
 pub struct ModelServe {
     /// The serving engine.
     pub engine: Engine,
@@ -86,10 +92,16 @@ pub struct ModelServe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub served_name: Option<String>,
-    /// Extra engine arguments.
+    /// Extra engine arguments, appended after the operator's own (so they win where the engine
+    /// takes the last value).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
     pub args: Vec<String>,
+    /// vLLM tool-call parser (e.g. `hermes`, `llama3_json`, `mistral`); enables automatic tool
+    /// choice so agents can call tools through this model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9_]+$"))]
+    pub tool_call_parser: Option<String>,
     /// Engine image; defaults to the operator's pinned image for the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
@@ -156,9 +168,33 @@ pub struct ModelCache {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
+    /// Access mode of the volume: `ReadWriteOnce` (default; replicas share a node) or
+    /// `ReadWriteMany` (replicas spread over nodes; needs a storage class that supports it).
+    #[serde(default)]
+    pub access_mode: CacheAccessMode,
     /// A Secret key holding a Hugging Face token for gated models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hf_token_secret_ref: Option<SecretKeyReference>,
+}
+
+/// How the model-cache volume may be mounted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CacheAccessMode {
+    /// One node mounts the volume read-write.
+    #[default]
+    ReadWriteOnce,
+    /// Many nodes mount the volume.
+    ReadWriteMany,
+}
+
+impl CacheAccessMode {
+    /// The PersistentVolumeClaim access mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadWriteOnce => "ReadWriteOnce",
+            Self::ReadWriteMany => "ReadWriteMany",
+        }
+    }
 }
 
 /// Accelerators claimed per replica: through DRA (`deviceClassName`) or a classic extended resource.
@@ -295,6 +331,55 @@ pub struct ModelStatus {
     /// Agents currently bound to this model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_agents: Option<i64>,
+}
+
+/// The model-cache volume holds the weights (`True` also for `pvc://` and `oci://` sources).
+pub const CACHE_READY: &str = "CacheReady";
+/// Every DRA claim of the serving pods is allocated.
+pub const CLAIMS_ALLOCATED: &str = "ClaimsAllocated";
+
+/// Reasons of a Model's conditions; CamelCase, stable.
+pub mod reason {
+    /// The endpoint answered `GET /models` and lists the model.
+    pub const ENDPOINT_REACHABLE: &str = "EndpointReachable";
+    /// The endpoint could not be reached (DNS, connection, TLS or timeout).
+    pub const UNREACHABLE: &str = "Unreachable";
+    /// The endpoint refused the API key (HTTP 401 or 403).
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    /// The endpoint answered with an error status or a body that is not a model list.
+    pub const BAD_RESPONSE: &str = "BadResponse";
+    /// The endpoint answers but does not list the model.
+    pub const MODEL_NOT_SERVED: &str = "ModelNotServed";
+    /// A Secret or ConfigMap the Model references is missing.
+    pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
+    /// The spec breaks a rule the schema cannot express.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// At least one serving replica is ready.
+    pub const SERVING: &str = "Serving";
+    /// The serving replicas are starting (pulling the image, loading weights).
+    pub const STARTING: &str = "Starting";
+    /// `replicas` is 0.
+    pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// Serving waits for the model cache.
+    pub const CACHE_NOT_READY: &str = "CacheNotReady";
+    /// Serving pods cannot be scheduled (for instance no device satisfies the claim).
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// The download Job finished.
+    pub const DOWNLOADED: &str = "Downloaded";
+    /// The download Job is running or waiting to run.
+    pub const DOWNLOADING: &str = "Downloading";
+    /// The download Job failed.
+    pub const DOWNLOAD_FAILED: &str = "DownloadFailed";
+    /// The weights come from an existing PersistentVolumeClaim.
+    pub const EXISTING_CLAIM: &str = "ExistingClaim";
+    /// The weights come from an OCI image mounted as a volume.
+    pub const IMAGE_VOLUME: &str = "ImageVolume";
+    /// Every claim is allocated.
+    pub const ALLOCATED: &str = "Allocated";
+    /// Some claims are not allocated yet.
+    pub const PENDING: &str = "Pending";
+    /// No serving pod exists yet, so nothing was claimed.
+    pub const NO_CLAIMS: &str = "NoClaims";
 }
 
 /// Port the operator's served-model Services listen on.

@@ -10,6 +10,7 @@ pub mod crd_check;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod model;
 pub mod offline;
 pub mod quantity;
 pub mod readiness;
@@ -68,7 +69,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !*stopped.borrow() {
         readiness.set(Phase::Running);
         let ctx = Arc::new(Context::new(client, metrics, config.runtime_image.clone(), Some(config.pod_name.clone())));
-        let controller = agent::run(ctx, config.namespace(), wait_for(stopped.clone()));
+        let model_ctx = Arc::new(model::ModelContext::new(ctx.clone()));
+        // Both controllers run under the same Lease and stop together.
+        let controller = async {
+            tokio::join!(
+                agent::run(ctx, config.namespace(), wait_for(stopped.clone())),
+                model::run(model_ctx, config.namespace(), wait_for(stopped.clone())),
+            );
+        };
         if let Some(elector) = elector {
             tokio::select! {
                 () = controller => {}

@@ -1,0 +1,127 @@
+//! Build: pure functions from a served Model (and whether its cache is filled) to the child
+//! objects the operator applies. No I/O here; every builder is tested without a cluster.
+
+pub mod cache;
+pub mod claim_template;
+pub mod deployment;
+pub mod labels;
+pub mod service;
+
+use agent_crds::model::{Accelerator, Model, ModelServe};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
+use kube::ResourceExt;
+
+use super::engine;
+use super::source::Source;
+
+/// Everything the builders need.
+#[derive(Clone, Debug)]
+pub struct BuildInput<'a> {
+    /// The Model.
+    pub model: &'a Model,
+    /// Its `serve` section.
+    pub serve: &'a ModelServe,
+    /// Its parsed `serve.uri`.
+    pub source: &'a Source,
+    /// The operator's runtime image, for engine `runtime`.
+    pub runtime_image: &'a str,
+    /// Whether the weights are in place; until then the Deployment has no replicas.
+    pub cache_ready: bool,
+}
+
+impl BuildInput<'_> {
+    /// Name the engine serves the model under.
+    pub fn served_name(&self) -> String {
+        self.serve.served_name.clone().unwrap_or_else(|| self.model.name_any())
+    }
+
+    /// The engine image: the Model's, else the pinned default.
+    pub fn image(&self) -> String {
+        let accelerated = Devices::of(self.serve) != Devices::None;
+        self.serve
+            .image
+            .clone()
+            .or_else(|| engine::default_image(self.serve.engine, accelerated).map(str::to_owned))
+            .unwrap_or_else(|| self.runtime_image.to_owned())
+    }
+}
+
+/// How a replica gets its accelerators.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Devices<'a> {
+    /// CPU only.
+    None,
+    /// A DRA claim made from the Model's ResourceClaimTemplate.
+    Dra(&'a Accelerator),
+    /// A classic extended resource, e.g. `nvidia.com/gpu: 2`.
+    Extended(&'a str, i64),
+}
+
+impl<'a> Devices<'a> {
+    /// The accelerators of `serve`.
+    pub fn of(serve: &'a ModelServe) -> Self {
+        match &serve.accelerator {
+            None => Self::None,
+            Some(accelerator) => match &accelerator.extended_resource {
+                Some(name) => Self::Extended(name, accelerator.count),
+                None => Self::Dra(accelerator),
+            },
+        }
+    }
+
+    /// Devices per replica.
+    pub fn count(&self) -> i64 {
+        match self {
+            Self::None => 0,
+            Self::Dra(accelerator) => accelerator.count,
+            Self::Extended(_, count) => *count,
+        }
+    }
+}
+
+/// The child objects of a served Model, in the order they are applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelChildren {
+    /// The DRA claim template, when accelerators are claimed through DRA.
+    pub claim_template: Option<ResourceClaimTemplate>,
+    /// The cache volume, when weights are downloaded.
+    pub cache_claim: Option<PersistentVolumeClaim>,
+    /// The download Job, when weights are downloaded.
+    pub download_job: Option<Job>,
+    /// The engine.
+    pub deployment: Deployment,
+    /// The Service agents call.
+    pub service: Service,
+}
+
+/// Builds every child of a served Model.
+pub fn build(input: &BuildInput<'_>) -> ModelChildren {
+    let cache = input.serve.cache.as_ref();
+    let claim_template = match Devices::of(input.serve) {
+        Devices::Dra(accelerator) => Some(claim_template::build_claim_template(input.model, accelerator)),
+        Devices::None | Devices::Extended(..) => None,
+    };
+    ModelChildren {
+        claim_template,
+        cache_claim: input.source.needs_download().then(|| cache::build_cache_claim(input.model, cache)),
+        download_job: cache::build_download_job(input.model, input.source, cache),
+        deployment: deployment::build_deployment(input),
+        service: service::build_service(input.model),
+    }
+}
+
+impl ModelChildren {
+    /// The children as JSON objects in apply order, keys sorted (for snapshots and validation).
+    pub fn to_values(&self) -> Vec<serde_json::Value> {
+        let mut values = Vec::new();
+        values.extend(self.claim_template.as_ref().map(serde_json::to_value));
+        values.extend(self.cache_claim.as_ref().map(serde_json::to_value));
+        values.extend(self.download_job.as_ref().map(serde_json::to_value));
+        values.push(serde_json::to_value(&self.deployment));
+        values.push(serde_json::to_value(&self.service));
+        values.into_iter().map(|v| agent_crds::crd::canonical(v.unwrap_or_default())).collect()
+    }
+}

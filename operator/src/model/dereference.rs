@@ -1,0 +1,160 @@
+//! Dereference: read what a Model points at (its API key Secret, CA ConfigMap, Hugging Face token)
+//! and what exists for it (children, serving pods, their DRA claims, bound agents). The only
+//! step besides apply, probe and status that talks to the API.
+
+use agent_crds::Agent;
+use agent_crds::model::Model;
+use agent_crds::references::SecretKeyReference;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use super::build::Devices;
+use super::build::labels::{cache_claim_name, claim_template_name, download_job_name, model_selector, selector_labels};
+use super::source::Source;
+
+/// What the reconcile found in the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The endpoint's API key, read from its Secret.
+    pub api_key: Option<String>,
+    /// The endpoint's CA bundle, read from its ConfigMap.
+    pub ca_pem: Option<String>,
+    /// References that do not resolve, as sentences.
+    pub missing: Vec<String>,
+    /// Children that already exist.
+    pub children: ObservedChildren,
+    /// The serving pods.
+    pub pods: Vec<Pod>,
+    /// DRA claims made from the Model's claim template.
+    pub claims: Vec<ResourceClaim>,
+    /// Agents whose `status.boundModel` names this Model.
+    pub bound_agents: i64,
+}
+
+/// Children that already exist, as the API server returned them.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedChildren {
+    /// The DRA claim template.
+    pub claim_template: Option<ResourceClaimTemplate>,
+    /// The cache claim.
+    pub cache_claim: Option<PersistentVolumeClaim>,
+    /// The download Job of the current source.
+    pub download_job: Option<Job>,
+    /// The engine Deployment.
+    pub deployment: Option<Deployment>,
+    /// The Service.
+    pub service: Option<Service>,
+}
+
+/// Reads the Model's references and, for a served Model with `source`, its children.
+pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>) -> Result<Observed, kube::Error> {
+    let namespace = model.namespace().unwrap_or_default();
+    let mut observed = Observed::default();
+    if let Some(endpoint) = &model.spec.endpoint {
+        if let Some(reference) = &endpoint.api_key_secret_ref {
+            match secret_value(client, &namespace, reference).await? {
+                Ok(key) => observed.api_key = Some(key),
+                Err(missing) => observed.missing.push(missing),
+            }
+        }
+        if let Some(ca) = &endpoint.ca_config_map_ref {
+            let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+            match config_maps.get_opt(&ca.name).await? {
+                None => observed.missing.push(format!("ConfigMap {} not found", ca.name)),
+                Some(cm) => match cm.data.and_then(|mut data| data.remove(&ca.key)) {
+                    Some(pem) => observed.ca_pem = Some(pem),
+                    None => observed.missing.push(format!("ConfigMap {} has no key {}", ca.name, ca.key)),
+                },
+            }
+        }
+    }
+    if let (Some(serve), Some(source)) = (&model.spec.serve, source) {
+        if let Some(token) = serve.cache.as_ref().and_then(|c| c.hf_token_secret_ref.as_ref())
+            && let Err(missing) = secret_value(client, &namespace, token).await?
+        {
+            observed.missing.push(missing);
+        }
+        observed.children = observe_children(client, model, &namespace, source).await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        let selector = selector_labels(model).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        observed.pods = pods.list(&ListParams::default().labels(&selector)).await?.items;
+        if matches!(Devices::of(serve), Devices::Dra(_)) {
+            let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), &namespace);
+            observed.claims = claims.list(&ListParams::default().labels(&model_selector(model))).await?.items;
+        }
+    }
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
+    let name = model.name_any();
+    observed.bound_agents = agents
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|agent| agent.status.as_ref().and_then(|s| s.bound_model.as_deref()) == Some(name.as_str()))
+        .count()
+        .try_into()
+        .unwrap_or(i64::MAX);
+    Ok(observed)
+}
+
+/// The value of a Secret key, or a sentence saying what is missing.
+async fn secret_value(
+    client: &Client,
+    namespace: &str,
+    reference: &SecretKeyReference,
+) -> Result<Result<String, String>, kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    Ok(match secrets.get_opt(&reference.name).await? {
+        None => Err(format!("Secret {} not found", reference.name)),
+        Some(secret) => {
+            let bytes = secret.data.and_then(|mut data| data.remove(&reference.key)).map(|b| b.0);
+            let text =
+                bytes.or_else(|| secret.string_data.and_then(|mut d| d.remove(&reference.key)).map(String::into_bytes));
+            match text {
+                Some(bytes) => String::from_utf8(bytes)
+                    .map_err(|_| format!("Secret {} key {} is not UTF-8 text", reference.name, reference.key)),
+                None => Err(format!("Secret {} has no key {}", reference.name, reference.key)),
+            }
+        }
+    })
+}
+
+async fn observe_children(
+    client: &Client,
+    model: &Model,
+    namespace: &str,
+    source: &Source,
+) -> Result<ObservedChildren, kube::Error> {
+    let name = model.name_any();
+    let serve = model.spec.serve.as_ref();
+    let dra = serve.is_some_and(|s| matches!(Devices::of(s), Devices::Dra(_)));
+    Ok(ObservedChildren {
+        claim_template: if dra {
+            Api::<ResourceClaimTemplate>::namespaced(client.clone(), namespace)
+                .get_opt(&claim_template_name(model))
+                .await?
+        } else {
+            None
+        },
+        cache_claim: if source.needs_download() {
+            Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+                .get_opt(&cache_claim_name(model))
+                .await?
+        } else {
+            None
+        },
+        download_job: if source.needs_download() {
+            Api::<Job>::namespaced(client.clone(), namespace)
+                .get_opt(&download_job_name(model, &source.digest()))
+                .await?
+        } else {
+            None
+        },
+        deployment: Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        service: Api::<Service>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+    })
+}

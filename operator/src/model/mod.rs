@@ -1,0 +1,268 @@
+//! The Model controller: validate -> dereference -> (probe | build -> apply) -> status.
+//!
+//! An `endpoint` Model is probed (`GET /models`) and rechecked on a bounded interval, backing
+//! off while it fails. A `serve` Model becomes a DRA claim template, a model cache (claim and
+//! download Job), an engine Deployment and a Service. Validation comes first here because the
+//! children's names depend on the parsed source.
+
+pub mod apply;
+pub mod build;
+pub mod dereference;
+pub mod engine;
+pub mod probe;
+pub mod source;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_crds::Agent;
+use agent_crds::conditions::READY;
+use agent_crds::model::{Model, ModelStatus};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use self::build::{BuildInput, build};
+use self::dereference::Observed;
+use self::probe::{ProbeRequest, probe};
+use self::status::{Outcome, cache_condition};
+use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::backoff::Backoff;
+use crate::context::Context;
+
+/// How often a healthy Model is reconciled without any change (drift the watches missed).
+const RESYNC: Duration = Duration::from_secs(600);
+/// How often a reachable endpoint is probed again.
+const RECHECK: Duration = Duration::from_secs(300);
+/// How often a served Model that is not Ready yet looks again: pods and claims are not watched.
+const PROGRESS: Duration = Duration::from_secs(30);
+/// How often a Model with missing Secrets or ConfigMaps (not watched) looks again.
+const MISSING_REFERENCE_RETRY: Duration = Duration::from_secs(60);
+/// Limit of one endpoint probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shared state of the Model controller.
+pub struct ModelContext {
+    /// What every controller shares (client, recorder, metrics, backoff of failed reconciles).
+    pub base: Arc<Context>,
+    /// Per-Model backoff of failed endpoint probes, between 5 seconds and [`RECHECK`].
+    pub probe_backoff: Backoff,
+    /// Limit of one endpoint probe.
+    pub probe_timeout: Duration,
+}
+
+impl ModelContext {
+    /// The Model controller's state over the shared context.
+    pub fn new(base: Arc<Context>) -> Self {
+        Self { base, probe_backoff: Backoff::new(Duration::from_secs(5), RECHECK), probe_timeout: PROBE_TIMEOUT }
+    }
+}
+
+/// A reconcile failed for a reason that may pass; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading references or children failed.
+    #[error("reading references: {0}")]
+    Dereference(#[source] kube::Error),
+    /// Applying a child failed.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyError),
+    /// Writing status failed.
+    #[error("writing status: {0}")]
+    Status(#[source] kube::Error),
+}
+
+impl Error {
+    /// Metric label of the failure.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Dereference(_) => "dereference",
+            Self::Apply(_) => "apply",
+            Self::Status(_) => "status",
+        }
+    }
+}
+
+/// Reconciles one Model.
+pub async fn reconcile(model: Arc<Model>, ctx: Arc<ModelContext>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = Box::pin(reconcile_model(&model, &ctx)).await;
+    ctx.base.metrics.reconciled("Model", started.elapsed());
+    match &result {
+        Ok(_) => ctx.base.backoff.reset(&key(&model)),
+        Err(error) => {
+            ctx.base.metrics.failed("Model", error.category());
+            publish(&ctx.base, &model, EventType::Warning, "ReconcileFailed", error.to_string()).await;
+        }
+    }
+    result
+}
+
+/// Transient failures are retried per object with exponential backoff and jitter.
+#[allow(clippy::needless_pass_by_value)] // the signature is fixed by `Controller::run`
+pub fn error_policy(model: Arc<Model>, error: &Error, ctx: Arc<ModelContext>) -> Action {
+    let delay = ctx.base.backoff.next_delay(&key(&model));
+    tracing::warn!(model = %key(&model), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+/// Backoff key of a Model; prefixed so it never shares failure counts with an Agent of the same name.
+fn key(model: &Model) -> String {
+    format!("Model/{}/{}", model.namespace().unwrap_or_default(), model.name_any())
+}
+
+async fn reconcile_model(model: &Model, ctx: &ModelContext) -> Result<Action, Error> {
+    let client = &ctx.base.client;
+    let (outcome, observed, action) = match validate::validate(model) {
+        Err(problems) => (Outcome::Invalid(problems), Observed::default(), Action::await_change()),
+        Ok(source) => {
+            let observed =
+                Box::pin(dereference::dereference(client, model, source.as_ref())).await.map_err(Error::Dereference)?;
+            let (outcome, action) = if !observed.missing.is_empty() {
+                (Outcome::MissingReferences(observed.missing.clone()), Action::requeue(MISSING_REFERENCE_RETRY))
+            } else if let Some(source) = source {
+                serve(model, &observed, source, ctx).await?
+            } else {
+                check_endpoint(model, &observed, ctx).await
+            };
+            (outcome, observed, action)
+        }
+    };
+    let now = Time(jiff::Timestamp::now());
+    let status = status::compute_status(model, &observed, &outcome, &now);
+    announce_readiness_change(&ctx.base, model, &status).await;
+    status::patch_status(client, model, &status).await.map_err(Error::Status)?;
+    Ok(action)
+}
+
+/// Builds and applies a served Model's children.
+async fn serve(
+    model: &Model,
+    observed: &Observed,
+    source: source::Source,
+    ctx: &ModelContext,
+) -> Result<(Outcome, Action), Error> {
+    let Some(serve) = &model.spec.serve else {
+        return Ok((Outcome::Invalid("serve is not set".to_owned()), Action::await_change()));
+    };
+    let cache_ready =
+        cache_condition(&source, observed.children.download_job.as_ref()).status == crate::conditions::Status::True;
+    let input = BuildInput { model, serve, source: &source, runtime_image: &ctx.base.runtime_image, cache_ready };
+    let children = build(&input);
+    let namespace = model.namespace().unwrap_or_default();
+    let written = apply::apply(&ctx.base.client, &namespace, &children, &observed.children).await?;
+    tracing::debug!(model = %key(model), written, "applied children");
+    let outcome = Outcome::Applied { source, cache_ready };
+    let ready = status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now()))
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True");
+    Ok((outcome, Action::requeue(if ready { RESYNC } else { PROGRESS })))
+}
+
+/// Probes an external endpoint; a failure backs off per Model, a success rechecks later.
+async fn check_endpoint(model: &Model, observed: &Observed, ctx: &ModelContext) -> (Outcome, Action) {
+    let Some(endpoint) = &model.spec.endpoint else {
+        return (Outcome::Invalid("set exactly one of endpoint or serve".to_owned()), Action::await_change());
+    };
+    let request = ProbeRequest {
+        base_url: endpoint.base_url.clone(),
+        model: endpoint.model.clone(),
+        api_key: observed.api_key.clone(),
+        headers: endpoint.headers.clone(),
+        ca_pem: observed.ca_pem.clone(),
+        timeout: ctx.probe_timeout,
+    };
+    let result = probe(&request).await;
+    let action = match &result {
+        Ok(_) => {
+            ctx.probe_backoff.reset(&key(model));
+            Action::requeue(RECHECK)
+        }
+        Err(failure) => {
+            let delay = ctx.probe_backoff.next_delay(&key(model));
+            tracing::info!(model = %key(model), %failure, ?delay, "endpoint not usable; probing again");
+            Action::requeue(delay)
+        }
+    };
+    (Outcome::Probed(result), action)
+}
+
+/// An event when `Ready` flips or its reason changes: Warning when it is not ready, Normal when
+/// it becomes ready. None while it stays the same.
+async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelStatus) {
+    let before = model.status.as_ref().and_then(|s| crate::conditions::find(&s.conditions, READY));
+    let Some(after) = crate::conditions::find(&status.conditions, READY) else { return };
+    if before.is_some_and(|b| b.status == after.status && b.reason == after.reason) {
+        return;
+    }
+    let type_ = if after.status == "True" { EventType::Normal } else { EventType::Warning };
+    publish(ctx, model, type_, &after.reason, after.message.clone()).await;
+}
+
+async fn publish(ctx: &Context, model: &Model, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &model.object_ref(&())).await {
+        tracing::warn!(model = %key(model), %error, "could not publish event");
+    }
+}
+
+/// The Model an Agent is bound to, so a binding change updates the Model's `boundAgents`.
+#[allow(clippy::needless_pass_by_value)] // the signature is fixed by `Controller::watches`
+fn bound_model(agent: Agent) -> Option<ObjectRef<Model>> {
+    let name = agent.status.as_ref()?.bound_model.as_ref()?;
+    let namespace = agent.namespace()?;
+    Some(ObjectRef::new(name).within(&namespace))
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = ()> + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the Model controller until `shutdown` resolves. Children are watched by the
+/// `managed-by` label so only the operator's own objects are cached.
+pub async fn run(
+    ctx: Arc<ModelContext>,
+    namespace: Option<&str>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.base.client.clone();
+    let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    Controller::new(api::<Model>(&client, namespace), watcher::Config::default().any_semantic())
+        .owns(api::<ResourceClaimTemplate>(&client, namespace), children.clone())
+        .owns(api::<PersistentVolumeClaim>(&client, namespace), children.clone())
+        .owns(api::<Job>(&client, namespace), children.clone())
+        .owns(api::<Deployment>(&client, namespace), children.clone())
+        .owns(api::<Service>(&client, namespace), children)
+        .watches(api::<Agent>(&client, namespace), watcher::Config::default(), bound_model)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "model controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,305 @@
+//! Status: `Ready`, `CacheReady` and `ClaimsAllocated`, the endpoint, the served models and the
+//! number of bound agents, computed from the outcome of a reconcile (pure) and written only when
+//! they changed.
+
+use agent_crds::conditions::READY;
+use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, Model, ModelStatus, reason};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::resource::v1::ResourceClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use super::build::Devices;
+use super::build::service::service_url;
+use super::dereference::Observed;
+use super::probe::ProbeFailure;
+use super::source::Source;
+use crate::agent::build::labels::FIELD_MANAGER;
+use crate::conditions::{Computed, merge};
+
+/// Most model names kept in `status.servedModels` (some providers list hundreds).
+pub const MAX_SERVED_MODELS: usize = 100;
+
+/// How far the reconcile got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The spec breaks a rule; nothing was probed or built.
+    Invalid(String),
+    /// References are missing; nothing was probed or built.
+    MissingReferences(Vec<String>),
+    /// The external endpoint was probed.
+    Probed(Result<Vec<String>, ProbeFailure>),
+    /// The served Model's children were applied.
+    Applied {
+        /// The parsed source.
+        source: Source,
+        /// Whether the weights were in place when building.
+        cache_ready: bool,
+    },
+}
+
+/// Computes the Model's status.
+pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now: &Time) -> ModelStatus {
+    let previous = model.status.clone().unwrap_or_default();
+    let mut served_models = Vec::new();
+    let mut endpoint = None;
+    let conditions = match outcome {
+        Outcome::Invalid(message) => vec![Computed::no(READY, reason::INVALID_SPEC, message.clone())],
+        Outcome::MissingReferences(missing) => {
+            vec![Computed::no(READY, reason::REFERENCE_NOT_FOUND, missing.join("; "))]
+        }
+        Outcome::Probed(result) => {
+            endpoint = model.spec.endpoint.as_ref().map(|e| e.base_url.trim_end_matches('/').to_owned());
+            vec![match result {
+                Ok(served) => {
+                    served_models.clone_from(served);
+                    let wanted = model.spec.endpoint.as_ref().map(|e| e.model.as_str()).unwrap_or_default();
+                    Computed::yes(READY, reason::ENDPOINT_REACHABLE, format!("the endpoint serves {wanted}"))
+                }
+                Err(failure) => {
+                    if let ProbeFailure::ModelNotServed { served, .. } = failure {
+                        served_models.clone_from(served);
+                    }
+                    Computed::no(READY, failure.reason(), failure.to_string())
+                }
+            }]
+        }
+        Outcome::Applied { source, cache_ready } => {
+            endpoint = Some(service_url(model));
+            let serving = serve_conditions(model, observed, source, *cache_ready);
+            if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
+                served_models = model
+                    .spec
+                    .serve
+                    .as_ref()
+                    .map(|s| vec![s.served_name.clone().unwrap_or_else(|| model.name_any())])
+                    .unwrap_or_default();
+            }
+            serving
+        }
+    };
+    served_models.truncate(MAX_SERVED_MODELS);
+    ModelStatus {
+        observed_generation: model.metadata.generation,
+        conditions: merge(&previous.conditions, conditions, model.metadata.generation, now),
+        endpoint,
+        served_models,
+        bound_agents: Some(observed.bound_agents),
+    }
+}
+
+/// The conditions of a served Model: `CacheReady`, `ClaimsAllocated` (DRA only), then `Ready`.
+fn serve_conditions(model: &Model, observed: &Observed, source: &Source, cache_ready: bool) -> Vec<Computed> {
+    let Some(serve) = &model.spec.serve else { return Vec::new() };
+    let cache = cache_condition(source, observed.children.download_job.as_ref());
+    let mut conditions = vec![cache.clone()];
+    let unschedulable = observed.pods.iter().find_map(unschedulable_message);
+    if matches!(Devices::of(serve), Devices::Dra(_)) {
+        conditions.push(claims_condition(&observed.claims, &observed.pods, unschedulable.as_deref()));
+    }
+    let deployment_status = observed.children.deployment.as_ref().and_then(|d| d.status.as_ref());
+    let ready_replicas = deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready = if serve.replicas == 0 {
+        Computed::no(READY, reason::SCALED_TO_ZERO, "serve.replicas is 0")
+    } else if !cache_ready {
+        Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
+    } else if ready_replicas >= 1 {
+        Computed::yes(READY, reason::SERVING, format!("{ready_replicas} of {} replicas ready", serve.replicas))
+    } else if let Some(why) = unschedulable {
+        Computed::no(READY, reason::UNSCHEDULABLE, why)
+    } else {
+        Computed::no(READY, reason::STARTING, "waiting for the engine to start and load the weights")
+    };
+    conditions.push(ready);
+    conditions
+}
+
+/// Whether the weights are in place for `source`, judged from its download Job.
+pub fn cache_condition(source: &Source, job: Option<&Job>) -> Computed {
+    match source {
+        Source::Pvc { claim, .. } => {
+            return Computed::yes(CACHE_READY, reason::EXISTING_CLAIM, format!("weights are read from claim {claim}"));
+        }
+        Source::Oci { image } => {
+            return Computed::yes(CACHE_READY, reason::IMAGE_VOLUME, format!("weights are mounted from image {image}"));
+        }
+        Source::HuggingFace { .. } | Source::Https { .. } => {}
+    }
+    let Some(job) = job else {
+        return Computed::no(CACHE_READY, reason::DOWNLOADING, format!("creating the download Job for {source}"));
+    };
+    let name = job.name_any();
+    let status = job.status.clone().unwrap_or_default();
+    if status.succeeded.unwrap_or(0) >= 1 {
+        return Computed::yes(CACHE_READY, reason::DOWNLOADED, format!("{source} downloaded by Job {name}"));
+    }
+    if let Some(failed) = status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True") {
+        let why = failed.message.clone().or_else(|| failed.reason.clone()).unwrap_or_default();
+        return Computed::no(CACHE_READY, reason::DOWNLOAD_FAILED, format!("Job {name} failed: {why}"));
+    }
+    let attempts = status.failed.unwrap_or(0) + status.active.unwrap_or(0);
+    let since = status.start_time.map(|t| format!(" since {}", t.0)).unwrap_or_default();
+    Computed::no(
+        CACHE_READY,
+        reason::DOWNLOADING,
+        format!("Job {name} is downloading {source}{since} (attempt {})", attempts.max(1)),
+    )
+}
+
+/// Whether every serving pod's claim is allocated, and if not, why pods wait.
+pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: Option<&str>) -> Computed {
+    if claims.is_empty() {
+        let why = unschedulable.map_or_else(|| "no serving pod has claimed devices yet".to_owned(), str::to_owned);
+        return Computed::unknown(CLAIMS_ALLOCATED, reason::NO_CLAIMS, why);
+    }
+    let allocated: Vec<&ResourceClaim> =
+        claims.iter().filter(|c| c.status.as_ref().and_then(|s| s.allocation.as_ref()).is_some()).collect();
+    if allocated.len() == claims.len() && claims.len() >= pods.len() {
+        let devices: Vec<String> = allocated
+            .iter()
+            .filter_map(|c| c.status.as_ref()?.allocation.as_ref()?.devices.as_ref())
+            .flat_map(|d| d.results.iter().flatten())
+            .map(|r| format!("{}/{}", r.pool, r.device))
+            .collect();
+        let listed = if devices.is_empty() { String::new() } else { format!(" ({})", devices.join(", ")) };
+        return Computed::yes(
+            CLAIMS_ALLOCATED,
+            reason::ALLOCATED,
+            format!("{} of {} claims allocated{listed}", allocated.len(), claims.len()),
+        );
+    }
+    let mut message = format!("{} of {} claims allocated", allocated.len(), claims.len());
+    if let Some(why) = unschedulable {
+        message.push_str(": ");
+        message.push_str(why);
+    }
+    Computed::no(CLAIMS_ALLOCATED, reason::PENDING, message)
+}
+
+/// `pod <name>: <scheduler message>` of a pod the scheduler could not place.
+fn unschedulable_message(pod: &Pod) -> Option<String> {
+    let condition =
+        pod.status.as_ref()?.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    let why = condition.message.clone().or_else(|| condition.reason.clone()).unwrap_or_default();
+    Some(format!("pod {} cannot be scheduled: {why}", pod.name_any()))
+}
+
+/// Writes `status` with server-side apply if it differs from the Model's current status.
+/// Returns whether it wrote.
+pub async fn patch_status(client: &Client, model: &Model, status: &ModelStatus) -> Result<bool, kube::Error> {
+    if model.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let api: Api<Model> = Api::namespaced(client.clone(), &model.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": "agent-operator.dev/v1alpha1",
+        "kind": "Model",
+        "status": status,
+    });
+    api.patch_status(&model.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::api::resource::v1::{
+        AllocationResult, DeviceAllocationResult, DeviceRequestAllocationResult, ResourceClaimStatus,
+    };
+
+    use super::*;
+
+    fn job(status: JobStatus) -> Job {
+        let mut job = Job::default();
+        job.metadata.name = Some("m-download-1".into());
+        job.status = Some(status);
+        job
+    }
+
+    #[test]
+    fn cache_readiness_follows_the_download_job() {
+        let hf = Source::parse("hf://org/name").unwrap();
+        assert_eq!(cache_condition(&hf, None).reason, reason::DOWNLOADING);
+        let running =
+            cache_condition(&hf, Some(&job(JobStatus { active: Some(1), failed: Some(1), ..JobStatus::default() })));
+        assert_eq!((running.reason, running.message.contains("attempt 2")), (reason::DOWNLOADING, true), "{running:?}");
+        let done = cache_condition(&hf, Some(&job(JobStatus { succeeded: Some(1), ..JobStatus::default() })));
+        assert_eq!(done.reason, reason::DOWNLOADED);
+        let failed = cache_condition(
+            &hf,
+            Some(&job(JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: "Failed".into(),
+                    status: "True".into(),
+                    message: Some("Job has reached the specified backoff limit".into()),
+                    ..JobCondition::default()
+                }]),
+                ..JobStatus::default()
+            })),
+        );
+        assert_eq!(failed.reason, reason::DOWNLOAD_FAILED);
+        assert!(failed.message.contains("backoff limit"));
+        assert_eq!(cache_condition(&Source::parse("pvc://weights").unwrap(), None).reason, reason::EXISTING_CLAIM);
+    }
+
+    fn claim(allocated: bool) -> ResourceClaim {
+        ResourceClaim {
+            status: Some(ResourceClaimStatus {
+                allocation: allocated.then(|| AllocationResult {
+                    devices: Some(DeviceAllocationResult {
+                        results: Some(vec![DeviceRequestAllocationResult {
+                            device: "gpu-0".into(),
+                            driver: "gpu.nvidia.com".into(),
+                            pool: "node-a".into(),
+                            request: "gpu".into(),
+                            ..DeviceRequestAllocationResult::default()
+                        }]),
+                        ..DeviceAllocationResult::default()
+                    }),
+                    ..AllocationResult::default()
+                }),
+                ..ResourceClaimStatus::default()
+            }),
+            ..ResourceClaim::default()
+        }
+    }
+
+    fn pending_pod() -> Pod {
+        Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("llama-7d9f-abcde".into()),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: "False".into(),
+                    reason: Some("Unschedulable".into()),
+                    message: Some("0/3 nodes are available: 3 cannot allocate all claims.".into()),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn claims_report_allocated_devices_or_why_pods_wait() {
+        let done = claims_condition(&[claim(true)], &[Pod::default()], None);
+        assert_eq!(done.reason, reason::ALLOCATED);
+        assert!(done.message.contains("node-a/gpu-0"), "{done:?}");
+        let pod = pending_pod();
+        let why = unschedulable_message(&pod);
+        let pending = claims_condition(&[claim(false)], &[pod], why.as_deref());
+        assert_eq!(pending.reason, reason::PENDING);
+        assert!(
+            pending.message.contains("0 of 1 claims allocated: pod llama-7d9f-abcde cannot be scheduled: 0/3 nodes")
+        );
+        assert_eq!(claims_condition(&[], &[], None).reason, reason::NO_CLAIMS);
+    }
+}

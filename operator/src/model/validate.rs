@@ -1,0 +1,130 @@
+//! Validate: the rules the CRD schema cannot express, checked before anything is built. Pure.
+
+use agent_crds::model::{Engine, Model, ModelServe};
+use kube::ResourceExt;
+
+use super::source::Source;
+use crate::quantity::parse_bytes;
+
+/// Longest name of a served Model: its download Job (`<name>-download-<8 hex>`) must be a
+/// 63-character label, as Job names are copied into the `job-name` pod label.
+pub const MAX_SERVED_MODEL_NAME: usize = 45;
+
+/// Checks the Model; returns the parsed source of a served Model, or every problem in one message.
+pub fn validate(model: &Model) -> Result<Option<Source>, String> {
+    let mut problems = Vec::new();
+    if let Some(endpoint) = &model.spec.endpoint
+        && !(endpoint.base_url.starts_with("http://") || endpoint.base_url.starts_with("https://"))
+    {
+        problems.push(format!("endpoint.baseUrl {:?} must start with http:// or https://", endpoint.base_url));
+    }
+    let source = model.spec.serve.as_ref().and_then(|serve| check_serve(model, serve, &mut problems));
+    if problems.is_empty() { Ok(source) } else { Err(problems.join("; ")) }
+}
+
+fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) -> Option<Source> {
+    let name = model.name_any();
+    if name.len() > MAX_SERVED_MODEL_NAME {
+        problems.push(format!("a served Model's name may have at most {MAX_SERVED_MODEL_NAME} characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) || name.contains('.') {
+        problems.push(format!("name {name:?} must start with a letter and hold no dots (it names a Service)"));
+    }
+    if serve.image.as_deref().is_some_and(|image| image.trim().is_empty() || image.contains(char::is_whitespace)) {
+        problems.push("serve.image must be an image reference without spaces".to_owned());
+    }
+    if serve.engine == Engine::Nim && serve.image.is_none() {
+        problems.push("engine nim needs serve.image (NIM images are per model)".to_owned());
+    }
+    if let Some(cache) = &serve.cache
+        && parse_bytes(&cache.size).is_none_or(|bytes| bytes == 0)
+    {
+        problems.push(format!("serve.cache.size {:?} is not a positive quantity", cache.size));
+    }
+    if let Some(accelerator) = &serve.accelerator
+        && accelerator.count < 1
+    {
+        problems.push("serve.accelerator.count must be at least 1".to_owned());
+    }
+    let source = match Source::parse(&serve.uri) {
+        Ok(source) => source,
+        Err(error) => {
+            problems.push(error.to_string());
+            return None;
+        }
+    };
+    let single_file = matches!(&source, Source::HuggingFace { file: Some(_), .. } | Source::Https { .. });
+    match serve.engine {
+        Engine::Llamacpp | Engine::Ollama | Engine::Runtime
+            if matches!(&source, Source::HuggingFace { file: None, .. }) =>
+        {
+            problems.push(format!(
+                "engine {:?} loads one GGUF file: name it in the uri, e.g. hf://org/name/model-Q4_K_M.gguf",
+                serve.engine
+            ));
+        }
+        Engine::Tgi | Engine::Tei if single_file => {
+            problems.push(format!("engine {:?} loads a model directory, not a single file", serve.engine));
+        }
+        _ => {}
+    }
+    Some(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_crds::model::{Accelerator, ModelCache, ModelSpec};
+
+    use super::*;
+
+    fn served(name: &str, serve: ModelServe) -> Model {
+        Model::new(name, ModelSpec { serve: Some(serve), ..ModelSpec::default() })
+    }
+
+    #[test]
+    fn a_well_formed_served_model_yields_its_source() {
+        let model = served(
+            "llama",
+            ModelServe { uri: "hf://meta-llama/Llama-3.1-8B-Instruct".into(), replicas: 1, ..ModelServe::default() },
+        );
+        assert!(matches!(validate(&model), Ok(Some(Source::HuggingFace { .. }))));
+    }
+
+    #[test]
+    fn engine_and_source_mismatches_and_bad_sizes_are_reported_together() {
+        let model = served(
+            "gemma",
+            ModelServe {
+                engine: Engine::Llamacpp,
+                uri: "hf://ggml-org/gemma-3-270m-GGUF".into(),
+                cache: Some(ModelCache {
+                    size: "lots".into(),
+                    storage_class_name: None,
+                    access_mode: agent_crds::model::CacheAccessMode::ReadWriteOnce,
+                    hf_token_secret_ref: None,
+                }),
+                accelerator: Some(Accelerator { count: 0, ..Accelerator::default() }),
+                ..ModelServe::default()
+            },
+        );
+        let problems = validate(&model).unwrap_err();
+        assert!(problems.contains("loads one GGUF file"), "{problems}");
+        assert!(problems.contains("cache.size \"lots\""), "{problems}");
+        assert!(problems.contains("count must be at least 1"), "{problems}");
+        let tei = served(
+            "embed",
+            ModelServe { engine: Engine::Tei, uri: "https://example.com/m/model.onnx".into(), ..ModelServe::default() },
+        );
+        assert!(validate(&tei).unwrap_err().contains("model directory"));
+    }
+
+    #[test]
+    fn served_model_names_must_fit_the_names_of_their_children() {
+        let long = served(&"m".repeat(46), ModelServe { uri: "oci://r/m:1".into(), ..ModelServe::default() });
+        assert!(validate(&long).unwrap_err().contains("at most 45"));
+        let dotted = served("llama.3", ModelServe { uri: "oci://r/m:1".into(), ..ModelServe::default() });
+        assert!(validate(&dotted).unwrap_err().contains("no dots"));
+        let nim = served("nim", ModelServe { engine: Engine::Nim, uri: "oci://r/m:1".into(), ..ModelServe::default() });
+        assert!(validate(&nim).unwrap_err().contains("engine nim needs serve.image"));
+    }
+}
