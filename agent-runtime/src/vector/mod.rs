@@ -1,8 +1,10 @@
 //! The agent's vector store: backend-neutral points, filters, searches and the `VectorStore`
-//! trait, with the embedded qdrant-edge backend in [`edge`] and its BM25 embedder in [`bm25`].
+//! trait, with the embedded qdrant-edge backend in [`edge`], the Qdrant server backend in
+//! [`qdrant`] and the BM25 embedder in [`bm25`].
 
 pub mod bm25;
 pub mod edge;
+pub mod qdrant;
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ use serde_json::{Map, Value};
 
 pub use bm25::Bm25;
 pub use edge::EdgeStore;
+pub use qdrant::{QdrantSettings, QdrantStore};
 
 /// A sparse vector: parallel lists of dimension ids and weights (BM25 term weights here).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -147,6 +150,53 @@ pub enum VectorError {
     /// A point id in the store is not a number, so this store did not write it.
     #[error("the store holds a point with a non-numeric id {0}")]
     ForeignId(String),
+    /// The Qdrant collection exists with other vector settings than the ones configured.
+    #[error(
+        "the Qdrant collection {collection:?} at {url} holds {stored} vectors but {configured} vectors are \
+         configured; use a new collection name or restore the old embedding settings"
+    )]
+    IncompatibleCollection {
+        /// URL of the Qdrant server.
+        url: String,
+        /// Name of the collection.
+        collection: String,
+        /// Settings found on the server, e.g. "384-dimensional Cosine + BM25".
+        stored: String,
+        /// Settings asked for.
+        configured: String,
+    },
+    /// The Qdrant server could not be reached (refused, timed out, not speaking gRPC).
+    #[error("cannot reach the Qdrant server at {url}: {reason}")]
+    Unreachable {
+        /// URL of the Qdrant server.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The Qdrant server refused the request's credentials (missing or wrong API key).
+    #[error("the Qdrant server at {url} refused the API key: {reason}")]
+    Unauthorized {
+        /// URL of the Qdrant server.
+        url: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// The Qdrant URL is not usable.
+    #[error("invalid Qdrant URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The configured URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The Qdrant API key file cannot be used; the key itself is never shown.
+    #[error("cannot use the Qdrant API key file {}: {reason}", path.display())]
+    ApiKeyFile {
+        /// Path of the file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The storage engine failed.
     #[error("{context}: {reason}")]
     Storage {
