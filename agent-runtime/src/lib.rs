@@ -36,8 +36,8 @@ use crate::provider::ModelProvider;
 use crate::provider::openai::{CallPolicy, OpenAiProvider};
 use crate::sessions::SessionStore;
 use crate::tools::ToolRegistry;
-use crate::vector::VectorStore;
 use crate::vector::edge::EdgeStore;
+use crate::vector::{QdrantSettings, QdrantStore, VectorStore};
 use agent_crds::agent::BuiltinToolKind;
 use agent_crds::runtime_config::{ToolKind, VectorStoreConfig};
 
@@ -166,8 +166,10 @@ fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc
         VectorStoreConfig::Embedded { path } => Arc::new(
             EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance).map_err(|e| e.to_string())?,
         ),
-        VectorStoreConfig::Qdrant { url, .. } => {
-            return Err(format!("the Qdrant server backend ({url}) is not available in this runtime version"));
+        VectorStoreConfig::Qdrant { url, api_key_file } => {
+            let settings = QdrantSettings::from_config(url, api_key_file.as_deref().map(Path::new), memory_config)
+                .map_err(|e| e.to_string())?;
+            Arc::new(QdrantStore::connect(settings).map_err(|e| e.to_string())?)
         }
     };
     let chunking = config.recipe.as_ref().map_or(ChunkSize { size: 256, overlap: 32 }, |recipe| ChunkSize {
