@@ -1,0 +1,172 @@
+//! Snapshots of every object built for a served Model of each engine, with accelerators claimed
+//! through DRA and without accelerators, so any change to what the operator applies shows up in review.
+
+mod support;
+
+use agent_crds::model::{Accelerator, Model};
+use agent_operator::model::build::{BuildInput, build};
+use agent_operator::model::validate::validate;
+use serde_json::{Value, json};
+use support::example_documents;
+
+const FILE: &str = "examples/served-model.yaml";
+
+/// The example Model named `name`, with a uid so its children carry owner references.
+fn example_model(name: &str) -> Model {
+    let mut document = example_documents(FILE)
+        .into_iter()
+        .find(|d| d["kind"] == "Model" && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{FILE} has no Model {name}"));
+    document["metadata"]["uid"] = json!("0b7a6c1e-2222-4333-8444-555566667777");
+    serde_json::from_value(document).unwrap()
+}
+
+/// The children of `model` as the controller builds them once the cache is ready.
+fn children(model: &Model) -> Vec<Value> {
+    let source = validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
+    let serve = model.spec.serve.as_ref().unwrap();
+    let input = BuildInput {
+        model,
+        serve,
+        source: &source,
+        runtime_image: "ghcr.io/agent-operator/agent-runtime:0.1.0",
+        cache_ready: true,
+    };
+    build(&input).to_values()
+}
+
+fn with_accelerator(mut model: Model, accelerator: Option<Accelerator>) -> Model {
+    model.spec.serve.as_mut().unwrap().accelerator = accelerator;
+    model
+}
+
+/// The example with its own DRA accelerator, or one GPU of the default class when it has none or
+/// an extended resource; and the same Model on CPU.
+fn snapshot_engine(name: &str) {
+    let model = example_model(name);
+    let dra = match &model.spec.serve.as_ref().unwrap().accelerator {
+        Some(accelerator) if accelerator.extended_resource.is_none() => model.clone(),
+        _ => with_accelerator(model.clone(), Some(Accelerator { count: 1, ..Accelerator::default() })),
+    };
+    let cpu = with_accelerator(model, None);
+    insta::assert_yaml_snapshot!(format!("{name}_with_dra"), children(&dra));
+    insta::assert_yaml_snapshot!(format!("{name}_without_accelerator"), children(&cpu));
+}
+
+#[test]
+fn vllm_children() {
+    snapshot_engine("llama-8b");
+}
+
+#[test]
+fn llamacpp_children() {
+    snapshot_engine("gemma-small");
+}
+
+#[test]
+fn ollama_children() {
+    snapshot_engine("qwen-small");
+    insta::assert_yaml_snapshot!("qwen-small_with_extended_resource", children(&example_model("qwen-small")));
+}
+
+#[test]
+fn tgi_children() {
+    snapshot_engine("mistral-tgi");
+}
+
+#[test]
+fn tei_children() {
+    snapshot_engine("minilm");
+}
+
+#[test]
+fn nim_children() {
+    snapshot_engine("llama-nim");
+}
+
+#[test]
+fn runtime_children() {
+    snapshot_engine("tiny-runtime");
+}
+
+fn kinds(children: &[Value]) -> Vec<&str> {
+    children.iter().map(|c| c["kind"].as_str().unwrap()).collect()
+}
+
+fn pod(children: &[Value]) -> &Value {
+    &children.iter().find(|c| c["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"]
+}
+
+#[test]
+fn a_dra_model_claims_its_devices_per_replica_from_its_template() {
+    let built = children(&example_model("llama-8b"));
+    assert_eq!(kinds(&built), ["ResourceClaimTemplate", "PersistentVolumeClaim", "Job", "Deployment", "Service"]);
+    let pod = pod(&built);
+    assert_eq!(
+        pod["resourceClaims"],
+        json!([{"name": "accelerator", "resourceClaimTemplateName": "llama-8b-accelerator"}])
+    );
+    assert_eq!(pod["containers"][0]["resources"]["claims"], json!([{"name": "accelerator"}]));
+    assert!(pod["containers"][0]["resources"]["limits"].get("nvidia.com/gpu").is_none());
+    let args: Vec<&str> =
+        pod["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let tp = args.iter().position(|a| *a == "--tensor-parallel-size").unwrap();
+    assert_eq!(args[tp + 1], "2", "tensor parallelism follows the device count: {args:?}");
+    let deployment = &built[3];
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate", "no surge replica waiting for GPUs");
+    assert_eq!(deployment["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "gpu-queue");
+    assert_eq!(deployment["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "gpu-queue");
+    assert_eq!(pod["priorityClassName"], "model-serving");
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        (&annotations["prometheus.io/scrape"], &annotations["prometheus.io/port"], &annotations["prometheus.io/path"]),
+        (&json!("true"), &json!("8000"), &json!("/metrics"))
+    );
+}
+
+#[test]
+fn a_cluster_without_dra_gets_the_extended_resource_and_no_claim_template() {
+    let built = children(&example_model("qwen-small"));
+    assert_eq!(kinds(&built), ["PersistentVolumeClaim", "Job", "Deployment", "Service"]);
+    let pod = pod(&built);
+    assert_eq!(pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
+    assert!(pod["resourceClaims"].is_null());
+    assert_eq!(pod["tolerations"][0]["key"], "nvidia.com/gpu", "GPU nodes' taint is tolerated by default");
+}
+
+#[test]
+fn pvc_and_oci_sources_mount_the_weights_without_a_cache_or_download() {
+    let pvc = children(&example_model("mistral-tgi"));
+    assert_eq!(kinds(&pvc), ["ResourceClaimTemplate", "Deployment", "Service"]);
+    let volume = &pod(&pvc)["volumes"][0];
+    assert_eq!(volume["persistentVolumeClaim"], json!({"claimName": "shared-weights", "readOnly": true}));
+    let oci = children(&example_model("tiny-runtime"));
+    assert_eq!(kinds(&oci), ["Deployment", "Service"]);
+    assert_eq!(pod(&oci)["volumes"][0]["image"]["reference"], "ghcr.io/agent-operator/models/gemma-3-270m:q4-k-m");
+}
+
+#[test]
+fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
+    let model = example_model("gemma-small");
+    let source = validate(&model).unwrap().unwrap();
+    let serve = model.spec.serve.as_ref().unwrap();
+    let input = BuildInput { model: &model, serve, source: &source, runtime_image: "runtime:test", cache_ready: false };
+    let waiting = build(&input);
+    assert_eq!(waiting.deployment.spec.as_ref().unwrap().replicas, Some(0));
+    let job = waiting.download_job.unwrap();
+    let env = job.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
+    let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+    assert_eq!(value("HF_REPO").as_deref(), Some("ggml-org/gemma-3-270m-GGUF"));
+    assert_eq!(value("HF_FILE").as_deref(), Some("gemma-3-270m-Q8_0.gguf"));
+    let ready = build(&BuildInput { cache_ready: true, ..input });
+    assert_eq!(ready.deployment.spec.unwrap().replicas, Some(1));
+}
+
+#[test]
+fn a_gated_hugging_face_model_reads_its_token_from_the_secret_never_inline() {
+    let built = children(&example_model("llama-8b"));
+    let env = &built[2]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let token = env.as_array().unwrap().iter().find(|e| e["name"] == "HF_TOKEN").unwrap();
+    assert_eq!(token["valueFrom"]["secretKeyRef"], json!({"name": "hf-token", "key": "token", "optional": false}));
+    assert!(token.get("value").is_none());
+}

@@ -1,0 +1,106 @@
+//! Every object built for a served Model (the DRA ResourceClaimTemplate included) validates
+//! against the Kubernetes 1.34 schemas (PyPI `kubernetes-validate`, strict: unknown fields are
+//! errors), and the generated Model schema rejects what it must.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use agent_crds::model::{Accelerator, Model, Sharing, SharingStrategy};
+use agent_operator::model::build::{BuildInput, build};
+use agent_operator::model::validate::validate;
+use serde_json::json;
+use support::{example_documents, repo_root};
+
+const FILE: &str = "examples/served-model.yaml";
+
+/// Runs the repository's validator on `paths`; returns its exit success and report.
+fn validate_manifests(paths: &[&Path]) -> (bool, String) {
+    let mut command = Command::new("python3");
+    command.arg("scripts/validate_manifests.py").arg("-k").arg("1.34.0").arg("--require-docs");
+    command.args(paths).current_dir(repo_root());
+    let output = command.output().expect("python3 runs (scripts/install-tools.sh installs kubernetes-validate)");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!report.contains("missing python package"), "{report}");
+    (output.status.success(), report)
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("agent-operator-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every example Model as written, plus each with DRA sharing and with an extended resource.
+fn variants() -> Vec<Model> {
+    let mut models = Vec::new();
+    for document in example_documents(FILE).into_iter().filter(|d| d["kind"] == "Model") {
+        let mut document = document;
+        document["metadata"]["uid"] = json!("0b7a6c1e-2222-4333-8444-555566667777");
+        let model: Model = serde_json::from_value(document).unwrap();
+        let mut shared = model.clone();
+        shared.spec.serve.as_mut().unwrap().accelerator = Some(Accelerator {
+            device_class_name: Some("gpu.nvidia.com".into()),
+            count: 1,
+            selectors: vec!["device.attributes['gpu.nvidia.com'].productName.startsWith('NVIDIA A100')".into()],
+            sharing: Some(Sharing { strategy: SharingStrategy::TimeSlicing, driver: None, parameters: None }),
+            extended_resource: None,
+        });
+        let mut extended = model.clone();
+        extended.spec.serve.as_mut().unwrap().accelerator =
+            Some(Accelerator { count: 2, extended_resource: Some("nvidia.com/gpu".into()), ..Accelerator::default() });
+        models.extend([model, shared, extended]);
+    }
+    models
+}
+
+#[test]
+fn every_object_built_for_a_served_model_validates_against_the_kubernetes_1_34_schemas() {
+    let dir = temp_dir("model-children");
+    let mut built = 0;
+    let mut templates = 0;
+    for (index, model) in variants().iter().enumerate() {
+        let source = validate(model).unwrap_or_else(|e| panic!("{e}")).unwrap();
+        let serve = model.spec.serve.as_ref().unwrap();
+        for cache_ready in [false, true] {
+            let input = BuildInput { model, serve, source: &source, runtime_image: "runtime:test", cache_ready };
+            let values = build(&input).to_values();
+            templates += values.iter().filter(|v| v["kind"] == "ResourceClaimTemplate").count();
+            built += values.len();
+            let documents: Vec<String> = values.iter().map(|v| serde_yaml::to_string(v).unwrap()).collect();
+            std::fs::write(dir.join(format!("{index}-{cache_ready}.yaml")), documents.join("---\n")).unwrap();
+        }
+    }
+    assert!(templates >= 14, "each Model with DRA sharing must build a claim template, built {templates}");
+    let (ok, report) = validate_manifests(&[&dir]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(ok, "{report}");
+    assert!(report.contains(&format!("{built} ok")), "every built object must be checked ({built}): {report}");
+}
+
+#[test]
+fn the_served_model_example_validates_against_the_generated_crds() {
+    let (ok, report) = validate_manifests(&[&repo_root().join(FILE)]);
+    assert!(ok, "{report}");
+    assert!(report.contains("8 ok"), "seven Models and an Agent: {report}");
+}
+
+#[test]
+fn the_schema_rejects_a_zero_device_count_and_an_unknown_engine() {
+    let dir = temp_dir("bad-models");
+    let mut zero = example_documents(FILE).into_iter().find(|d| d["metadata"]["name"] == "llama-8b").unwrap();
+    zero["spec"]["serve"]["accelerator"]["count"] = json!(0);
+    let mut engine = zero.clone();
+    engine["metadata"]["name"] = json!("bad-engine");
+    engine["spec"]["serve"]["accelerator"]["count"] = json!(1);
+    engine["spec"]["serve"]["engine"] = json!("triton");
+    let text = [zero, engine].iter().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n");
+    std::fs::write(dir.join("bad.yaml"), text).unwrap();
+    let (ok, report) = validate_manifests(&[&dir]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(!ok, "{report}");
+    assert_eq!(report.matches("FAIL").count(), 2, "{report}");
+    assert!(report.contains("count"), "{report}");
+    assert!(report.contains("engine"), "{report}");
+}
