@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use agent_runtime::ServeOptions;
 use agent_runtime::http::ApiLimits;
+use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
 use agent_runtime::provider::openai::CallPolicy;
 use clap::{Args, Parser, Subcommand};
@@ -43,6 +44,24 @@ enum Command {
         secrets_dir: PathBuf,
         #[command(flatten)]
         serve: ServeArgs,
+    },
+    /// Send documents to a running agent's knowledge: folders (walked recursively), files or URLs.
+    Ingest {
+        /// Folders, files, or `http(s)://` URLs (the agent fetches URLs itself).
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Base URL of the agent, e.g. `http://localhost:8080`.
+        #[arg(long, env = "AGENT_URL")]
+        agent: String,
+        /// Bearer token of the agent's API.
+        #[arg(long, env = "AGENT_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Documents sent at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Seconds one document may take (upload, parse, embed, store).
+        #[arg(long, default_value_t = 600)]
+        timeout_seconds: u64,
     },
 }
 
@@ -119,6 +138,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { manifests, agent, data_dir, secrets_dir, serve } => {
             let config = agent_runtime::local::load(&LocalOptions { manifests, agent, data_dir, secrets_dir })?;
             agent_runtime::serve(config, serve.options()).await?;
+        }
+        Command::Ingest { sources, agent, api_key, concurrency, timeout_seconds } => {
+            let options = IngestOptions {
+                agent,
+                api_key,
+                concurrency,
+                timeout: Duration::from_secs(timeout_seconds),
+                progress: true,
+            };
+            let (sources, skipped) = ingest::collect_sources(&sources)?;
+            let summary = ingest::ingest(sources, skipped, &options).await?;
+            println!("{summary}");
+            if !summary.all_ingested() {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

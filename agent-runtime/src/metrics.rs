@@ -1,5 +1,6 @@
 //! The runtime's Prometheus metrics: requests by status, time to first token, inter-token
-//! latency, tokens in and out, tool calls and active streams.
+//! latency, tokens in and out, tool calls, active streams, and the latency of vector store and
+//! embedding calls (retrieval, ingestion, memory).
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
@@ -36,6 +37,15 @@ pub struct ToolLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of vector store and embedding calls.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// `search`, `upsert`, `delete`, `count`, `scroll`, or `embed`.
+    pub operation: &'static str,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
 /// The runtime's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +55,14 @@ pub struct Metrics {
     tokens: Family<TokenLabels, Counter>,
     tool_calls: Family<ToolLabels, Counter>,
     active_streams: Gauge<i64, AtomicI64>,
+    vector_operations: Family<OperationLabels, Histogram>,
+    embeddings: Family<OperationLabels, Histogram>,
+    embedded_texts: Counter,
+}
+
+/// Buckets of vector store and embedding latency: 100 µs to 10 s.
+fn storage_buckets() -> Histogram {
+    Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
 }
 
 impl Default for Metrics {
@@ -66,7 +84,28 @@ impl Default for Metrics {
         registry.register("tokens", "Model tokens by direction", tokens.clone());
         registry.register("tool_calls", "Tool calls by tool and outcome", tool_calls.clone());
         registry.register("active_streams", "Streamed answers in progress", active_streams.clone());
-        Self { registry, requests, time_to_first_token, inter_token_latency, tokens, tool_calls, active_streams }
+        let vector_operations = Family::new_with_constructor(storage_buckets as fn() -> Histogram);
+        let embeddings = Family::new_with_constructor(storage_buckets as fn() -> Histogram);
+        let embedded_texts = Counter::default();
+        registry.register(
+            "vector_operation_seconds",
+            "Vector store calls (knowledge and memory) by operation and outcome",
+            vector_operations.clone(),
+        );
+        registry.register("embedding_seconds", "Embedding calls by outcome", embeddings.clone());
+        registry.register("embedded_texts", "Texts embedded (chunks, queries, memories)", embedded_texts.clone());
+        Self {
+            registry,
+            requests,
+            time_to_first_token,
+            inter_token_latency,
+            tokens,
+            tool_calls,
+            active_streams,
+            vector_operations,
+            embeddings,
+            embedded_texts,
+        }
     }
 }
 
@@ -95,6 +134,21 @@ impl Metrics {
     /// Counts a tool call.
     pub fn tool_call(&self, tool: &str, outcome: &'static str) {
         self.tool_calls.get_or_create(&ToolLabels { tool: tool.to_owned(), outcome }).inc();
+    }
+
+    /// Records a vector store call.
+    pub fn vector_operation(&self, operation: &'static str, ok: bool, elapsed: Duration) {
+        let labels = OperationLabels { operation, outcome: if ok { "ok" } else { "error" } };
+        self.vector_operations.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
+    /// Records an embedding call of `texts` texts.
+    pub fn embedding(&self, texts: usize, ok: bool, elapsed: Duration) {
+        let labels = OperationLabels { operation: "embed", outcome: if ok { "ok" } else { "error" } };
+        self.embeddings.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        if ok {
+            self.embedded_texts.inc_by(texts as u64);
+        }
     }
 
     /// Marks a stream as active until the guard drops.

@@ -218,3 +218,61 @@ async fn memories_past_their_retention_are_neither_recalled_nor_kept() {
     memory.forget_expired().await.unwrap();
     assert_eq!(store.count(None).await.unwrap(), 0, "expired memories are deleted");
 }
+
+/// `agent-runtime ingest` against the runtime served on a real socket: a folder with Markdown,
+/// HTML, a PDF, an empty file and a picture; then the same folder again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_command_sends_a_folder_and_reports_each_file() {
+    use agent_runtime::ingest::{IngestOptions, Outcome, collect_sources, ingest};
+    let upstream = Upstream::start(vec![]).await;
+    let agent = knowledge_state("ingest-cli", &upstream);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, agent_runtime::http::router(agent.clone())).into_future());
+
+    let folder = temp_dir("ingest-cli-docs");
+    std::fs::write(folder.join("vpn.md"), "# VPN\n\nConnect to NorthGate 5.2 with your YubiKey.").unwrap();
+    std::fs::create_dir(folder.join("handbook")).unwrap();
+    std::fs::write(folder.join("handbook/lunch.html"), "<p>The canteen serves lunch from noon.</p>").unwrap();
+    let pdf = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/documents/orbital-greenhouse.pdf");
+    std::fs::copy(pdf, folder.join("handbook/greenhouse.pdf")).unwrap();
+    std::fs::write(folder.join("empty.txt"), " \n").unwrap();
+    std::fs::write(folder.join("photo.png"), [0x89, b'P', b'N', b'G']).unwrap();
+
+    let options = IngestOptions {
+        agent: url.clone(),
+        api_key: None,
+        concurrency: 2,
+        timeout: std::time::Duration::from_secs(120),
+        progress: false,
+    };
+    let (sources, skipped) = collect_sources(&[folder.display().to_string()]).unwrap();
+    let summary = ingest(sources.clone(), skipped.clone(), &options).await.unwrap();
+    assert_eq!(summary.count(|o| *o == Outcome::Created), 3, "{summary}");
+    let failed: Vec<_> = summary.results.iter().filter(|(_, o)| matches!(o, Outcome::Failed(_))).collect();
+    assert_eq!(failed.len(), 1, "{summary}");
+    assert!(failed[0].0.to_string().ends_with("empty.txt"));
+    assert_eq!(failed[0].1, Outcome::Failed("400: the document has no text".into()));
+    assert_eq!(summary.skipped, [folder.join("photo.png")]);
+    assert!(!summary.all_ingested());
+    assert!(summary.to_string().ends_with("3 new, 0 already present, 1 failed, 1 skipped (not txt/text/md/markdown/html/htm/pdf)"));
+
+    let again = ingest(sources, skipped, &options).await.unwrap();
+    assert_eq!(again.count(|o| *o == Outcome::AlreadyPresent), 3, "{again}");
+
+    let (status, found) = send(
+        &agent,
+        post("/v1/knowledge/search", &json!({"query": "How often are the strawberries pollinated?", "topK": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let top = &serde_json::from_str::<Value>(&found).unwrap()["results"][0];
+    assert_eq!(top["documentName"], "greenhouse.pdf", "{found}");
+    assert!(top["text"].as_str().unwrap().contains("every Tuesday"), "{found}");
+
+    let unreachable = IngestOptions { agent: "http://127.0.0.1:9".into(), ..options };
+    let (sources, _) = collect_sources(&[folder.join("vpn.md").display().to_string()]).unwrap();
+    let down = ingest(sources, Vec::new(), &unreachable).await.unwrap();
+    let Outcome::Failed(why) = &down.results[0].1 else { panic!("{down}") };
+    assert!(why.starts_with("cannot reach the agent at http://127.0.0.1:9/v1/knowledge/documents"), "{why}");
+}

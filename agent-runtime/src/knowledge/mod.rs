@@ -112,7 +112,14 @@ impl Knowledge {
         bytes: &[u8],
     ) -> Result<Ingested, KnowledgeError> {
         let format = Format::detect(content_type, Some(name))?;
-        let text = to_text(bytes, format)?;
+        let text = if format == Format::Pdf {
+            let owned = bytes.to_vec();
+            tokio::task::spawn_blocking(move || to_text(&owned, format))
+                .await
+                .map_err(|_| ParseError::Pdf("the PDF parser stopped".into()))??
+        } else {
+            to_text(bytes, format)?
+        };
         let id = content_id(&text);
         if let Some(existing) = self.document(&id).await? {
             return Ok(Ingested { document: existing, created: false });

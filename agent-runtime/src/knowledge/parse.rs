@@ -1,5 +1,6 @@
 //! Turning uploaded documents into plain text: plain text and Markdown as they are, HTML with
-//! its markup, scripts and styles removed. Other types are refused with the supported list.
+//! its markup, scripts and styles removed, PDF through its text layer. Other types are refused
+//! with the supported list.
 
 /// A document format the runtime can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,13 +11,18 @@ pub enum Format {
     Markdown,
     /// `text/html`.
     Html,
+    /// `application/pdf` (its text layer; scanned pages without one have no text).
+    Pdf,
 }
+
+/// The content types the runtime reads, for error messages.
+const SUPPORTED: &str = "text/plain, text/markdown, text/html, application/pdf";
 
 /// Why a document cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The content type is not supported.
-    #[error("unsupported content type {0:?}; supported: text/plain, text/markdown, text/html")]
+    #[error("unsupported content type {0:?}; supported: {SUPPORTED}")]
     Unsupported(String),
     /// The bytes are not UTF-8 text.
     #[error("the document is not UTF-8 text")]
@@ -24,6 +30,12 @@ pub enum ParseError {
     /// Nothing readable is left.
     #[error("the document has no text")]
     Empty,
+    /// The PDF cannot be read.
+    #[error("the PDF cannot be read: {0}")]
+    Pdf(String),
+    /// The PDF has pages but no text layer.
+    #[error("the PDF has no text layer (scanned pages need OCR before ingestion)")]
+    PdfWithoutText,
 }
 
 impl Format {
@@ -35,6 +47,7 @@ impl Format {
             Some("text/plain") => return Ok(Self::Text),
             Some("text/markdown" | "text/x-markdown") => return Ok(Self::Markdown),
             Some("text/html" | "application/xhtml+xml") => return Ok(Self::Html),
+            Some("application/pdf") => return Ok(Self::Pdf),
             Some("application/octet-stream") | None => {}
             Some(other) => return Err(ParseError::Unsupported(other.to_owned())),
         }
@@ -43,17 +56,19 @@ impl Format {
             Some("txt" | "text") | None => Ok(Self::Text),
             Some("md" | "markdown") => Ok(Self::Markdown),
             Some("html" | "htm") => Ok(Self::Html),
+            Some("pdf") => Ok(Self::Pdf),
             Some(other) => Err(ParseError::Unsupported(format!(".{other}"))),
         }
     }
 }
 
-/// The readable text of a document.
+/// The readable text of a document. PDF parsing is CPU-bound: call it off the async threads.
 pub fn to_text(bytes: &[u8], format: Format) -> Result<String, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ParseError::NotText)?;
+    let utf8 = || std::str::from_utf8(bytes).map_err(|_| ParseError::NotText);
     let text = match format {
-        Format::Text | Format::Markdown => text.replace("\r\n", "\n"),
-        Format::Html => html_text(text),
+        Format::Text | Format::Markdown => utf8()?.replace("\r\n", "\n"),
+        Format::Html => html_text(utf8()?),
+        Format::Pdf => pdf_text(bytes)?,
     };
     if text.trim().is_empty() { Err(ParseError::Empty) } else { Ok(text) }
 }
@@ -114,8 +129,25 @@ fn html_text(html: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&amp;", "&");
-    decoded
-        .split("\n\n")
+    paragraphs(&decoded)
+}
+
+/// The text layer of a PDF, page by page, as paragraphs.
+fn pdf_text(bytes: &[u8]) -> Result<String, ParseError> {
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(ParseError::Pdf("it does not start with the %PDF- header".into()));
+    }
+    // pdf-extract panics on some malformed files; a bad upload must not take the runtime down.
+    let pages = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem_by_pages(bytes))
+        .map_err(|_| ParseError::Pdf("the PDF parser failed on this file".into()))?
+        .map_err(|e| ParseError::Pdf(e.to_string()))?;
+    let text = pages.iter().map(|page| paragraphs(page)).filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
+    if text.is_empty() { Err(ParseError::PdfWithoutText) } else { Ok(text) }
+}
+
+/// Blank-line separated paragraphs with their inner whitespace collapsed to single spaces.
+fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
         .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
@@ -139,6 +171,33 @@ mod tests {
     fn html_keeps_the_text_and_drops_markup_scripts_and_styles() {
         let html = "<html><head><style>p{color:red}</style><script>alert('x')</script></head><body><h1>Title</h1><p>Fish &amp; chips<br>are <b>good</b>.</p><!-- note --></body></html>";
         assert_eq!(to_text(html.as_bytes(), Format::Html).unwrap(), "Title\n\nFish & chips\n\nare good.");
+    }
+
+    fn fixture_pdf() -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/documents/orbital-greenhouse.pdf");
+        std::fs::read(path).expect("the PDF fixture is committed")
+    }
+
+    #[test]
+    fn pdf_text_layer_is_read_page_by_page() {
+        assert_eq!(Format::detect(Some("application/pdf"), None), Ok(Format::Pdf));
+        assert_eq!(Format::detect(None, Some("Manual.PDF")), Ok(Format::Pdf));
+        let text = to_text(&fixture_pdf(), Format::Pdf).expect("fpdf2's PDF is readable");
+        assert!(text.starts_with("Orbital Greenhouse Operations Manual"), "{text}");
+        assert!(text.contains("Carbon dioxide is kept at 1200 ppm"), "{text}");
+        assert!(text.contains("hand-pollinated with a soft brush every Tuesday"), "{text}");
+        let first_page = text.find("800 ppm").expect("page 1 text");
+        assert!(first_page < text.find("Harvest Procedure").expect("page 2 text"));
+    }
+
+    #[test]
+    fn broken_pdfs_are_refused_with_the_reason() {
+        let pdf = fixture_pdf();
+        let truncated = to_text(&pdf[..pdf.len() / 3], Format::Pdf).unwrap_err();
+        assert!(matches!(truncated, ParseError::Pdf(_)), "{truncated:?}");
+        assert!(truncated.to_string().starts_with("the PDF cannot be read"));
+        let not_pdf = to_text(b"hello, I am text", Format::Pdf).unwrap_err();
+        assert_eq!(not_pdf, ParseError::Pdf("it does not start with the %PDF- header".into()));
     }
 
     #[test]

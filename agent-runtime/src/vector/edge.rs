@@ -6,10 +6,16 @@
 //! when `flush` races an update. So every call runs on the blocking pool, and every write is
 //! flushed before it is acknowledged, one at a time with concurrent writes grouped under one
 //! flush ([`commit`]). Reads run beside writes: the shard's own locks allow it.
+//!
+//! Points land in a plain (brute-force) segment; [`EdgeStore::optimize`] builds the HNSW index
+//! for segments past qdrant's indexing threshold (~10 MB of vectors: ~6,600 384-d points), and
+//! [`EdgeStore::spawn_optimizer`] runs it in the background once writes have been quiet a while.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use agent_crds::runtime_config::Distance;
 use futures::future::BoxFuture;
@@ -52,8 +58,20 @@ pub struct EdgeStore {
 
 struct Shared {
     shard: EdgeShard,
-    /// Every update and flush goes through here: one at a time, concurrent writes grouped.
-    writes: GroupCommit<(UpdateOperation, &'static str)>,
+    /// Every update, optimization and flush goes through here: one at a time, concurrent writes grouped.
+    writes: GroupCommit<Job>,
+    /// Points were written (or the store was opened) since the last optimization.
+    unoptimized: AtomicBool,
+    /// Milliseconds from `opened` to the last write.
+    last_write_ms: AtomicU64,
+    opened: Instant,
+}
+
+/// A change to the shard, applied under the write lock.
+enum Job {
+    Update(UpdateOperation, &'static str),
+    /// Run the optimizers (HNSW indexing, merges, vacuum) until they have nothing to do.
+    Optimize,
 }
 
 impl std::fmt::Debug for EdgeStore {
@@ -76,7 +94,58 @@ impl EdgeStore {
         check_stored_settings(dir, &config)?;
         std::fs::create_dir_all(dir).map_err(|e| storage("creating the vector store directory", e))?;
         let shard = EdgeShard::load(dir, Some(config)).map_err(|e| storage("opening the vector store", e))?;
-        Ok(Self { shared: Arc::new(Shared { shard, writes: GroupCommit::new() }), dimension })
+        let shared = Shared {
+            shard,
+            writes: GroupCommit::new(),
+            unoptimized: AtomicBool::new(true),
+            last_write_ms: AtomicU64::new(0),
+            opened: Instant::now(),
+        };
+        Ok(Self { shared: Arc::new(shared), dimension })
+    }
+
+    /// Builds the HNSW index of large segments, merges small ones and vacuums deleted points,
+    /// until the optimizers have nothing left to do. Writes wait while it runs (seconds for
+    /// 100k points); searches do not. Returns the number of points in HNSW-indexed segments.
+    pub async fn optimize(&self) -> Result<u64, VectorError> {
+        self.shared.unoptimized.store(false, Ordering::SeqCst);
+        let shared = Arc::clone(&self.shared);
+        let result = blocking("optimizing", move || {
+            shared.writes.commit(Job::Optimize, |job| shared.run(job), || shared.shard.flush(), "optimizing")
+        })
+        .await;
+        if result.is_err() {
+            self.shared.unoptimized.store(true, Ordering::SeqCst);
+        }
+        result.map(|()| self.indexed_points())
+    }
+
+    /// Points in HNSW-indexed segments (the rest are searched by brute force).
+    pub fn indexed_points(&self) -> u64 {
+        self.shared.shard.info().indexed_vectors_count as u64
+    }
+
+    /// Optimizes in the background whenever points were written and no write came for `quiet`,
+    /// so bulk ingests are indexed once they finish rather than after every batch. The task
+    /// holds the store until it is aborted.
+    pub fn spawn_optimizer(self: &Arc<Self>, quiet: Duration) -> tokio::task::JoinHandle<()> {
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            let quiet_ms = u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX);
+            loop {
+                tokio::time::sleep(quiet).await;
+                let shared = &store.shared;
+                let since_write = shared.elapsed_ms().saturating_sub(shared.last_write_ms.load(Ordering::SeqCst));
+                if !shared.unoptimized.load(Ordering::SeqCst) || since_write < quiet_ms {
+                    continue;
+                }
+                let started = Instant::now();
+                match store.optimize().await {
+                    Ok(indexed) => tracing::debug!(indexed, elapsed = ?started.elapsed(), "vector store optimized"),
+                    Err(error) => tracing::warn!(%error, "optimizing the vector store failed; searches stay exact but slower"),
+                }
+            }
+        })
     }
 
     /// Length of the dense vectors this store holds.
@@ -94,13 +163,23 @@ impl EdgeStore {
 impl Shared {
     /// Applies a write and returns once it is durable.
     fn apply(&self, operation: UpdateOperation, context: &'static str) -> Result<(), VectorError> {
-        let update = |(operation, context): (UpdateOperation, &'static str)| {
-            self.shard.update(operation).map_err(|e| storage(context, e))
-        };
         // `update` only appends to the WAL (not synced) and changes segments in memory, and the
         // WAL is not replayed on load: a write is durable once the segments are flushed.
-        let flush = || self.shard.flush();
-        self.writes.commit((operation, context), update, flush, context)
+        let result = self.writes.commit(Job::Update(operation, context), |job| self.run(job), || self.shard.flush(), context);
+        self.last_write_ms.store(self.elapsed_ms(), Ordering::SeqCst);
+        self.unoptimized.store(true, Ordering::SeqCst);
+        result
+    }
+
+    fn run(&self, job: Job) -> Result<(), VectorError> {
+        match job {
+            Job::Update(operation, context) => self.shard.update(operation).map_err(|e| storage(context, e)),
+            Job::Optimize => self.shard.optimize().map(|_| ()).map_err(|e| storage("optimizing", e)),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
