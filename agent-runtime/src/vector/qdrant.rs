@@ -281,8 +281,14 @@ fn classify(url: &str, context: &'static str, error: QdrantError) -> VectorError
         }
         // How the client reports a connection it could not open.
         Code::Internal if status.message().starts_with("Failed to connect to") => {
-            VectorError::Unreachable { url: url.to_owned(), reason }
+            VectorError::Unreachable { url: url.to_owned(), reason: connect_failure(status.message()) }
         }
+        // A status with a source was made by the client's own stack, not sent by a server: the
+        // peer hung up or spoke something other than gRPC (HTTP/1, TLS on a plain port...).
+        Code::Unknown | Code::Internal if status.source().is_some() => VectorError::Unreachable {
+            url: url.to_owned(),
+            reason: format!("{reason} (is this Qdrant's gRPC port, usually 6334?)"),
+        },
         code => VectorError::Storage { context, reason: format!("Qdrant at {url} answered {code:?}: {reason}") },
     }
 }
@@ -299,4 +305,33 @@ fn status_reason(status: &tonic::Status) -> String {
         source = error.source();
     }
     if reason.is_empty() { format!("{:?}", status.code()) } else { reason }
+}
+
+/// The cause in the client's "Failed to connect to <url>: <Debug of the error>", e.g.
+/// "tcp connect error: Connection refused": the quoted parts of the Debug text, in order.
+fn connect_failure(message: &str) -> String {
+    let quoted: Vec<&str> = message.split('"').skip(1).step_by(2).collect();
+    if quoted.is_empty() { message.to_owned() } else { quoted.join(": ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qdrant_connect_failure_keeps_the_cause_and_drops_the_debug_noise() {
+        let message = "Failed to connect to http://127.0.0.1:1/: tonic::transport::Error(Transport, \
+                       ConnectError(ConnectError(\"tcp connect error\", 127.0.0.1:1, Os { code: 111, \
+                       kind: ConnectionRefused, message: \"Connection refused\" })))";
+        assert_eq!(connect_failure(message), "tcp connect error: Connection refused");
+        assert_eq!(connect_failure("Failed to connect to x: odd"), "Failed to connect to x: odd");
+    }
+
+    #[test]
+    fn qdrant_statuses_sent_by_a_server_are_not_taken_for_transport_failures() {
+        let error = classify("http://q:6334", "counting", QdrantError::from(tonic::Status::internal("disk full")));
+        assert_eq!(error.to_string(), "counting: Qdrant at http://q:6334 answered Internal: disk full");
+        let error = classify("http://q:6334", "counting", QdrantError::from(tonic::Status::deadline_exceeded("slow")));
+        assert!(matches!(error, VectorError::Unreachable { .. }), "{error}");
+    }
 }
