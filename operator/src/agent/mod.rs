@@ -120,6 +120,7 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> 
     let now = Time(jiff::Timestamp::now());
     let status = status::compute_status(agent, &observed, &outcome, &now);
     announce_acceptance_change(ctx, agent, &status).await;
+    announce_rebinding(ctx, agent, &status).await;
     status::patch_status(&ctx.client, agent, &status).await.map_err(Error::Status)?;
     Ok(action)
 }
@@ -175,6 +176,18 @@ async fn announce_acceptance_change(ctx: &Context, agent: &Agent, status: &agent
     let changed = before.is_none_or(|b| b.status != after.status || b.message != after.message);
     if changed && after.status == "False" {
         publish(ctx, agent, EventType::Warning, &after.reason, after.message.clone()).await;
+    }
+}
+
+/// A Normal event when the scheduler moves the agent to another Model (the bound one was deleted
+/// or stopped matching); none on the first binding.
+async fn announce_rebinding(ctx: &Context, agent: &Agent, status: &agent_crds::AgentStatus) {
+    let before = agent.status.as_ref().and_then(|s| s.bound_model.as_deref());
+    if let (Some(before), Some(after)) = (before, status.bound_model.as_deref())
+        && before != after
+    {
+        let note = format!("Model {before} is gone or no longer matches the selector; bound to Model {after}");
+        publish(ctx, agent, EventType::Normal, "ModelRebound", note).await;
     }
 }
 

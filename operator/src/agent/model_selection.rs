@@ -32,9 +32,13 @@ pub fn select_model<'a>(
     if let Some(kept) = candidates.iter().find(|m| Some(m.name_any().as_str()) == bound) {
         return Ok(kept);
     }
-    candidates.sort_by_key(|m| (std::cmp::Reverse(spare_capacity(m)), m.name_any()));
+    candidates.sort_by_key(|m| (std::cmp::Reverse(spare_capacity(m)), bound_agents(m), m.name_any()));
     candidates.first().copied().ok_or_else(|| {
-        NoMatch(if rejected.is_empty() { "there are no Models".to_owned() } else { rejected.join(", ") })
+        let mut why = if rejected.is_empty() { "there are no Models".to_owned() } else { rejected.join(", ") };
+        if let Some(gone) = bound.filter(|name| !models.iter().any(|m| m.name_any() == *name)) {
+            why = format!("{why}; the bound Model {gone} no longer exists");
+        }
+        NoMatch(why)
     })
 }
 
@@ -67,10 +71,14 @@ fn mismatch(selector: &ModelSelector, model: &Model) -> Option<String> {
     None
 }
 
-/// Declared concurrency minus bound agents; models that declare none rank after those with room.
+/// Declared concurrency minus bound agents (as the Model controller reports them); models that
+/// declare none rank after those with room. Ties go to the least loaded.
 fn spare_capacity(model: &Model) -> i64 {
-    let bound = model.status.as_ref().and_then(|s| s.bound_agents).unwrap_or(0);
-    model.spec.capabilities.max_concurrency.map_or(0, |max| max - bound)
+    model.spec.capabilities.max_concurrency.map_or(0, |max| max - bound_agents(model))
+}
+
+fn bound_agents(model: &Model) -> i64 {
+    model.status.as_ref().and_then(|s| s.bound_agents).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -138,7 +146,14 @@ mod tests {
         let models = [model("roomy", true, true, Some(8), 1)];
         assert_eq!(select_model(&wants_tools(), &models, Some("deleted")).unwrap().name_any(), "roomy");
         let no_tools = [model("plain", true, false, None, 0), model("down", false, true, None, 0)];
-        let error = select_model(&wants_tools(), &no_tools, None).unwrap_err().to_string();
+        let error = select_model(&wants_tools(), &no_tools, Some("deleted")).unwrap_err().to_string();
         assert!(error.contains("plain (lacks Tools)") && error.contains("down (not Ready)"), "{error}");
+        assert!(error.contains("the bound Model deleted no longer exists"), "{error}");
+    }
+
+    #[test]
+    fn among_models_without_declared_capacity_the_least_loaded_wins() {
+        let models = [model("loaded", true, true, None, 5), model("quiet", true, true, None, 1)];
+        assert_eq!(select_model(&wants_tools(), &models, None).unwrap().name_any(), "quiet");
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use agent_crds::Agent;
 use agent_crds::conditions::READY;
-use agent_crds::model::{Model, ModelStatus};
+use agent_crds::model::{Model, ModelStatus, reason};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -198,12 +198,16 @@ async fn check_endpoint(model: &Model, observed: &Observed, ctx: &ModelContext) 
     (Outcome::Probed(result), action)
 }
 
-/// An event when `Ready` flips or its reason changes: Warning when it is not ready, Normal when
-/// it becomes ready. None while it stays the same.
+/// An event when `Ready` flips or its reason changes: Normal when it becomes ready, Warning when
+/// it fails. None while it stays the same, and none for progress (cache filling, engine starting).
 async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelStatus) {
     let before = model.status.as_ref().and_then(|s| crate::conditions::find(&s.conditions, READY));
     let Some(after) = crate::conditions::find(&status.conditions, READY) else { return };
     if before.is_some_and(|b| b.status == after.status && b.reason == after.reason) {
+        return;
+    }
+    let progress = [reason::CACHE_NOT_READY, reason::STARTING, reason::SCALED_TO_ZERO];
+    if progress.contains(&after.reason.as_str()) {
         return;
     }
     let type_ = if after.status == "True" { EventType::Normal } else { EventType::Warning };

@@ -165,6 +165,11 @@ pub fn path_of(object: &Value) -> String {
         "NetworkPolicy" => "networkpolicies",
         "StatefulSet" => "statefulsets",
         "PersistentVolumeClaim" => "persistentvolumeclaims",
+        "Deployment" => "deployments",
+        "Job" => "jobs",
+        "Pod" => "pods",
+        "ResourceClaimTemplate" => "resourceclaimtemplates",
+        "ResourceClaim" => "resourceclaims",
         "Lease" => "leases",
         other => panic!("no plural for {other}"),
     };
