@@ -51,7 +51,12 @@ fn check(plural: &str, object: &Value, old: Option<&Value>) -> Result<(), String
 
 #[test]
 fn every_example_object_satisfies_the_rules() {
-    for file in ["examples/chat-agent.yaml", "examples/rag-agent.yaml", "examples/scheduled-agent.yaml"] {
+    for file in [
+        "examples/chat-agent.yaml",
+        "examples/rag-agent.yaml",
+        "examples/scheduled-agent.yaml",
+        "examples/served-model.yaml",
+    ] {
         for doc in common::documents(file) {
             let plural = match doc["kind"].as_str() {
                 Some("Agent") => "agents",
@@ -181,4 +186,46 @@ fn recipe_rules_reject_inconsistent_pipelines() {
     assert_rejected("recipes", &fetch, None, "fetchK must be at least topK");
     let rerank = with(recipe(), "/spec/rerank", json!({"strategy": "Endpoint"}));
     assert_rejected("recipes", &rerank, None, "strategy Endpoint needs an endpoint");
+}
+
+fn engine_model(name: &str) -> Value {
+    common::example("examples/served-model.yaml", "Model", name)
+}
+
+/// `accelerator.count: 0` is rejected by the schema's `minimum: 1`, which is structural, not
+/// CEL: the operator's `model_manifests` test checks it with the Kubernetes schema validator.
+#[test]
+fn served_model_rules_reject_options_that_do_nothing_for_the_source_or_engine() {
+    let parser_on_tgi = with(engine_model("mistral-tgi"), "/spec/serve/toolCallParser", json!("hermes"));
+    assert_rejected("models", &parser_on_tgi, None, "toolCallParser is only used by engine vllm");
+    check("models", &engine_model("llama-8b"), None).unwrap();
+
+    let token_for_https = with(
+        engine_model("qwen-small"),
+        "/spec/serve/cache",
+        json!({"size": "2Gi", "hfTokenSecretRef": {"name": "hf", "key": "t"}}),
+    );
+    assert_rejected("models", &token_for_https, None, "cache.hfTokenSecretRef needs an hf:// uri");
+
+    let cache_for_pvc = with(engine_model("mistral-tgi"), "/spec/serve/cache", json!({"size": "10Gi"}));
+    assert_rejected("models", &cache_for_pvc, None, "cache is not used with pvc:// or oci:// uris");
+
+    let mut nim = engine_model("llama-nim");
+    nim["spec"]["serve"].as_object_mut().unwrap().remove("image");
+    assert_rejected("models", &nim, None, "engine nim needs an image");
+}
+
+#[test]
+fn a_model_with_both_endpoint_and_serve_is_rejected_whatever_the_engine() {
+    for name in ["llama-8b", "gemma-small", "minilm"] {
+        let both =
+            with(engine_model(name), "/spec/endpoint", json!({"baseUrl": "https://api.example.com/v1", "model": "m"}));
+        assert_rejected("models", &both, None, "set exactly one of endpoint or serve");
+    }
+    let dra_selectors_without_class = with(
+        engine_model("llama-nim"),
+        "/spec/serve/accelerator",
+        json!({"count": 1, "selectors": ["device.attributes['gpu.nvidia.com'].profile == '1g.10gb'"]}),
+    );
+    assert_rejected("models", &dra_selectors_without_class, None, "selectors need a deviceClassName");
 }

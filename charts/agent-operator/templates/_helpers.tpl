@@ -71,10 +71,27 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: [""]
   resources: ["configmaps", "services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Each Agent runs as a StatefulSet (stable identity + memory volume).
+# Each Agent runs as a StatefulSet (stable identity + memory volume); each served
+# Model as a Deployment of its engine.
 - apiGroups: ["apps"]
-  resources: ["statefulsets"]
+  resources: ["statefulsets", "deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# A served Model's cache is filled once by a download Job.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# A served Model claims its GPUs through a DRA ResourceClaimTemplate; the claims made
+# from it (one per pod) are only read, to report whether they are allocated.
+- apiGroups: ["resource.k8s.io"]
+  resources: ["resourceclaimtemplates"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["resource.k8s.io"]
+  resources: ["resourceclaims"]
+  verbs: ["get", "list", "watch"]
+# A served Model's pods are only read, to report why they are pending.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
 # Each Agent gets a NetworkPolicy limiting its egress/ingress.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
@@ -83,11 +100,12 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
-# Grow an agent's memory volume when its Agent asks for more storage.
+# A served Model's cache volume is created and watched; an agent's memory volume
+# is grown when its Agent asks for more storage.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "patch"]
-# Emit Kubernetes Events about reconciliation on the Agents.
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Emit Kubernetes Events about reconciliation on Agents and Models.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
