@@ -31,6 +31,7 @@ fn children(model: &Model) -> Vec<Value> {
         source: &source,
         runtime_image: "ghcr.io/agent-operator/agent-runtime:0.1.0",
         cache_ready: true,
+        cache_recorded: false,
     };
     build(&input).to_values()
 }
@@ -150,7 +151,14 @@ fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
     let model = example_model("gemma-small");
     let source = validate(&model).unwrap().unwrap();
     let serve = model.spec.serve.as_ref().unwrap();
-    let input = BuildInput { model: &model, serve, source: &source, runtime_image: "runtime:test", cache_ready: false };
+    let input = BuildInput {
+        model: &model,
+        serve,
+        source: &source,
+        runtime_image: "runtime:test",
+        cache_ready: false,
+        cache_recorded: false,
+    };
     let waiting = build(&input);
     assert_eq!(waiting.deployment.spec.as_ref().unwrap().replicas, Some(0));
     let job = waiting.download_job.unwrap();
@@ -158,8 +166,13 @@ fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
     let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
     assert_eq!(value("HF_REPO").as_deref(), Some("ggml-org/gemma-3-270m-GGUF"));
     assert_eq!(value("HF_FILE").as_deref(), Some("gemma-3-270m-Q8_0.gguf"));
-    let ready = build(&BuildInput { cache_ready: true, ..input });
+    assert!(waiting.cache_claim.unwrap().metadata.annotations.is_none(), "nothing is recorded before the download");
+    let ready = build(&BuildInput { cache_ready: true, ..input.clone() });
     assert_eq!(ready.deployment.spec.unwrap().replicas, Some(1));
+    let annotations = ready.cache_claim.unwrap().metadata.annotations.unwrap();
+    assert_eq!(annotations["agent-operator.dev/cached-source"], source.digest(), "the claim records its weights");
+    let recorded = build(&BuildInput { cache_ready: true, cache_recorded: true, ..input });
+    assert!(recorded.download_job.is_none(), "a recorded cache is never downloaded again");
 }
 
 #[test]

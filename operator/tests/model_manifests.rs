@@ -64,7 +64,14 @@ fn every_object_built_for_a_served_model_validates_against_the_kubernetes_1_34_s
         let source = validate(model).unwrap_or_else(|e| panic!("{e}")).unwrap();
         let serve = model.spec.serve.as_ref().unwrap();
         for cache_ready in [false, true] {
-            let input = BuildInput { model, serve, source: &source, runtime_image: "runtime:test", cache_ready };
+            let input = BuildInput {
+                model,
+                serve,
+                source: &source,
+                runtime_image: "runtime:test",
+                cache_ready,
+                cache_recorded: false,
+            };
             let values = build(&input).to_values();
             templates += values.iter().filter(|v| v["kind"] == "ResourceClaimTemplate").count();
             built += values.len();

@@ -150,12 +150,15 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
     assert_eq!(events(&calls), Vec::<(String, String)>::new(), "progress is not an event");
 }
 
-/// Marks the stored download Job succeeded, as the Job controller would.
-fn finish_download(cluster: &Cluster) {
+fn job_path() -> String {
     let model: Model = serde_json::from_value(llama()).unwrap();
     let source = agent_operator::model::validate::validate(&model).unwrap().unwrap();
-    let path = format!("/apis/batch/v1/namespaces/models/jobs/llama-8b-download-{}", source.digest());
-    let mut job = cluster.get(&path).expect("the Job was applied");
+    format!("/apis/batch/v1/namespaces/models/jobs/llama-8b-download-{}", source.digest())
+}
+
+/// Marks the stored download Job succeeded, as the Job controller would.
+fn finish_download(cluster: &Cluster) {
+    let mut job = cluster.get(&job_path()).expect("the Job was applied");
     job["status"] = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
     cluster.put(job);
 }
@@ -212,11 +215,12 @@ async fn a_filled_cache_scales_the_engine_up_and_ready_follows_its_pods_and_clai
     assert_eq!(
         writes(&calls),
         [
+            "PATCH /api/v1/namespaces/models/persistentvolumeclaims/llama-8b-cache".to_owned(),
             "PATCH /apis/apps/v1/namespaces/models/deployments/llama-8b".to_owned(),
             "POST /apis/events.k8s.io/v1/namespaces/models/events".to_owned(),
             format!("PATCH {MODELS}/llama-8b/status"),
         ],
-        "only the Deployment changed (replicas), and the pending pod is a Warning"
+        "the claim records its weights, the Deployment scales up, and the pending pod is a Warning"
     );
     let deployment = &calls.iter().find(|c| c.is_write() && c.path.ends_with("/deployments/llama-8b")).unwrap().body;
     assert_eq!(deployment.as_ref().unwrap()["spec"]["replicas"], 1);
@@ -243,6 +247,23 @@ async fn a_filled_cache_scales_the_engine_up_and_ready_follows_its_pods_and_clai
     assert_eq!(reason(status, "Ready"), ("True".into(), "Serving".into()));
     assert_eq!(status["servedModels"], json!(["llama-3.1-8b"]));
     assert_eq!(events(&calls), [("Normal".to_owned(), "Serving".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_cache_recorded_on_its_claim_survives_the_deletion_of_its_job() {
+    let cluster = Cluster::default();
+    cluster.put(secret("models", "hf-token", &["token"]));
+    assert!(run(&cluster, &llama()).await.0.is_ok());
+    finish_download(&cluster);
+    assert!(run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await.0.is_ok());
+    let claim = cluster.get("/api/v1/namespaces/models/persistentvolumeclaims/llama-8b-cache").unwrap();
+    assert!(claim["metadata"]["annotations"]["agent-operator.dev/cached-source"].is_string(), "{claim}");
+
+    cluster.remove(&job_path()).expect("the Job existed");
+    let (_, calls) = run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await;
+    assert_eq!(writes(&calls), Vec::<String>::new(), "no new download and no scale-down: {calls:#?}");
+    let stored = cluster.get(&format!("{MODELS}/llama-8b")).unwrap();
+    assert_eq!(reason(&stored["status"], "CacheReady"), ("True".into(), "Downloaded".into()));
 }
 
 #[tokio::test]

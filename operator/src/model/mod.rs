@@ -32,6 +32,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
+use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
 use self::dereference::Observed;
 use self::probe::{ProbeRequest, probe};
@@ -155,14 +156,27 @@ async fn serve(
     let Some(serve) = &model.spec.serve else {
         return Ok((Outcome::Invalid("serve is not set".to_owned()), Action::await_change()));
     };
-    let cache_ready =
-        cache_condition(&source, observed.children.download_job.as_ref()).status == crate::conditions::Status::True;
-    let input = BuildInput { model, serve, source: &source, runtime_image: &ctx.base.runtime_image, cache_ready };
+    let cache_recorded = observed
+        .children
+        .cache_claim
+        .as_ref()
+        .and_then(|claim| claim.metadata.annotations.as_ref()?.get(CACHE_SOURCE_ANNOTATION))
+        .is_some_and(|digest| *digest == source.digest());
+    let cache_ready = cache_condition(&source, observed.children.download_job.as_ref(), cache_recorded).status
+        == crate::conditions::Status::True;
+    let input = BuildInput {
+        model,
+        serve,
+        source: &source,
+        runtime_image: &ctx.base.runtime_image,
+        cache_ready,
+        cache_recorded,
+    };
     let children = build(&input);
     let namespace = model.namespace().unwrap_or_default();
     let written = apply::apply(&ctx.base.client, &namespace, &children, &observed.children).await?;
     tracing::debug!(model = %key(model), written, "applied children");
-    let outcome = Outcome::Applied { source, cache_ready };
+    let outcome = Outcome::Applied { source, cache_ready, cache_recorded };
     let ready = status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now()))
         .conditions
         .iter()

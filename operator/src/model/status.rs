@@ -38,6 +38,8 @@ pub enum Outcome {
         source: Source,
         /// Whether the weights were in place when building.
         cache_ready: bool,
+        /// Whether the cache claim records the weights of this source.
+        cache_recorded: bool,
     },
 }
 
@@ -67,9 +69,9 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                 }
             }]
         }
-        Outcome::Applied { source, cache_ready } => {
+        Outcome::Applied { source, cache_ready, cache_recorded } => {
             endpoint = Some(service_url(model));
-            let serving = serve_conditions(model, observed, source, *cache_ready);
+            let serving = serve_conditions(model, observed, source, *cache_ready, *cache_recorded);
             if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
                 served_models = model
                     .spec
@@ -92,9 +94,15 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
 }
 
 /// The conditions of a served Model: `CacheReady`, `ClaimsAllocated` (DRA only), then `Ready`.
-fn serve_conditions(model: &Model, observed: &Observed, source: &Source, cache_ready: bool) -> Vec<Computed> {
+fn serve_conditions(
+    model: &Model,
+    observed: &Observed,
+    source: &Source,
+    cache_ready: bool,
+    cache_recorded: bool,
+) -> Vec<Computed> {
     let Some(serve) = &model.spec.serve else { return Vec::new() };
-    let cache = cache_condition(source, observed.children.download_job.as_ref());
+    let cache = cache_condition(source, observed.children.download_job.as_ref(), cache_recorded);
     let mut conditions = vec![cache.clone()];
     let unschedulable = observed.pods.iter().find_map(unschedulable_message);
     if matches!(Devices::of(serve), Devices::Dra(_)) {
@@ -117,8 +125,9 @@ fn serve_conditions(model: &Model, observed: &Observed, source: &Source, cache_r
     conditions
 }
 
-/// Whether the weights are in place for `source`, judged from its download Job.
-pub fn cache_condition(source: &Source, job: Option<&Job>) -> Computed {
+/// Whether the weights are in place for `source`: recorded on the cache claim, or judged from
+/// the download Job.
+pub fn cache_condition(source: &Source, job: Option<&Job>, recorded: bool) -> Computed {
     match source {
         Source::Pvc { claim, .. } => {
             return Computed::yes(CACHE_READY, reason::EXISTING_CLAIM, format!("weights are read from claim {claim}"));
@@ -128,13 +137,17 @@ pub fn cache_condition(source: &Source, job: Option<&Job>) -> Computed {
         }
         Source::HuggingFace { .. } | Source::Https { .. } => {}
     }
+    let downloaded = || Computed::yes(CACHE_READY, reason::DOWNLOADED, format!("{source} is in the model cache"));
+    if recorded {
+        return downloaded();
+    }
     let Some(job) = job else {
         return Computed::no(CACHE_READY, reason::DOWNLOADING, format!("creating the download Job for {source}"));
     };
     let name = job.name_any();
     let status = job.status.clone().unwrap_or_default();
     if status.succeeded.unwrap_or(0) >= 1 {
-        return Computed::yes(CACHE_READY, reason::DOWNLOADED, format!("{source} downloaded by Job {name}"));
+        return downloaded();
     }
     if let Some(failed) = status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True") {
         let why = failed.message.clone().or_else(|| failed.reason.clone()).unwrap_or_default();
@@ -223,11 +236,15 @@ mod tests {
     #[test]
     fn cache_readiness_follows_the_download_job() {
         let hf = Source::parse("hf://org/name").unwrap();
-        assert_eq!(cache_condition(&hf, None).reason, reason::DOWNLOADING);
-        let running =
-            cache_condition(&hf, Some(&job(JobStatus { active: Some(1), failed: Some(1), ..JobStatus::default() })));
+        assert_eq!(cache_condition(&hf, None, false).reason, reason::DOWNLOADING);
+        assert_eq!(cache_condition(&hf, None, true).reason, reason::DOWNLOADED, "the claim's record outlives the Job");
+        let running = cache_condition(
+            &hf,
+            Some(&job(JobStatus { active: Some(1), failed: Some(1), ..JobStatus::default() })),
+            false,
+        );
         assert_eq!((running.reason, running.message.contains("attempt 2")), (reason::DOWNLOADING, true), "{running:?}");
-        let done = cache_condition(&hf, Some(&job(JobStatus { succeeded: Some(1), ..JobStatus::default() })));
+        let done = cache_condition(&hf, Some(&job(JobStatus { succeeded: Some(1), ..JobStatus::default() })), false);
         assert_eq!(done.reason, reason::DOWNLOADED);
         let failed = cache_condition(
             &hf,
@@ -240,10 +257,14 @@ mod tests {
                 }]),
                 ..JobStatus::default()
             })),
+            false,
         );
         assert_eq!(failed.reason, reason::DOWNLOAD_FAILED);
         assert!(failed.message.contains("backoff limit"));
-        assert_eq!(cache_condition(&Source::parse("pvc://weights").unwrap(), None).reason, reason::EXISTING_CLAIM);
+        assert_eq!(
+            cache_condition(&Source::parse("pvc://weights").unwrap(), None, false).reason,
+            reason::EXISTING_CLAIM
+        );
     }
 
     fn claim(allocated: bool) -> ResourceClaim {

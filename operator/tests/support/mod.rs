@@ -120,6 +120,11 @@ impl Cluster {
         }
     }
 
+    /// Deletes the stored object at `path`, as a garbage collector or a user would.
+    pub fn remove(&self, path: &str) -> Option<Value> {
+        self.objects.lock().unwrap().remove(path)
+    }
+
     /// The stored object at `path`.
     pub fn get(&self, path: &str) -> Option<Value> {
         self.objects.lock().unwrap().get(path).cloned()

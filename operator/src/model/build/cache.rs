@@ -30,12 +30,19 @@ const DOWNLOAD_UID: i64 = 65532;
 /// Name of the cache volume in pods.
 pub const CACHE_VOLUME: &str = "models";
 
-/// The cache claim.
-pub fn build_cache_claim(model: &Model, cache: Option<&ModelCache>) -> PersistentVolumeClaim {
+/// Annotation of the cache claim naming the source digest whose weights it holds.
+pub const CACHE_SOURCE_ANNOTATION: &str = "agent-operator.dev/cached-source";
+
+/// The cache claim; `filled` is the digest of the source whose download finished, recorded on
+/// the claim so the cache stays ready whatever happens to the Job.
+pub fn build_cache_claim(model: &Model, cache: Option<&ModelCache>, filled: Option<&str>) -> PersistentVolumeClaim {
     let size = cache.map_or(DEFAULT_CACHE_SIZE, |c| c.size.as_str());
     let mode = cache.map_or(CacheAccessMode::ReadWriteOnce, |c| c.access_mode);
+    let mut metadata = child_meta(model, cache_claim_name(model));
+    metadata.annotations =
+        filled.map(|digest| BTreeMap::from([(CACHE_SOURCE_ANNOTATION.to_owned(), digest.to_owned())]));
     PersistentVolumeClaim {
-        metadata: child_meta(model, cache_claim_name(model)),
+        metadata,
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec![mode.as_str().to_owned()]),
             storage_class_name: cache.and_then(|c| c.storage_class_name.clone()),

@@ -30,6 +30,9 @@ pub struct BuildInput<'a> {
     pub runtime_image: &'a str,
     /// Whether the weights are in place; until then the Deployment has no replicas.
     pub cache_ready: bool,
+    /// Whether the cache claim already records that it holds this source's weights; then no
+    /// download Job is built, so deleting a finished Job never downloads (or scales down) again.
+    pub cache_recorded: bool,
 }
 
 impl BuildInput<'_> {
@@ -106,8 +109,15 @@ pub fn build(input: &BuildInput<'_>) -> ModelChildren {
     };
     ModelChildren {
         claim_template,
-        cache_claim: input.source.needs_download().then(|| cache::build_cache_claim(input.model, cache)),
-        download_job: cache::build_download_job(input.model, input.source, cache),
+        cache_claim: input.source.needs_download().then(|| {
+            let filled = input.cache_ready.then(|| input.source.digest());
+            cache::build_cache_claim(input.model, cache, filled.as_deref())
+        }),
+        download_job: if input.cache_recorded {
+            None
+        } else {
+            cache::build_download_job(input.model, input.source, cache)
+        },
         deployment: deployment::build_deployment(input),
         service: service::build_service(input.model),
     }
