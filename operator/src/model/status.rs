@@ -112,6 +112,9 @@ fn serve_conditions(
     let ready_replicas = deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let ready = if serve.replicas == 0 {
         Computed::no(READY, reason::SCALED_TO_ZERO, "serve.replicas is 0")
+    } else if cache.reason == reason::DOWNLOAD_FAILED {
+        // A failure, not progress: it gets its own reason (and so a Warning event).
+        Computed::no(READY, reason::DOWNLOAD_FAILED, cache.message.clone())
     } else if !cache_ready {
         Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
     } else if ready_replicas >= 1 {
@@ -151,7 +154,11 @@ pub fn cache_condition(source: &Source, job: Option<&Job>, recorded: bool) -> Co
     }
     if let Some(failed) = status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True") {
         let why = failed.message.clone().or_else(|| failed.reason.clone()).unwrap_or_default();
-        return Computed::no(CACHE_READY, reason::DOWNLOAD_FAILED, format!("Job {name} failed: {why}"));
+        return Computed::no(
+            CACHE_READY,
+            reason::DOWNLOAD_FAILED,
+            format!("Job {name} failed: {why}; fix the cause, then delete the Job to retry"),
+        );
     }
     let attempts = status.failed.unwrap_or(0) + status.active.unwrap_or(0);
     let since = status.start_time.map(|t| format!(" since {}", t.0)).unwrap_or_default();
@@ -265,6 +272,40 @@ mod tests {
             cache_condition(&Source::parse("pvc://weights").unwrap(), None, false).reason,
             reason::EXISTING_CLAIM
         );
+    }
+
+    #[test]
+    fn a_failed_download_makes_the_model_not_ready_with_its_own_reason() {
+        let model: Model = serde_json::from_value(serde_json::json!({
+            "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
+            "metadata": {"name": "m", "namespace": "ml"},
+            "spec": {"serve": {"engine": "vllm", "uri": "hf://org/name"}}
+        }))
+        .unwrap();
+        let mut observed = Observed::default();
+        observed.children.download_job = Some(job(JobStatus {
+            failed: Some(5),
+            conditions: Some(vec![JobCondition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                reason: Some("BackoffLimitExceeded".into()),
+                ..JobCondition::default()
+            }]),
+            ..JobStatus::default()
+        }));
+        let outcome = Outcome::Applied {
+            source: Source::parse("hf://org/name").unwrap(),
+            cache_ready: false,
+            cache_recorded: false,
+        };
+        let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason::DOWNLOAD_FAILED));
+        assert!(
+            ready.message.contains("BackoffLimitExceeded") && ready.message.contains("delete the Job"),
+            "{ready:?}"
+        );
+        assert_eq!(status.endpoint.as_deref(), Some("http://m.ml.svc:8000/v1"));
     }
 
     fn claim(allocated: bool) -> ResourceClaim {
