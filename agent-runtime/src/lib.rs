@@ -29,9 +29,11 @@ use agent_crds::RuntimeConfig;
 use axum::serve::ListenerExt;
 
 use crate::agent::{Agent, Limits};
+use crate::embeddings::Embedder;
 use crate::http::{ApiLimits, AppState};
 use crate::knowledge::Knowledge;
 use crate::knowledge::chunk::{ChunkSize, EstimatedTokens};
+use crate::measured::{MeasuredEmbedder, MeasuredStore};
 use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
@@ -120,7 +122,7 @@ pub fn build_state_with(
     install_crypto_provider();
     let metrics = Arc::new(Metrics::default());
     let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-    let (knowledge, memory) = match open_knowledge(&config, options) {
+    let (knowledge, memory) = match open_knowledge(&config, options, &metrics) {
         Ok((knowledge, memory)) => (Some(knowledge), Some(memory)),
         Err(why) => {
             tracing::warn!(%why, "knowledge and long-term memory are off");
@@ -154,7 +156,11 @@ pub fn build_state_with(
 }
 
 /// Opens the vector store and the embedder the config names, for knowledge and memory.
-fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc<Knowledge>, Arc<Memory>), String> {
+fn open_knowledge(
+    config: &RuntimeConfig,
+    options: &ServeOptions,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<Knowledge>, Arc<Memory>), String> {
     let memory_config = &config.memory;
     let dimension = memory_config.vector_dimension;
     let embedder = embeddings::from_config(
@@ -164,16 +170,25 @@ fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc
         options.model_api_key.as_deref(),
     )
     .map_err(|e| e.to_string())?;
+    let embedder: Arc<dyn Embedder> = Arc::new(MeasuredEmbedder::new(embedder, metrics.clone()));
     let store: Arc<dyn VectorStore> = match &memory_config.store {
-        VectorStoreConfig::Embedded { path } => Arc::new(
-            EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance).map_err(|e| e.to_string())?,
-        ),
+        VectorStoreConfig::Embedded { path } => {
+            let store = Arc::new(
+                EdgeStore::open(Path::new(path), dimension as usize, memory_config.distance)
+                    .map_err(|e| e.to_string())?,
+            );
+            if tokio::runtime::Handle::try_current().is_ok() {
+                store.spawn_optimizer(OPTIMIZE_AFTER_QUIET);
+            }
+            store
+        }
         VectorStoreConfig::Qdrant { url, api_key_file } => {
             let settings = QdrantSettings::from_config(url, api_key_file.as_deref().map(Path::new), memory_config)
                 .map_err(|e| e.to_string())?;
             Arc::new(QdrantStore::connect(settings).map_err(|e| e.to_string())?)
         }
     };
+    let store: Arc<dyn VectorStore> = Arc::new(MeasuredStore::new(store, metrics.clone()));
     let chunking = config.recipe.as_ref().map_or(ChunkSize { size: 256, overlap: 32 }, |recipe| ChunkSize {
         size: usize::try_from(recipe.spec.ingest.chunk_size).unwrap_or(256),
         overlap: usize::try_from(recipe.spec.ingest.chunk_overlap).unwrap_or(32),
@@ -182,6 +197,10 @@ fn open_knowledge(config: &RuntimeConfig, options: &ServeOptions) -> Result<(Arc
     let retention = memory_config.retention_seconds.map(Duration::from_secs);
     Ok((knowledge, Arc::new(Memory::new(store, embedder, retention))))
 }
+
+/// The embedded store builds its HNSW index once writes have been quiet this long, so a bulk
+/// ingest is indexed once, after it ends.
+const OPTIMIZE_AFTER_QUIET: Duration = Duration::from_secs(30);
 
 /// Tokens of history sent to the model: the configured budget, or three quarters of the
 /// model's context (the rest is for the answer), or 3072.

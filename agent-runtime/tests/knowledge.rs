@@ -138,6 +138,16 @@ async fn documents_are_ingested_once_listed_searched_and_deleted_over_http() {
     let (_, after) =
         send(&agent, post("/v1/knowledge/search", &json!({"query": "NorthGate YubiKey VPN", "topK": 5}))).await;
     assert!(!after.contains("vpn.md"), "a deleted document is not found: {after}");
+
+    let (_, metrics) = send(&agent, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    for series in [
+        r#"agent_vector_operation_seconds_count{operation="search",outcome="ok"}"#,
+        r#"agent_vector_operation_seconds_count{operation="upsert",outcome="ok"}"#,
+        r#"agent_embedding_seconds_count{operation="embed",outcome="ok"}"#,
+        "agent_embedded_texts_total",
+    ] {
+        assert!(metrics.contains(series), "{series} in /metrics:\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +265,11 @@ async fn the_ingest_command_sends_a_folder_and_reports_each_file() {
     assert_eq!(failed[0].1, Outcome::Failed("400: the document has no text".into()));
     assert_eq!(summary.skipped, [folder.join("photo.png")]);
     assert!(!summary.all_ingested());
-    assert!(summary.to_string().ends_with("3 new, 0 already present, 1 failed, 1 skipped (not txt/text/md/markdown/html/htm/pdf)"));
+    assert!(
+        summary
+            .to_string()
+            .ends_with("3 new, 0 already present, 1 failed, 1 skipped (not txt/text/md/markdown/html/htm/pdf)")
+    );
 
     let again = ingest(sources, skipped, &options).await.unwrap();
     assert_eq!(again.count(|o| *o == Outcome::AlreadyPresent), 3, "{again}");

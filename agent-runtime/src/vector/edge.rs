@@ -69,7 +69,7 @@ struct Shared {
 
 /// A change to the shard, applied under the write lock.
 enum Job {
-    Update(UpdateOperation, &'static str),
+    Update(Box<UpdateOperation>, &'static str),
     /// Run the optimizers (HNSW indexing, merges, vacuum) until they have nothing to do.
     Optimize,
 }
@@ -94,14 +94,14 @@ impl EdgeStore {
         check_stored_settings(dir, &config)?;
         std::fs::create_dir_all(dir).map_err(|e| storage("creating the vector store directory", e))?;
         let shard = EdgeShard::load(dir, Some(config)).map_err(|e| storage("opening the vector store", e))?;
-        let shared = Shared {
+        let state = Shared {
             shard,
             writes: GroupCommit::new(),
             unoptimized: AtomicBool::new(true),
             last_write_ms: AtomicU64::new(0),
             opened: Instant::now(),
         };
-        Ok(Self { shared: Arc::new(shared), dimension })
+        Ok(Self { shared: Arc::new(state), dimension })
     }
 
     /// Builds the HNSW index of large segments, merges small ones and vacuums deleted points,
@@ -142,7 +142,9 @@ impl EdgeStore {
                 let started = Instant::now();
                 match store.optimize().await {
                     Ok(indexed) => tracing::debug!(indexed, elapsed = ?started.elapsed(), "vector store optimized"),
-                    Err(error) => tracing::warn!(%error, "optimizing the vector store failed; searches stay exact but slower"),
+                    Err(error) => {
+                        tracing::warn!(%error, "optimizing the vector store failed; searches stay exact but slower");
+                    }
                 }
             }
         })
@@ -165,7 +167,12 @@ impl Shared {
     fn apply(&self, operation: UpdateOperation, context: &'static str) -> Result<(), VectorError> {
         // `update` only appends to the WAL (not synced) and changes segments in memory, and the
         // WAL is not replayed on load: a write is durable once the segments are flushed.
-        let result = self.writes.commit(Job::Update(operation, context), |job| self.run(job), || self.shard.flush(), context);
+        let result = self.writes.commit(
+            Job::Update(Box::new(operation), context),
+            |job| self.run(job),
+            || self.shard.flush(),
+            context,
+        );
         self.last_write_ms.store(self.elapsed_ms(), Ordering::SeqCst);
         self.unoptimized.store(true, Ordering::SeqCst);
         result
@@ -173,7 +180,7 @@ impl Shared {
 
     fn run(&self, job: Job) -> Result<(), VectorError> {
         match job {
-            Job::Update(operation, context) => self.shard.update(operation).map_err(|e| storage(context, e)),
+            Job::Update(operation, context) => self.shard.update(*operation).map_err(|e| storage(context, e)),
             Job::Optimize => self.shard.optimize().map(|_| ()).map_err(|e| storage("optimizing", e)),
         }
     }
