@@ -160,6 +160,11 @@ pub enum Engine {
 /// The model-cache volume, filled once by a download job.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0", "message": "cache.size may grow but never shrink" },
+    { "rule": "!has(self.accessMode) || !has(oldSelf.accessMode) || self.accessMode == oldSelf.accessMode", "message": "cache.accessMode is immutable (it is the volume's)" },
+    { "rule": "has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)", "message": "cache.storageClassName is immutable (it is the volume's)" }
+]))]
 pub struct ModelCache {
     /// Size of the cache volume.
     #[schemars(schema_with = "crate::schema::quantity_string")]

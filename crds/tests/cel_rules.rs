@@ -229,3 +229,19 @@ fn a_model_with_both_endpoint_and_serve_is_rejected_whatever_the_engine() {
     );
     assert_rejected("models", &dra_selectors_without_class, None, "selectors need a deviceClassName");
 }
+
+#[test]
+fn a_model_cache_may_grow_but_keeps_its_volumes_mode_and_class() {
+    let old = engine_model("llama-8b");
+    check("models", &with(old.clone(), "/spec/serve/cache/size", json!("80Gi")), Some(&old)).unwrap();
+    let shrunk = with(old.clone(), "/spec/serve/cache/size", json!("20Gi"));
+    assert_rejected("models", &shrunk, Some(&old), "cache.size may grow but never shrink");
+    let old_mode = with(old.clone(), "/spec/serve/cache/accessMode", json!("ReadWriteOnce"));
+    let new_mode = with(old.clone(), "/spec/serve/cache/accessMode", json!("ReadWriteMany"));
+    assert_rejected("models", &new_mode, Some(&old_mode), "cache.accessMode is immutable");
+    let new_class = with(old.clone(), "/spec/serve/cache/storageClassName", json!("slow-hdd"));
+    assert_rejected("models", &new_class, Some(&old), "cache.storageClassName is immutable");
+    let mut unset_class = old.clone();
+    unset_class["spec"]["serve"]["cache"].as_object_mut().unwrap().remove("storageClassName");
+    assert_rejected("models", &unset_class, Some(&old), "cache.storageClassName is immutable");
+}

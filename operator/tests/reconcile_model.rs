@@ -120,10 +120,15 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
     let (result, calls) = run(&cluster, &llama()).await;
     assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))), "progress is polled until Ready");
     let job = calls.iter().find(|c| c.path.contains("/jobs/")).unwrap().path.rsplit('/').next().unwrap().to_owned();
+    let named = |kind: &str| {
+        let call = calls.iter().find(|c| c.path.contains(kind)).unwrap_or_else(|| panic!("no {kind} call"));
+        call.path.rsplit('/').next().unwrap().to_owned()
+    };
+    let template = named("/resourceclaimtemplates/");
     assert_eq!(
         writes(&calls),
         [
-            "PATCH /apis/resource.k8s.io/v1/namespaces/models/resourceclaimtemplates/llama-8b-accelerator".to_owned(),
+            format!("PATCH /apis/resource.k8s.io/v1/namespaces/models/resourceclaimtemplates/{template}"),
             "PATCH /api/v1/namespaces/models/persistentvolumeclaims/llama-8b-cache".to_owned(),
             format!("PATCH /apis/batch/v1/namespaces/models/jobs/{job}"),
             "PATCH /apis/apps/v1/namespaces/models/deployments/llama-8b".to_owned(),
@@ -132,6 +137,7 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
         ]
     );
     assert!(job.starts_with("llama-8b-download-"), "{job}");
+    assert!(template.starts_with("llama-8b-accelerator-"), "{template}");
     for call in calls.iter().filter(|c| c.is_write()) {
         assert!(call.query.contains("fieldManager=agent-operator") && call.query.contains("force=true"), "{call:?}");
         if !call.path.ends_with("/status") {

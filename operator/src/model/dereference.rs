@@ -13,7 +13,8 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use super::build::Devices;
-use super::build::labels::{cache_claim_name, claim_template_name, download_job_name, model_selector, selector_labels};
+use super::build::claim_template::template_name;
+use super::build::labels::{cache_claim_name, download_job_name, model_selector, selector_labels};
 use super::source::Source;
 
 /// What the reconcile found in the cluster.
@@ -130,15 +131,14 @@ async fn observe_children(
     source: &Source,
 ) -> Result<ObservedChildren, kube::Error> {
     let name = model.name_any();
-    let serve = model.spec.serve.as_ref();
-    let dra = serve.is_some_and(|s| matches!(Devices::of(s), Devices::Dra(_)));
+    let template = match model.spec.serve.as_ref().map(Devices::of) {
+        Some(Devices::Dra(accelerator)) => Some(template_name(model, accelerator)),
+        _ => None,
+    };
     Ok(ObservedChildren {
-        claim_template: if dra {
-            Api::<ResourceClaimTemplate>::namespaced(client.clone(), namespace)
-                .get_opt(&claim_template_name(model))
-                .await?
-        } else {
-            None
+        claim_template: match template {
+            Some(name) => Api::<ResourceClaimTemplate>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+            None => None,
         },
         cache_claim: if source.needs_download() {
             Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{Value, json};
 
 use super::labels::{child_meta, claim_template_name, labels};
+use crate::model::source::short_hash;
 
 /// DeviceClass claimed from when the Model names none.
 pub const DEFAULT_DEVICE_CLASS: &str = "gpu.nvidia.com";
@@ -54,15 +55,21 @@ pub fn build_claim_template(model: &Model, accelerator: &Accelerator) -> Resourc
             }),
         }]
     });
-    ResourceClaimTemplate {
-        metadata: child_meta(model, claim_template_name(model)),
-        spec: ResourceClaimTemplateSpec {
-            metadata: Some(ObjectMeta { labels: Some(labels(model)), ..ObjectMeta::default() }),
-            spec: ResourceClaimSpec {
-                devices: Some(DeviceClaim { requests: Some(vec![request]), config, ..DeviceClaim::default() }),
-            },
+    let spec = ResourceClaimTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(labels(model)), ..ObjectMeta::default() }),
+        spec: ResourceClaimSpec {
+            devices: Some(DeviceClaim { requests: Some(vec![request]), config, ..DeviceClaim::default() }),
         },
-    }
+    };
+    // Keys sorted, so the digest does not depend on serde_json's `preserve_order`.
+    let canonical = agent_crds::crd::canonical(serde_json::to_value(&spec).unwrap_or_default());
+    let digest = short_hash(&canonical.to_string());
+    ResourceClaimTemplate { metadata: child_meta(model, claim_template_name(model, &digest)), spec }
+}
+
+/// Name of the claim template `build_claim_template` makes for `accelerator`.
+pub fn template_name(model: &Model, accelerator: &Accelerator) -> String {
+    build_claim_template(model, accelerator).metadata.name.unwrap_or_default()
 }
 
 /// The NVIDIA DRA driver's `GpuConfig` (`MigDeviceConfig` for MIG classes) with the sharing
@@ -125,6 +132,16 @@ mod tests {
         );
         assert_eq!(value["spec"]["metadata"]["labels"]["agent-operator.dev/model"], "llama");
         assert!(value["spec"]["spec"]["devices"]["config"].is_null(), "no sharing, no opaque config");
+    }
+
+    #[test]
+    fn another_request_gets_another_template_because_a_templates_spec_is_immutable() {
+        let one = template(&Accelerator { count: 1, ..Accelerator::default() });
+        let two = template(&Accelerator { count: 2, ..Accelerator::default() });
+        let again = template(&Accelerator { count: 1, ..Accelerator::default() });
+        assert_ne!(one["metadata"]["name"], two["metadata"]["name"]);
+        assert_eq!(one["metadata"]["name"], again["metadata"]["name"]);
+        assert!(one["metadata"]["name"].as_str().unwrap().starts_with("llama-accelerator-"));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::cache::CACHE_VOLUME;
-use super::labels::{CLAIM_NAME, cache_claim_name, child_meta, claim_template_name, selector_labels, workload_labels};
+use super::claim_template::template_name;
+use super::labels::{CLAIM_NAME, cache_claim_name, child_meta, selector_labels, workload_labels};
 use super::{BuildInput, Devices};
 use crate::agent::build::labels::MANAGED_BY_LABEL;
 use crate::model::engine::{self, EngineInput};
@@ -106,13 +107,14 @@ fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
         }),
         containers: vec![container(input, devices)],
         volumes: Some(volumes(input)),
-        resource_claims: matches!(devices, Devices::Dra(_)).then(|| {
-            vec![PodResourceClaim {
+        resource_claims: match devices {
+            Devices::Dra(accelerator) => Some(vec![PodResourceClaim {
                 name: CLAIM_NAME.to_owned(),
-                resource_claim_template_name: Some(claim_template_name(input.model)),
+                resource_claim_template_name: Some(template_name(input.model, accelerator)),
                 ..PodResourceClaim::default()
-            }]
-        }),
+            }]),
+            Devices::None | Devices::Extended(..) => None,
+        },
         tolerations: Some(tolerations).filter(|t| !t.is_empty()),
         priority_class_name: serve.priority_class_name.clone(),
         ..PodSpec::default()

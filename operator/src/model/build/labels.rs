@@ -15,9 +15,10 @@ pub const MODEL_LABEL: &str = "agent-operator.dev/model";
 /// Name of the pod's DRA claim and of the container's claim reference.
 pub const CLAIM_NAME: &str = "accelerator";
 
-/// Name of the ResourceClaimTemplate each replica's claim is made from.
-pub fn claim_template_name(model: &Model) -> String {
-    format!("{}-accelerator", model.name_any())
+/// Name of the ResourceClaimTemplate each replica's claim is made from, for the template spec
+/// with `digest`: a template's spec is immutable, so another request gets another template.
+pub fn claim_template_name(model: &Model, digest: &str) -> String {
+    format!("{}-accelerator-{digest}", model.name_any())
 }
 
 /// Name of the model-cache claim.
