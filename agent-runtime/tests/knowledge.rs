@@ -290,3 +290,54 @@ async fn the_ingest_command_sends_a_folder_and_reports_each_file() {
     let Outcome::Failed(why) = &down.results[0].1 else { panic!("{down}") };
     assert!(why.starts_with("cannot reach the agent at http://127.0.0.1:9/v1/knowledge/documents"), "{why}");
 }
+
+/// Documents by URL from a real local web server: an HTML page and a PDF are fetched and read;
+/// a body past the document limit (sent without a length) and a 404 are refused clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_given_by_url_are_fetched_and_oversized_or_missing_ones_refused() {
+    use axum::response::IntoResponse;
+    let pdf =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/documents/orbital-greenhouse.pdf")).unwrap();
+    let site = axum::Router::new()
+        .route(
+            "/guide.html",
+            axum::routing::get(|| async {
+                ([("content-type", "text/html")], "<h1>Badges</h1><p>Lost badges are replaced at desk 4.</p>")
+            }),
+        )
+        .route(
+            "/manual",
+            axum::routing::get(move || {
+                let pdf = pdf.clone();
+                async move { ([("content-type", "application/pdf")], pdf).into_response() }
+            }),
+        )
+        .route(
+            "/endless.txt",
+            axum::routing::get(|| async {
+                let chunks = futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>("word ".repeat(2048))));
+                ([("content-type", "text/plain")], Body::from_stream(chunks))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, site).into_future());
+    let upstream = Upstream::start(vec![]).await;
+    let agent = knowledge_state("urls", &upstream);
+
+    let urls = json!({"urls": [format!("{site_url}/guide.html"), format!("{site_url}/manual")]});
+    let (status, text) = send(&agent, post("/v1/knowledge/documents", &urls)).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["documents"][1]["document"]["name"], format!("{site_url}/manual"));
+    assert!(body["documents"][1]["document"]["chunks"].as_u64().unwrap() >= 1);
+
+    let (status, text) =
+        send(&agent, post("/v1/knowledge/documents", &json!({"urls": [format!("{site_url}/endless.txt")]}))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(text.contains("the limit is 262144"), "{text}");
+    let (status, text) =
+        send(&agent, post("/v1/knowledge/documents", &json!({"urls": [format!("{site_url}/missing")]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("answered 404"), "{text}");
+}

@@ -3,11 +3,13 @@
 //! writing process.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use agent_crds::runtime_config::Distance;
 use agent_runtime::vector::{EdgeStore, Hit, Point};
 use serde_json::{Map, Value};
+
+#[path = "support/scratch.rs"]
+mod scratch;
 
 /// Dimension of the small test vectors.
 const DIM: usize = 8;
@@ -16,9 +18,7 @@ const WRITER_DIR_ENV: &str = "AGENT_RUNTIME_VECTOR_WRITER_DIR";
 
 /// A fresh directory path (not created: the store creates it).
 fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("agent-runtime-vector-{name}-{}-{unique}", std::process::id()))
+    scratch::scratch_path(name)
 }
 
 fn open(dir: &Path) -> EdgeStore {

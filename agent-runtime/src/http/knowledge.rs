@@ -111,7 +111,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
             );
         }
         for url in body.urls {
-            let (content_type, bytes) = fetch(&url).await?;
+            let (content_type, bytes) = fetch(&url, state.limits.max_document_bytes).await?;
             results.push(knowledge.ingest(&url, content_type.as_deref(), &bytes).await?);
         }
     }
@@ -122,29 +122,35 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
     Ok((status, Json(json!({"documents": results}))))
 }
 
-/// Largest document fetched from a URL.
-const MAX_FETCH_BYTES: usize = 32 << 20;
-
-async fn fetch(url: &str) -> Result<(Option<String>, Vec<u8>), ApiError> {
+/// Fetches a document, refusing one larger than `limit` bytes without reading past the limit.
+async fn fetch(url: &str, limit: usize) -> Result<(Option<String>, Vec<u8>), ApiError> {
     crate::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let response =
+    let mut response =
         client.get(url).send().await.map_err(|e| ApiError::BadRequest(format!("cannot fetch {url}: {e}")))?;
     if !response.status().is_success() {
         return Err(ApiError::BadRequest(format!("fetching {url} answered {}", response.status())));
     }
     let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = response.bytes().await.map_err(|e| ApiError::BadRequest(format!("cannot read {url}: {e}")))?;
-    if bytes.len() > MAX_FETCH_BYTES {
-        return Err(ApiError::TooLargeDocument(format!(
-            "{url} has {} bytes; the limit is {MAX_FETCH_BYTES}",
-            bytes.len()
-        )));
+    let too_large =
+        |bytes: u64| ApiError::TooLargeDocument(format!("{url} has {bytes} bytes or more; the limit is {limit}"));
+    if let Some(length) = response.content_length().filter(|&length| length > limit as u64) {
+        return Err(too_large(length));
     }
-    Ok((content_type, bytes.to_vec()))
+    // Read in chunks and stop at the limit: a server may send more than it announced.
+    let mut bytes = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|e| ApiError::BadRequest(format!("cannot read {url}: {e}")))?
+    {
+        if bytes.len() + chunk.len() > limit {
+            return Err(too_large((bytes.len() + chunk.len()) as u64));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((content_type, bytes))
 }
 
 /// Lists stored documents.

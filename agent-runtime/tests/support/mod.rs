@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod scratch;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -169,16 +171,11 @@ pub fn config(base_url: &str, agent_spec: &str, data_dir: &std::path::Path, prom
     render_runtime_config(&agent, &references, &paths).unwrap()
 }
 
-/// A fresh temporary directory.
+/// A fresh temporary directory (swept once its test process has ended).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("agent-runtime-{name}-{}-{}", std::process::id(), rand_suffix()));
+    let dir = scratch::scratch_path(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    u64::from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos())
 }
 
 /// Options with short timeouts so failure tests are quick.
