@@ -24,12 +24,20 @@ pub struct FailureLabels {
     pub category: &'static str,
 }
 
+/// Labels of endpoint probe metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// The probe's result: the `Ready` reason it led to, e.g. `EndpointReachable` or `Unreachable`.
+    pub result: &'static str,
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<KindLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
+    probes: Family<ProbeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -43,7 +51,9 @@ impl Default for Metrics {
         registry.register("reconciles", "Reconciliations started", reconciles.clone());
         registry.register("reconcile_failures", "Reconciliations that failed, by category", failures.clone());
         registry.register("reconcile_duration_seconds", "Duration of reconciliations", duration.clone());
-        Self { registry, reconciles, failures, duration }
+        let probes = Family::<ProbeLabels, Counter>::default();
+        registry.register("model_endpoint_probes", "Probes of external model endpoints, by result", probes.clone());
+        Self { registry, reconciles, failures, duration, probes }
     }
 }
 
@@ -57,6 +67,11 @@ impl Metrics {
     /// Counts a failed reconciliation.
     pub fn failed(&self, kind: &'static str, category: &'static str) {
         self.failures.get_or_create(&FailureLabels { kind, category }).inc();
+    }
+
+    /// Counts a probe of an external model endpoint.
+    pub fn probed(&self, result: &'static str) {
+        self.probes.get_or_create(&ProbeLabels { result }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.

@@ -41,10 +41,21 @@ fn endpoint_model(base_url: &str) -> Value {
 /// Runs reconciles of `model` (as stored in `cluster` before each) with one context; returns
 /// each result and every call made.
 async fn run_times(cluster: &Cluster, model: &Value, times: usize) -> (Vec<Result<Action, String>>, Vec<Call>) {
+    let (results, calls, _) = run_measured(cluster, model, times).await;
+    (results, calls)
+}
+
+/// As [`run_times`], with the metrics the reconciles recorded.
+async fn run_measured(
+    cluster: &Cluster,
+    model: &Value,
+    times: usize,
+) -> (Vec<Result<Action, String>>, Vec<Call>, Arc<Metrics>) {
     cluster.put(model.clone());
     let path = support::path_of(model);
     let (client, calls) = cluster.client();
-    let base = Arc::new(Context::new(client, Arc::new(Metrics::default()), "runtime:test".into(), Some("test".into())));
+    let metrics = Arc::new(Metrics::default());
+    let base = Arc::new(Context::new(client, metrics.clone(), "runtime:test".into(), Some("test".into())));
     let ctx = Arc::new(ModelContext::new(base));
     let mut results = Vec::new();
     for _ in 0..times {
@@ -59,7 +70,7 @@ async fn run_times(cluster: &Cluster, model: &Value, times: usize) -> (Vec<Resul
     }
     drop(ctx);
     let calls = tokio::time::timeout(Duration::from_secs(5), calls).await.unwrap().unwrap();
-    (results, calls)
+    (results, calls, metrics)
 }
 
 async fn run(cluster: &Cluster, model: &Value) -> (Result<Action, String>, Vec<Call>) {
@@ -414,7 +425,9 @@ async fn an_unreachable_endpoint_is_not_ready_and_probed_again_with_growing_dela
         listener.local_addr().unwrap()
     };
     let cluster = cluster_with_key();
-    let (results, calls) = run_times(&cluster, &endpoint_model(&format!("http://{closed}/v1")), 3).await;
+    let (results, calls, metrics) = run_measured(&cluster, &endpoint_model(&format!("http://{closed}/v1")), 3).await;
+    let text = metrics.encode();
+    assert!(text.contains(r#"agent_operator_model_endpoint_probes_total{result="Unreachable"} 3"#), "{text}");
     let delays: Vec<Duration> = results.iter().map(|r| requeue_after(r.as_ref().unwrap())).collect();
     assert!(delays[0] <= Duration::from_secs(5), "{delays:?}");
     assert!(delays[1] >= Duration::from_secs(5) && delays[2] >= Duration::from_secs(10), "backoff grows: {delays:?}");

@@ -198,6 +198,10 @@ async fn check_endpoint(model: &Model, observed: &Observed, ctx: &ModelContext) 
         timeout: ctx.probe_timeout,
     };
     let result = probe(&request).await;
+    ctx.base.metrics.probed(match &result {
+        Ok(_) => reason::ENDPOINT_REACHABLE,
+        Err(failure) => failure.reason(),
+    });
     let action = match &result {
         Ok(_) => {
             ctx.probe_backoff.reset(&key(model));
