@@ -161,7 +161,11 @@ fn has_supported_extension(path: &Path) -> bool {
 }
 
 /// Sends every source to the agent, `concurrency` at a time, and reports what happened to each.
-pub async fn ingest(sources: Vec<Source>, skipped: Vec<PathBuf>, options: &IngestOptions) -> Result<Summary, IngestError> {
+pub async fn ingest(
+    sources: Vec<Source>,
+    skipped: Vec<PathBuf>,
+    options: &IngestOptions,
+) -> Result<Summary, IngestError> {
     crate::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(options.timeout).build().map_err(IngestError::Client)?;
     let endpoint = format!("{}/v1/knowledge/documents", options.agent.trim_end_matches('/'));
@@ -192,7 +196,12 @@ pub async fn ingest(sources: Vec<Source>, skipped: Vec<PathBuf>, options: &Inges
     Ok(Summary { results, skipped })
 }
 
-async fn send_with_retries(client: &reqwest::Client, endpoint: &str, api_key: Option<&str>, source: &Source) -> Outcome {
+async fn send_with_retries(
+    client: &reqwest::Client,
+    endpoint: &str,
+    api_key: Option<&str>,
+    source: &Source,
+) -> Outcome {
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=ATTEMPTS {
         match send(client, endpoint, api_key, source).await {
@@ -213,7 +222,12 @@ enum Retry {
     Final(String),
 }
 
-async fn send(client: &reqwest::Client, endpoint: &str, api_key: Option<&str>, source: &Source) -> Result<Outcome, Retry> {
+async fn send(
+    client: &reqwest::Client,
+    endpoint: &str,
+    api_key: Option<&str>,
+    source: &Source,
+) -> Result<Outcome, Retry> {
     let mut request = client.post(endpoint);
     if let Some(key) = api_key {
         request = request.bearer_auth(key);
@@ -222,7 +236,8 @@ async fn send(client: &reqwest::Client, endpoint: &str, api_key: Option<&str>, s
         Source::Url(url) => request.json(&json!({ "urls": [url] })),
         Source::File(path) => {
             let bytes = tokio::fs::read(path).await.map_err(|e| Retry::Final(format!("cannot read the file: {e}")))?;
-            let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name =
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
             let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
             let part = match content_type(path) {
                 Some(mime) => part.mime_str(mime).map_err(|e| Retry::Final(e.to_string()))?,
@@ -231,10 +246,9 @@ async fn send(client: &reqwest::Client, endpoint: &str, api_key: Option<&str>, s
             request.multipart(reqwest::multipart::Form::new().part("file", part))
         }
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Retry::Final(format!("cannot reach the agent at {endpoint}: {}", crate::error::error_chain(&e))))?;
+    let response = request.send().await.map_err(|e| {
+        Retry::Final(format!("cannot reach the agent at {endpoint}: {}", crate::error::error_chain(&e)))
+    })?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     match status {

@@ -14,6 +14,7 @@ pub mod references;
 pub mod render;
 pub mod runtime_config;
 mod schema;
+pub mod templates;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use model::{Model, ModelSpec, ModelStatus};

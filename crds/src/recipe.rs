@@ -63,6 +63,10 @@ pub struct RecipeParameter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
+    /// The values allowed; empty allows any value of the type.
+    #[serde(rename = "enum", default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::any_value_list")]
+    pub allowed: Vec<serde_json::Value>,
 }
 
 /// Type of a recipe parameter.
@@ -152,7 +156,7 @@ fn default_fetch_k() -> i64 {
 }
 
 /// Reranking of retrieved chunks.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
     "rule": "self.strategy != 'Endpoint' || has(self.endpoint)",
@@ -162,10 +166,28 @@ pub struct Rerank {
     /// `None`, `Mmr` (maximal marginal relevance, built in) or `Endpoint` (a `/rerank` API).
     #[serde(default)]
     pub strategy: RerankStrategy,
-    /// URL of a rerank API (TEI, llama.cpp, Jina style).
+    /// URL of a rerank API (TEI, llama.cpp, Jina style), e.g. `http://reranker:8080/rerank`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub endpoint: Option<String>,
+    /// Model name sent to the rerank API (some servers host several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub model: Option<String>,
+    /// MMR trade-off between relevance (1) and diversity (0).
+    #[serde(default = "default_mmr_lambda")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub mmr_lambda: f64,
+}
+
+impl Default for Rerank {
+    fn default() -> Self {
+        Self { strategy: RerankStrategy::None, endpoint: None, model: None, mmr_lambda: default_mmr_lambda() }
+    }
+}
+
+fn default_mmr_lambda() -> f64 {
+    0.5
 }
 
 /// How chunks are reranked.
@@ -180,18 +202,77 @@ pub enum RerankStrategy {
     Endpoint,
 }
 
-/// Prompt templates, in handlebars.
+/// What the runtime does with a chat request, and its prompt templates (handlebars, strict:
+/// a variable a template uses but the runtime does not provide is an error). Every template sees
+/// `params` (the recipe's parameters); see each template for the rest.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "self.mode != 'Summarize' || self.strategy != 'MapReduce' || (has(self.mapTemplate) && has(self.combineTemplate))", "message": "Summarize with MapReduce needs mapTemplate and combineTemplate" },
+    { "rule": "self.mode != 'Summarize' || self.strategy != 'Refine' || has(self.refineTemplate)", "message": "Summarize with Refine needs refineTemplate" },
+    { "rule": "self.mode != 'Retrieve' || has(self.promptTemplate)", "message": "Retrieve needs promptTemplate (it formats the answer)" }
+]))]
 pub struct Generate {
-    /// Template of the system prompt.
+    /// `Answer` (retrieve, rerank, answer from the chunks), `Retrieve` (answer with the chunks
+    /// themselves, no model call), `Summarize` (summarize the user's text), or `Agent` (the model
+    /// searches the knowledge with a tool when it wants).
+    #[serde(default)]
+    pub mode: PipelineMode,
+    /// System prompt; sees `params`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub system_template: Option<String>,
-    /// Template of the user prompt; sees `question`, `chunks` and the parameters.
+    /// The user turn sent to the model (the answer itself for `Retrieve`); sees `question` and
+    /// `chunks` (each `index` from 1, `text`, `documentId`, `documentName`, `chunk`, `score`);
+    /// for `Summarize` with `Stuff`, sees `text`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub prompt_template: Option<String>,
+    /// Appended to the answer's text, e.g. a list of sources; sees `chunks` (the cited ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub sources_template: Option<String>,
+    /// `Summarize`: how text longer than one prompt is reduced.
+    #[serde(default)]
+    pub strategy: SummaryStrategy,
+    /// `Summarize`/`MapReduce`: summary of one part; sees `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub map_template: Option<String>,
+    /// `Summarize`/`MapReduce`: merges the parts' summaries; sees `summaries` (a list of strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub combine_template: Option<String>,
+    /// `Summarize`/`Refine`: improves `summary` with the next part `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub refine_template: Option<String>,
+}
+
+/// What the runtime does with a chat request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PipelineMode {
+    /// Retrieve, rerank, and let the model answer from the chunks, citing them.
+    #[default]
+    Answer,
+    /// Answer with the retrieved chunks, formatted by the prompt template; no model call.
+    Retrieve,
+    /// Summarize the text of the user's message.
+    Summarize,
+    /// Tools and memory loop; the knowledge is a `search_knowledge` tool.
+    Agent,
+}
+
+/// How text longer than one prompt is summarized.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SummaryStrategy {
+    /// Everything in one prompt (input beyond the context is refused).
+    Stuff,
+    /// Summarize each part, then combine the summaries.
+    #[default]
+    MapReduce,
+    /// Summarize the first part, then refine the summary with each next part.
+    Refine,
 }
 
 /// The observed state of a recipe.

@@ -39,6 +39,15 @@ pub fn any_value_map(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// A list of free-form JSON values (e.g. a parameter's allowed values).
+pub fn any_value_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 64,
+        "items": { "x-kubernetes-preserve-unknown-fields": true }
+    })
+}
+
 /// A Kubernetes quantity written as a string (`10Gi`), checked with the CEL quantity library so
 /// transition rules can compare sizes.
 pub fn quantity_string(_: &mut SchemaGenerator) -> Schema {
