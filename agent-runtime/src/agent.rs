@@ -16,10 +16,12 @@ use crate::budget::{estimate_tokens, messages_to_fold, summary_request};
 use crate::error::ApiError;
 use crate::memory::Memory;
 use crate::metrics::Metrics;
-use crate::openai::{ChatRequest, Message, Role, ToolCall, ToolCallDelta, Usage};
+use crate::openai::{ChatRequest, Citation, Message, Role, ToolCall, ToolCallDelta, Usage};
 use crate::provider::{ModelProvider, ModelRequest};
+use crate::recipe::{Pipeline, RecipeError, summarize};
 use crate::sessions::{Session, SessionStore};
 use crate::tools::ToolRegistry;
+use agent_crds::recipe::PipelineMode;
 
 /// What a turn produces, in order: content pieces, then `Done` or `Error`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,8 @@ pub enum Event {
         finish_reason: String,
         /// Tokens used by every model call of the turn.
         usage: Usage,
+        /// The knowledge chunks the answer was given (recipes).
+        citations: Vec<Citation>,
     },
     /// The turn failed.
     Error(ApiError),
@@ -64,6 +68,35 @@ pub struct Agent {
     system_prompt: String,
     model_reached: AtomicBool,
     memory: Option<Arc<Memory>>,
+    pipeline: Option<Arc<Pipeline>>,
+}
+
+/// What the recipe adds to a turn.
+#[derive(Default)]
+struct RecipeTurn {
+    /// Added to the system prompt.
+    system: Option<String>,
+    /// Replaces the newest user message sent to the model.
+    prompt: Option<String>,
+    /// Appended to the answer.
+    appendix: Option<String>,
+    /// Chunks the answer was given.
+    citations: Vec<Citation>,
+    /// The prompt is the answer; no model call (`Retrieve`).
+    direct: bool,
+    /// No tools are offered (summaries).
+    without_tools: bool,
+}
+
+impl From<RecipeError> for ApiError {
+    fn from(error: RecipeError) -> Self {
+        match error {
+            RecipeError::Input(_) => ApiError::BadRequest(error.to_string()),
+            RecipeError::Model(_) | RecipeError::Rerank(_) => ApiError::ModelFailed(error.to_string()),
+            RecipeError::Retrieve(_) | RecipeError::Template(_) => ApiError::Internal(error.to_string()),
+            RecipeError::NoKnowledge => ApiError::Unavailable(error.to_string()),
+        }
+    }
 }
 
 impl Agent {
@@ -96,7 +129,62 @@ impl Agent {
             limits,
             model_reached: AtomicBool::new(false),
             memory,
+            pipeline: None,
         })
+    }
+
+    /// This agent running `pipeline` (its RAG recipe) on every turn.
+    #[must_use]
+    pub fn with_pipeline(mut self, pipeline: Arc<Pipeline>) -> Self {
+        self.pipeline = Some(pipeline);
+        self
+    }
+
+    /// The agent's recipe, when it has one.
+    pub fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.pipeline.as_ref()
+    }
+
+    /// What the recipe adds to a turn whose newest messages are `new_messages`.
+    async fn recipe_turn(
+        &self,
+        new_messages: &[Message],
+        parameters: &Map<String, Value>,
+    ) -> Result<RecipeTurn, ApiError> {
+        let Some(pipeline) = &self.pipeline else { return Ok(RecipeTurn::default()) };
+        let question = new_messages.iter().rev().find(|m| m.role == Role::User).map(Message::content_str);
+        let Some(question) = question.filter(|q| !q.trim().is_empty()) else {
+            return Ok(RecipeTurn { system: pipeline.system()?, ..RecipeTurn::default() });
+        };
+        match pipeline.mode() {
+            PipelineMode::Answer | PipelineMode::Retrieve => {
+                let plan = pipeline.plan(question).await?;
+                Ok(RecipeTurn {
+                    system: plan.system,
+                    prompt: Some(plan.prompt),
+                    appendix: plan.appendix,
+                    citations: plan.citations,
+                    direct: pipeline.mode() == PipelineMode::Retrieve,
+                    without_tools: false,
+                })
+            }
+            PipelineMode::Summarize => {
+                let system = pipeline.system()?;
+                let part_tokens = (self.limits.context_budget / 2).max(256);
+                let (prompt, calls) = summarize::final_prompt(
+                    pipeline,
+                    self.provider.as_ref(),
+                    parameters,
+                    system.as_deref(),
+                    question,
+                    part_tokens,
+                )
+                .await?;
+                tracing::info!(calls, "summary parts reduced");
+                Ok(RecipeTurn { system, prompt: Some(prompt), without_tools: true, ..RecipeTurn::default() })
+            }
+            PipelineMode::Agent => Ok(RecipeTurn { system: pipeline.system()?, ..RecipeTurn::default() }),
+        }
     }
 
     /// The session store.
@@ -153,8 +241,16 @@ impl Agent {
             }
             self.fold_history(session, estimate_tokens(&new_messages)).await?;
         }
+        let parameters = self.parameters(&request.extra);
+        let recipe = self.recipe_turn(&new_messages, &parameters).await?;
         let mut messages = Vec::new();
         let mut system = self.system_prompt.clone();
+        if let Some(addition) = &recipe.system {
+            if !system.is_empty() {
+                system.push_str("\n\n");
+            }
+            system.push_str(addition);
+        }
         if let Some(summary) = session.as_ref().and_then(|s| s.summary.as_ref()) {
             if !system.is_empty() {
                 system.push_str("\n\n");
@@ -180,10 +276,27 @@ impl Agent {
             messages.extend(session.messages.iter().cloned());
         }
         messages.extend(new_messages.iter().cloned());
-        let parameters = self.parameters(&request.extra);
+        if let Some(prompt) = &recipe.prompt
+            && let Some(last_user) = messages.iter_mut().rev().find(|m| m.role == Role::User)
+        {
+            last_user.content = Some(prompt.clone());
+        }
         let (tx, rx) = mpsc::channel(64);
         let agent = self.clone();
-        tokio::spawn(async move { agent.run(messages, parameters, session.map(|s| (s, new_messages)), tx).await });
+        let session = session.map(|s| (s, new_messages));
+        if recipe.direct {
+            let answer = recipe.prompt.unwrap_or_default() + recipe.appendix.as_deref().unwrap_or_default();
+            tokio::spawn(async move {
+                if tx.send(Event::Content(answer.clone())).await.is_ok() {
+                    let ending = Ending { appendix: None, citations: recipe.citations };
+                    agent.finish(session, answer, None, Usage::default(), ending, &tx).await;
+                }
+            });
+            return Ok(rx);
+        }
+        let ending = Ending { appendix: recipe.appendix, citations: recipe.citations };
+        let with_tools = !recipe.without_tools;
+        tokio::spawn(async move { agent.run(messages, parameters, session, with_tools, ending, tx).await });
         Ok(rx)
     }
 
@@ -262,9 +375,11 @@ impl Agent {
         mut messages: Vec<Message>,
         parameters: Map<String, Value>,
         session: Option<(Session, Vec<Message>)>,
+        with_tools: bool,
+        ending: Ending,
         tx: mpsc::Sender<Event>,
     ) {
-        let specs = if self.provider.supports_tools() { self.tools.specs() } else { Vec::new() };
+        let specs = if with_tools && self.provider.supports_tools() { self.tools.specs() } else { Vec::new() };
         let mut usage = Usage::default();
         for step in 0..=self.limits.max_tool_steps {
             let tools = if step < self.limits.max_tool_steps { specs.clone() } else { Vec::new() };
@@ -303,7 +418,7 @@ impl Agent {
                 }
             }
             if calls.is_empty() {
-                self.finish(session, text, finish_reason, usage, &tx).await;
+                self.finish(session, text, finish_reason, usage, ending, &tx).await;
                 return;
             }
             if step == self.limits.max_tool_steps {
@@ -337,11 +452,18 @@ impl Agent {
     async fn finish(
         &self,
         session: Option<(Session, Vec<Message>)>,
-        text: String,
+        mut text: String,
         finish_reason: Option<String>,
         usage: Usage,
+        ending: Ending,
         tx: &mpsc::Sender<Event>,
     ) {
+        if let Some(appendix) = ending.appendix.filter(|a| !a.is_empty()) {
+            text.push_str(&appendix);
+            if tx.send(Event::Content(appendix)).await.is_err() {
+                return;
+            }
+        }
         if let Some((mut session, new_messages)) = session {
             session
                 .messages
@@ -355,8 +477,15 @@ impl Agent {
             }
         }
         self.metrics.tokens(usage.prompt_tokens, usage.completion_tokens);
-        let _ = tx.send(Event::Done { finish_reason: finish_reason.unwrap_or_else(|| "stop".into()), usage }).await;
+        let finish_reason = finish_reason.unwrap_or_else(|| "stop".into());
+        let _ = tx.send(Event::Done { finish_reason, usage, citations: ending.citations }).await;
     }
+}
+
+/// What closes an answer: text appended after the model's (sources), and the citations.
+struct Ending {
+    appendix: Option<String>,
+    citations: Vec<Citation>,
 }
 
 /// Merges streamed tool-call fragments into whole calls, by index.

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod metrics;
 pub mod openai;
 pub mod provider;
+pub mod recipe;
 pub mod sessions;
 pub mod tools;
 pub mod vector;
@@ -38,11 +39,13 @@ use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
 use crate::provider::openai::{CallPolicy, OpenAiProvider};
+use crate::recipe::Pipeline;
 use crate::sessions::SessionStore;
 use crate::tools::ToolRegistry;
 use crate::vector::edge::EdgeStore;
 use crate::vector::{QdrantSettings, QdrantStore, VectorStore};
 use agent_crds::agent::BuiltinToolKind;
+use agent_crds::recipe::PipelineMode;
 use agent_crds::runtime_config::{ToolKind, VectorStoreConfig};
 
 /// Settings of the serving process (flags with env fallbacks, parsed once in `main`).
@@ -96,6 +99,9 @@ pub enum StartError {
     /// A file named by the config could not be read, or the address could not be bound.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The recipe cannot run.
+    #[error("recipe: {0}")]
+    Recipe(#[from] recipe::RecipeError),
 }
 
 /// Installs the process-wide TLS crypto provider (ring, as kube uses) once; every HTTP client
@@ -149,9 +155,25 @@ pub fn build_state_with(
         Some(path) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
         None => None,
     };
+    let pipeline = match &config.recipe {
+        Some(recipe) => {
+            let pipeline = Pipeline::new(recipe.clone(), knowledge.clone(), options.tool_timeout)?;
+            let pipeline = Arc::new(pipeline);
+            if pipeline.mode() == PipelineMode::Agent {
+                tools.insert(Arc::new(recipe::tool::SearchKnowledge(pipeline.clone())));
+            }
+            tracing::info!(recipe = %recipe.name, mode = ?pipeline.mode(), "running recipe");
+            Some(pipeline)
+        }
+        None => None,
+    };
     let limits = Limits { max_tool_steps: options.max_tool_steps, context_budget: context_budget(&config) };
     let config = Arc::new(config);
-    let agent = Arc::new(Agent::new(config, provider, tools, sessions, metrics.clone(), limits, memory)?);
+    let mut agent = Agent::new(config, provider, tools, sessions, metrics.clone(), limits, memory)?;
+    if let Some(pipeline) = pipeline {
+        agent = agent.with_pipeline(pipeline);
+    }
+    let agent = Arc::new(agent);
     Ok(AppState::new(agent, metrics, api_key, options.limits, knowledge))
 }
 

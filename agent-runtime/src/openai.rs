@@ -160,6 +160,27 @@ pub struct ChatResponse {
     /// Token usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The knowledge chunks the answer was given (recipes), numbered as the answer cites them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
+}
+
+/// A knowledge chunk an answer was given, numbered as the prompt showed it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Citation {
+    /// Number the prompt gave the chunk (`[1]`, `[2]`, ...).
+    pub index: usize,
+    /// Id of the chunk's document.
+    pub document_id: String,
+    /// Name of the chunk's document.
+    pub document_name: String,
+    /// Position of the chunk in its document.
+    pub chunk: u64,
+    /// Retrieval or rerank score.
+    pub score: f32,
+    /// The chunk's text.
+    pub text: String,
 }
 
 /// One choice of a completion.
@@ -196,6 +217,9 @@ pub struct ChatChunk {
     /// Usage, in the final chunk when asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The knowledge chunks the answer was given (recipes), in the final chunk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub citations: Vec<Citation>,
 }
 
 /// One choice of a chunk.

@@ -19,7 +19,7 @@ use super::extract::ApiJson;
 use crate::agent::Event;
 use crate::error::ApiError;
 use crate::metrics::StreamGuard;
-use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, Message, Role, Usage};
+use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Citation, Delta, Message, Role, Usage};
 use crate::sessions::valid_session_id;
 
 /// Header naming the session.
@@ -61,7 +61,8 @@ pub async fn chat_completions(
             .await
             .map_err(|_| ApiError::ModelTimeout(timeout.as_secs()))??;
         drop(permit);
-        Ok(Json(identity.response(collected.0, collected.1, collected.2)).into_response())
+        let (text, finish_reason, usage, citations) = collected;
+        Ok(Json(identity.response(text, finish_reason, usage, citations)).into_response())
     }
 }
 
@@ -69,7 +70,7 @@ async fn collect(
     state: &AppState,
     events: &mut mpsc::Receiver<Event>,
     started: Instant,
-) -> Result<(String, String, Usage), ApiError> {
+) -> Result<(String, String, Usage, Vec<Citation>), ApiError> {
     let mut text = String::new();
     while let Some(event) = events.recv().await {
         match event {
@@ -79,7 +80,7 @@ async fn collect(
                 }
                 text.push_str(&piece);
             }
-            Event::Done { finish_reason, usage } => return Ok((text, finish_reason, usage)),
+            Event::Done { finish_reason, usage, citations } => return Ok((text, finish_reason, usage, citations)),
             Event::Error(error) => return Err(error),
         }
     }
@@ -143,8 +144,8 @@ fn sse(
                     sse.role_sent = true;
                     identity.chunk(Delta { role, content: Some(piece), tool_calls: Vec::new() }, None, None)
                 }
-                Some(Event::Done { finish_reason, usage }) => {
-                    identity.chunk(Delta::default(), Some(finish_reason), include_usage.then_some(usage))
+                Some(Event::Done { finish_reason, usage, citations }) => {
+                    identity.final_chunk(Some(finish_reason), include_usage.then_some(usage), citations)
                 }
                 Some(Event::Error(error)) => {
                     sse.finished = true;
@@ -174,18 +175,35 @@ impl Identity {
     }
 
     fn chunk(&self, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> String {
-        let chunk = ChatChunk {
+        Self::encode(&ChatChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
             created: self.created,
             model: self.model.clone(),
             choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
             usage,
-        };
-        serde_json::to_string(&chunk).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}).to_string())
+            citations: Vec::new(),
+        })
     }
 
-    fn response(&self, text: String, finish_reason: String, usage: Usage) -> ChatResponse {
+    /// The last chunk: the finish reason, usage when asked, and the citations.
+    fn final_chunk(&self, finish_reason: Option<String>, usage: Option<Usage>, citations: Vec<Citation>) -> String {
+        Self::encode(&ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta: Delta::default(), finish_reason }],
+            usage,
+            citations,
+        })
+    }
+
+    fn encode(chunk: &ChatChunk) -> String {
+        serde_json::to_string(chunk).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}).to_string())
+    }
+
+    fn response(&self, text: String, finish_reason: String, usage: Usage, citations: Vec<Citation>) -> ChatResponse {
         ChatResponse {
             id: self.id.clone(),
             object: "chat.completion".into(),
@@ -197,6 +215,7 @@ impl Identity {
                 finish_reason: Some(finish_reason),
             }],
             usage: Some(usage),
+            citations,
         }
     }
 }

@@ -87,7 +87,8 @@ pub enum KnowledgeError {
 /// Ingestion and search over an agent's documents.
 pub struct Knowledge {
     store: Arc<dyn VectorStore>,
-    embedder: Arc<dyn Embedder>,
+    /// The embedder of the stored chunks (rerankers reuse it).
+    pub embedder: Arc<dyn Embedder>,
     bm25: Bm25,
     tokens: Arc<dyn TokenCounter>,
     chunking: ChunkSize,
@@ -184,6 +185,18 @@ impl Knowledge {
         hybrid: bool,
         filter: Vec<(String, Match)>,
     ) -> Result<Vec<Passage>, KnowledgeError> {
+        self.search_above(query, top_k, hybrid, filter, None).await
+    }
+
+    /// [`Knowledge::search`] keeping only passages whose dense similarity reaches `threshold`.
+    pub async fn search_above(
+        &self,
+        query: &str,
+        top_k: usize,
+        hybrid: bool,
+        filter: Vec<(String, Match)>,
+        threshold: Option<f32>,
+    ) -> Result<Vec<Passage>, KnowledgeError> {
         let dense = self.embedder.embed(vec![query.to_owned()]).await?.pop();
         let mut must = vec![(KIND.to_owned(), Match::Keyword(KNOWLEDGE.to_owned()))];
         must.extend(filter);
@@ -192,7 +205,7 @@ impl Knowledge {
             sparse: hybrid.then(|| self.bm25.query(query)),
             limit: top_k.max(1),
             filter: Some(PayloadFilter { must }),
-            score_threshold: None,
+            score_threshold: threshold,
         };
         Ok(self.store.search(request).await?.iter().map(passage_of).collect())
     }

@@ -287,6 +287,7 @@ impl CompletionChunk {
                 })
                 .collect(),
             usage: self.usage,
+            citations: Vec::new(),
         }
     }
 }
