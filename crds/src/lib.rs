@@ -5,11 +5,13 @@
 //! depend on it, never on each other.
 
 pub mod agent;
+pub mod catalogue;
 pub mod conditions;
 pub mod crd;
 pub mod manifests;
 pub mod model;
 pub mod recipe;
+pub mod recipe_params;
 pub mod references;
 pub mod render;
 pub mod runtime_config;

@@ -49,7 +49,11 @@ pub struct RecipeSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipeParameter {
-    /// Name used in `Agent.spec.knowledge.parameters` and in templates.
+    /// Name used in `Agent.spec.knowledge.parameters` and in templates (`{{params.<name>}}`).
+    /// A parameter named after a pipeline setting overrides that setting with its effective value:
+    /// `topK`, `fetchK`, `scoreThreshold`, `hybrid` (retrieve), `chunkSize`, `chunkOverlap`
+    /// (ingest), `strategy` (generate.strategy: Stuff, MapReduce or Refine), `mmrLambda` and
+    /// `rerank` (rerank.strategy: None, Mmr or Endpoint); its type must suit the setting.
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-zA-Z][a-zA-Z0-9_]*$"))]
     pub name: String,
     /// Type of the value.

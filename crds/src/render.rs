@@ -3,18 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use kube::ResourceExt;
-use serde_json::Value;
-
-use crate::agent::{Agent, MemoryBackend, Tool};
+use crate::agent::{Agent, Knowledge, MemoryBackend, Tool};
 use crate::model::Model;
-use crate::recipe::{ParameterType, Recipe};
+use crate::recipe::Recipe;
 use crate::references::ValueFrom;
 use crate::runtime_config::{
     AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig, MemoryConfig,
     ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig,
     ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
 };
+use crate::templates::TemplateError;
+use kube::ResourceExt;
 
 /// The objects an Agent references, already read from the cluster (or from local files).
 #[derive(Clone, Debug, Default)]
@@ -55,8 +54,11 @@ pub enum RenderError {
     /// A referenced ConfigMap key was not resolved.
     #[error("ConfigMap {0} has no key {1}")]
     ConfigMapKeyMissing(String, String),
-    /// The recipe was not resolved.
-    #[error("recipe {0} is not available")]
+    /// The recipe was not resolved: no Recipe object of that name, and no built-in one.
+    #[error(
+        "recipe {0} is neither a Recipe in the agent's namespace nor built in (built in: {builtin})",
+        builtin = crate::catalogue::names().join(", ")
+    )]
     RecipeMissing(String),
     /// The agent sets a parameter the recipe does not declare.
     #[error("recipe {recipe} has no parameter {name}; it declares: {declared}")]
@@ -87,6 +89,47 @@ pub enum RenderError {
         recipe: String,
         /// Parameter name.
         name: String,
+    },
+    /// A parameter value is not one of the parameter's allowed values.
+    #[error("parameter {name} of recipe {recipe} must be one of {allowed}; got {got}")]
+    ParameterNotAllowed {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// The allowed values as JSON, comma separated.
+        allowed: String,
+        /// The JSON given.
+        got: String,
+    },
+    /// A parameter overriding a pipeline setting has a value the setting does not take.
+    #[error("parameter {name} of recipe {recipe} sets {field}, which {reason}")]
+    InvalidOverride {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// The overridden setting, e.g. `retrieve.topK`.
+        field: &'static str,
+        /// What the setting takes.
+        reason: String,
+    },
+    /// The recipe's pipeline, with the parameters' overrides, breaks a rule of the Recipe schema.
+    #[error("recipe {recipe} with these parameters: {problems}")]
+    InvalidPipeline {
+        /// Recipe name.
+        recipe: String,
+        /// The broken rules, `; ` separated.
+        problems: String,
+    },
+    /// A template of the recipe does not parse or uses a variable the runtime does not give it.
+    #[error("recipe {recipe}: {error}")]
+    Template {
+        /// Recipe name.
+        recipe: String,
+        /// The template's field and what is wrong.
+        #[source]
+        error: TemplateError,
     },
     /// The retention duration does not parse.
     #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
@@ -257,53 +300,16 @@ pub fn agent_service_url(name: &str, namespace: &str) -> String {
 fn render_recipe(agent: &Agent, refs: &ResolvedReferences) -> Result<Option<RecipeConfig>, RenderError> {
     let Some(knowledge) = &agent.spec.knowledge else { return Ok(None) };
     let recipe = refs.recipe.as_ref().ok_or_else(|| RenderError::RecipeMissing(knowledge.recipe.clone()))?;
-    let declared = &recipe.spec.parameters;
-    if let Some(unknown) = knowledge.parameters.keys().find(|k| !declared.iter().any(|p| &p.name == *k)) {
-        return Err(RenderError::UnknownParameter {
-            recipe: knowledge.recipe.clone(),
-            name: unknown.clone(),
-            declared: declared.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
-        });
-    }
-    let mut parameters = BTreeMap::new();
-    for parameter in declared {
-        let value = knowledge.parameters.get(&parameter.name).or(parameter.default.as_ref()).ok_or_else(|| {
-            RenderError::MissingParameter { recipe: knowledge.recipe.clone(), name: parameter.name.clone() }
-        })?;
-        if !has_type(value, parameter.kind) {
-            return Err(RenderError::WrongParameterType {
-                recipe: knowledge.recipe.clone(),
-                name: parameter.name.clone(),
-                expected: type_name(parameter.kind),
-                got: value.to_string(),
-            });
-        }
-        parameters.insert(parameter.name.clone(), value.clone());
-    }
-    Ok(Some(RecipeConfig {
-        name: knowledge.recipe.clone(),
-        parameters,
-        spec: recipe.spec.clone(),
-        sources: knowledge.sources.clone(),
-    }))
+    render_recipe_config(knowledge, recipe).map(Some)
 }
 
-fn has_type(value: &Value, kind: ParameterType) -> bool {
-    match kind {
-        ParameterType::String => value.is_string(),
-        ParameterType::Integer => value.is_i64() || value.is_u64(),
-        ParameterType::Number => value.is_number(),
-        ParameterType::Boolean => value.is_boolean(),
-    }
-}
-
-fn type_name(kind: ParameterType) -> &'static str {
-    match kind {
-        ParameterType::String => "a string",
-        ParameterType::Integer => "an integer",
-        ParameterType::Number => "a number",
-        ParameterType::Boolean => "a boolean",
-    }
+/// The recipe part of the RuntimeConfig: `recipe` with the agent's parameter values (each checked
+/// against its declared type and allowed values, defaults filled in), the pipeline settings that
+/// parameters of the same name override, and every template checked against the context the
+/// runtime gives it. See [`crate::recipe_params`].
+pub fn render_recipe_config(knowledge: &Knowledge, recipe: &Recipe) -> Result<RecipeConfig, RenderError> {
+    let (parameters, spec) = crate::recipe_params::resolve(&knowledge.recipe, &knowledge.parameters, &recipe.spec)?;
+    Ok(RecipeConfig { name: knowledge.recipe.clone(), parameters, spec, sources: knowledge.sources.clone() })
 }
 
 /// Parses a Go-style duration made of `h`, `m` and `s` parts (`720h`, `1h30m`) into seconds.

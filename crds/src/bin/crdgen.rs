@@ -1,11 +1,14 @@
-//! Writes the CRD YAML: `crdgen [DIR...]` (default `crds/yaml` and `charts/agent-operator/crds`).
+//! Writes the generated files: the CRD YAML (`crdgen [DIR...]`, default `crds/yaml` and
+//! `charts/agent-operator/crds`) and, without arguments, `recipes/catalogue.yaml` (the built-in
+//! recipes as `Recipe` objects with their templates inlined).
 
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut dirs: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
-    if dirs.is_empty() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let defaults = dirs.is_empty();
+    if defaults {
         dirs = vec![root.join("crds/yaml"), root.join("charts/agent-operator/crds")];
     }
     for dir in &dirs {
@@ -17,5 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first = &dirs[0];
     std::fs::write(first.join("kustomization.yaml"), agent_crds::crd::kustomization())?;
     println!("wrote CRDs to {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+    if defaults {
+        let catalogue = root.join(agent_crds::catalogue::CATALOGUE_FILE);
+        std::fs::write(&catalogue, agent_crds::catalogue::catalogue_yaml())?;
+        println!("wrote the recipe catalogue to {}", catalogue.display());
+    }
     Ok(())
 }
