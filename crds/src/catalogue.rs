@@ -6,12 +6,16 @@
 //! `generate.systemTemplate`, `prompt.hbs` -> `generate.promptTemplate`, and so on
 //! ([`TEMPLATE_FILES`]); `recipe.yaml` itself holds no template text.
 
+use std::path::Path;
 use std::sync::LazyLock;
 
 use kube::ResourceExt;
 
 use crate::recipe::{Generate, Recipe};
 use crate::templates::TemplateField;
+
+/// The file of a recipe folder that holds its `Recipe` object.
+pub const RECIPE_FILE: &str = "recipe.yaml";
 
 /// Template file names and the `generate` field each fills.
 pub const TEMPLATE_FILES: [(&str, TemplateField); 6] = [
@@ -53,6 +57,9 @@ const SOURCES: [Source; 7] = [
 /// A recipe folder that cannot be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
+    /// A file of the folder cannot be read.
+    #[error("cannot read {0}: {1}")]
+    Read(std::path::PathBuf, std::io::Error),
     /// `recipe.yaml` is not valid YAML or not a valid Recipe.
     #[error("recipe.yaml: {0}")]
     Parse(#[from] serde_yaml::Error),
@@ -118,6 +125,22 @@ pub fn load<N: AsRef<str>, T: AsRef<str>>(recipe_yaml: &str, templates: &[(N, T)
         *slot = Some(text.strip_suffix('\n').unwrap_or(text).to_owned());
     }
     Ok(recipe)
+}
+
+/// The Recipe of a recipe folder: its `recipe.yaml` with the folder's `*.hbs` templates.
+pub fn read_folder(dir: &Path) -> Result<Recipe, CatalogueError> {
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| CatalogueError::Read(path.to_owned(), e));
+    let recipe_yaml = read(&dir.join(RECIPE_FILE))?;
+    let mut templates = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| CatalogueError::Read(dir.to_owned(), e))? {
+        let path = entry.map_err(|e| CatalogueError::Read(dir.to_owned(), e))?.path();
+        if path.extension().is_some_and(|e| e == "hbs") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            templates.push((name, read(&path)?));
+        }
+    }
+    templates.sort();
+    load(&recipe_yaml, &templates)
 }
 
 /// Names of the built-in recipes, in catalogue order.

@@ -31,6 +31,14 @@ pub mod reason {
     pub const POD_NOT_READY: &str = "PodNotReady";
     /// The agent is suspended by `operatingMode`.
     pub const SUSPENDED: &str = "Suspended";
+    /// The Agent's recipe is neither a `Recipe` in its namespace nor built in.
+    pub const RECIPE_NOT_FOUND: &str = "RecipeNotFound";
+    /// The Agent's recipe parameters are unknown, of the wrong type, not allowed, or make the
+    /// recipe's pipeline invalid.
+    pub const INVALID_RECIPE_PARAMETERS: &str = "InvalidRecipeParameters";
+    /// A template of the Agent's recipe does not parse, uses a variable its context lacks, or is
+    /// missing for the recipe's mode.
+    pub const INVALID_RECIPE_TEMPLATE: &str = "InvalidRecipeTemplate";
     /// The spec was not accepted, so nothing runs.
     pub const NOT_ACCEPTED: &str = "NotAccepted";
 }

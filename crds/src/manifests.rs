@@ -64,7 +64,8 @@ impl Manifests {
     }
 
     /// Resolves everything the agent references except its chat model, which the caller picks
-    /// (by name, or through a scheduler for selectors).
+    /// (by name, or through a scheduler for selectors). The recipe is the `Recipe` of that name in
+    /// the agent's namespace, else the built-in one, as in a cluster.
     pub fn references(&self, agent: &Agent, model: Option<Model>) -> ResolvedReferences {
         let namespace = agent.namespace();
         let mut references = ResolvedReferences { model, ..ResolvedReferences::default() };
@@ -72,8 +73,9 @@ impl Manifests {
             references.embedding_model = self.models_for(agent).into_iter().find(|m| m.name_any() == wanted.name);
         }
         if let Some(knowledge) = &agent.spec.knowledge {
-            references.recipe =
+            let object =
                 self.recipes.iter().find(|r| r.namespace() == namespace && r.name_any() == knowledge.recipe).cloned();
+            references.recipe = crate::catalogue::resolve(&knowledge.recipe, object);
         }
         for config_map in self.config_maps.iter().filter(|cm| cm.namespace() == namespace) {
             for (key, value) in config_map.data.iter().flatten() {

@@ -247,3 +247,153 @@ async fn a_grown_storage_request_resizes_the_existing_claim_not_the_immutable_te
         assert_eq!(template["spec"]["resources"]["requests"]["storage"], "2Gi", "claim templates are immutable");
     }
 }
+
+// --- recipes: the Recipe in the agent's namespace, else the built-in catalogue ---
+
+const RECIPES: &str = "/apis/agent-operator.dev/v1alpha1/namespaces/demo/recipes";
+
+/// The helpdesk agent answering from its documents with `recipe` and `parameters`.
+fn with_recipe(recipe: &str, parameters: &Value) -> Value {
+    let mut agent = helpdesk();
+    agent["spec"]["knowledge"] = json!({"recipe": recipe, "parameters": parameters});
+    agent
+}
+
+/// The RuntimeConfig the reconcile wrote into the agent's ConfigMap.
+fn runtime_config(calls: &[Call]) -> Value {
+    let call = calls
+        .iter()
+        .find(|c| c.is_write() && c.path.ends_with("/configmaps/helpdesk-runtime"))
+        .expect("the runtime ConfigMap is applied");
+    let text = call.body.as_ref().unwrap()["data"]["runtime-config.json"].as_str().expect("the config key").to_owned();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A Recipe object in namespace demo.
+fn recipe_object(name: &str, prompt: &str) -> Value {
+    json!({
+        "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Recipe",
+        "metadata": {"name": name, "namespace": "demo"},
+        "spec": {
+            "description": "The team's own question answering.",
+            "parameters": [{"name": "topK", "type": "integer", "default": 2}],
+            "generate": {"mode": "Answer", "promptTemplate": prompt}
+        }
+    })
+}
+
+/// Asserts the reconcile refused the agent's recipe with `reason`: a Warning event and the
+/// status, nothing built, no retry until something changes.
+fn assert_recipe_refused(result: &Result<Action, String>, calls: &[Call], reason: &str) -> String {
+    assert_eq!(result, &Ok(Action::await_change()), "a recipe problem waits for a change (Recipes are watched)");
+    assert_eq!(
+        writes(calls),
+        [
+            "POST /apis/events.k8s.io/v1/namespaces/demo/events",
+            "PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status",
+        ],
+        "no child is applied"
+    );
+    let event = calls[calls.len() - 2].body.as_ref().unwrap();
+    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some(reason)));
+    let status = status_patch(calls);
+    let accepted = condition(status, "Accepted");
+    assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some(reason)));
+    assert_eq!(condition(status, "Ready")["reason"], "NotAccepted");
+    assert!(status["endpoint"].is_null());
+    accepted["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_builtin_recipe_resolves_without_a_recipe_object() {
+    let cluster = cluster_with_model_and_secrets();
+    let (result, calls, _) = run(&cluster, &with_recipe("chatqna", &json!({"topK": 6}))).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert!(calls.iter().any(|c| c.method == Method::GET && c.path == format!("{RECIPES}/chatqna")));
+    assert!(!calls.iter().any(|c| c.path == RECIPES), "no list of Recipes when the recipe resolves");
+    let recipe = &runtime_config(&calls)["recipe"];
+    assert_eq!(recipe["name"], "chatqna");
+    assert_eq!(recipe["parameters"]["topK"], 6);
+    assert_eq!(recipe["parameters"]["answerStyle"], "concise", "defaults fill in");
+    assert_eq!(recipe["spec"]["retrieve"]["topK"], 6, "the topK parameter overrides retrieve.topK");
+    assert_eq!(recipe["spec"]["rerank"]["strategy"], "Mmr");
+    let prompt = recipe["spec"]["generate"]["promptTemplate"].as_str().unwrap();
+    assert!(prompt.starts_with("Passages:\n{{#each chunks}}"), "the built-in template is inlined: {prompt}");
+    assert_eq!(condition(status_patch(&calls), "Accepted")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_recipe_object_overrides_the_builtin_of_the_same_name() {
+    let cluster = cluster_with_model_and_secrets();
+    cluster.put(recipe_object("chatqna", "Ours: {{question}} with {{params.topK}}"));
+    let (result, calls, _) = run(&cluster, &with_recipe("chatqna", &json!({}))).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    let recipe = &runtime_config(&calls)["recipe"];
+    assert_eq!(recipe["spec"]["generate"]["promptTemplate"], "Ours: {{question}} with {{params.topK}}");
+    assert_eq!(recipe["spec"]["description"], "The team's own question answering.");
+    assert_eq!(recipe["parameters"], json!({"topK": 2}), "the object's parameters, not the built-in's");
+}
+
+#[tokio::test]
+async fn an_unknown_recipe_is_not_accepted_and_the_message_lists_the_available_ones() {
+    let cluster = cluster_with_model_and_secrets();
+    cluster.put(recipe_object("team-qna", "{{question}}"));
+    let (result, calls, _) = run(&cluster, &with_recipe("chat-qna", &json!({}))).await;
+    let message = assert_recipe_refused(&result, &calls, "RecipeNotFound");
+    assert_eq!(
+        message,
+        "recipe chat-qna is neither a Recipe in namespace demo nor built in; available: chatqna, chatqna-norerank, \
+         codegen, doc-retriever, docsum, faqgen, react-agent, team-qna"
+    );
+    assert!(calls.iter().any(|c| c.method == Method::GET && c.path == RECIPES), "the namespace's Recipes are listed");
+
+    let (again, calls, _) = run(&cluster, &stored_agent(&cluster)).await;
+    assert_eq!(again, Ok(Action::await_change()));
+    assert_eq!(writes(&calls), Vec::<String>::new(), "no repeated event or status write while nothing changes");
+}
+
+#[tokio::test]
+async fn an_unknown_parameter_is_not_accepted() {
+    let cluster = cluster_with_model_and_secrets();
+    let (result, calls, _) = run(&cluster, &with_recipe("chatqna", &json!({"topk": 3}))).await;
+    let message = assert_recipe_refused(&result, &calls, "InvalidRecipeParameters");
+    assert_eq!(
+        message,
+        "recipe chatqna has no parameter topk; it declares: topK, fetchK, mmrLambda, hybrid, answerStyle"
+    );
+}
+
+#[tokio::test]
+async fn a_parameter_of_the_wrong_type_or_outside_its_enum_is_not_accepted() {
+    let cluster = cluster_with_model_and_secrets();
+    let (result, calls, _) = run(&cluster, &with_recipe("chatqna", &json!({"topK": "six"}))).await;
+    let message = assert_recipe_refused(&result, &calls, "InvalidRecipeParameters");
+    assert_eq!(message, r#"parameter topK of recipe chatqna must be an integer, got "six""#);
+
+    let cluster = cluster_with_model_and_secrets();
+    let (result, calls, _) = run(&cluster, &with_recipe("docsum", &json!({"strategy": "Fast"}))).await;
+    let message = assert_recipe_refused(&result, &calls, "InvalidRecipeParameters");
+    assert_eq!(
+        message,
+        r#"parameter strategy of recipe docsum must be one of "Stuff", "MapReduce", "Refine"; got "Fast""#
+    );
+}
+
+#[tokio::test]
+async fn a_template_using_a_variable_the_runtime_does_not_give_is_not_accepted() {
+    let cluster = cluster_with_model_and_secrets();
+    cluster.put(recipe_object("team-qna", "{{question}} in {{params.language}}"));
+    let (result, calls, _) = run(&cluster, &with_recipe("team-qna", &json!({}))).await;
+    let message = assert_recipe_refused(&result, &calls, "InvalidRecipeTemplate");
+    assert!(message.starts_with("recipe team-qna: generate.promptTemplate: "), "{message}");
+    assert!(message.contains("params.language"), "the message names the missing variable: {message}");
+}
+
+#[tokio::test]
+async fn a_recipe_problem_is_reported_even_while_the_model_is_missing() {
+    let cluster = Cluster::default();
+    cluster.put(secret("demo", "helpdesk-api", &["token"]));
+    let (result, calls, _) = run(&cluster, &with_recipe("nope", &json!({}))).await;
+    assert_recipe_refused(&result, &calls, "RecipeNotFound");
+    assert_eq!(condition(status_patch(&calls), "ModelReady")["reason"], "ModelNotFound");
+}

@@ -1,9 +1,11 @@
 //! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets) and
 //! the children it already has. The only step besides apply and status that talks to the API.
+//! An agent's recipe is the `Recipe` of that name in its namespace, else the built-in one.
 
 use std::collections::BTreeMap;
 
 use agent_crds::Agent;
+use agent_crds::catalogue;
 use agent_crds::model::Model;
 use agent_crds::recipe::Recipe;
 use agent_crds::render::ResolvedReferences;
@@ -24,8 +26,11 @@ pub struct Observed {
     pub model: ModelLookup,
     /// Referenced objects ready for rendering.
     pub references: ResolvedReferences,
-    /// References that do not resolve (ConfigMaps, Secrets, keys, Recipe, embedding Model).
+    /// References that do not resolve (ConfigMaps, Secrets, keys, embedding Model).
     pub missing: Vec<String>,
+    /// Why the agent's recipe resolves neither to a `Recipe` in its namespace nor to a built-in
+    /// one (Recipes are watched, so this waits for a change rather than polling).
+    pub recipe_not_found: Option<String>,
     /// Secret keys the pod mounts.
     pub secret_keys: SecretKeys,
     /// `resourceVersion` of each mounted Secret.
@@ -82,9 +87,12 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
     }
     if let Some(knowledge) = &agent.spec.knowledge {
         let recipes: Api<Recipe> = Api::namespaced(client.clone(), &namespace);
-        match recipes.get_opt(&knowledge.recipe).await? {
-            Some(recipe) => observed.references.recipe = Some(recipe),
-            None => observed.missing.push(format!("Recipe {} not found", knowledge.recipe)),
+        let object = recipes.get_opt(&knowledge.recipe).await?;
+        observed.references.recipe = catalogue::resolve(&knowledge.recipe, object);
+        if observed.references.recipe.is_none() {
+            let names: Vec<String> =
+                recipes.list(&ListParams::default()).await?.items.iter().map(ResourceExt::name_any).collect();
+            observed.recipe_not_found = Some(catalogue::not_found_message(&knowledge.recipe, &namespace, &names));
         }
     }
 

@@ -130,6 +130,9 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     if let Err(problems) = validate::validate(agent) {
         return Ok(Plan::Stop(Outcome::Invalid(problems)));
     }
+    if let Err(outcome) = validate::validate_recipe(agent, observed) {
+        return Ok(Plan::Stop(outcome));
+    }
     if !observed.missing.is_empty() {
         return Ok(Plan::Stop(Outcome::MissingReferences(observed.missing.clone())));
     }
@@ -139,7 +142,7 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     let config = match render_runtime_config(agent, &observed.references, &ctx.paths) {
         Ok(config) => config,
         Err(RenderError::ModelMissing(_)) => return Ok(Plan::Stop(Outcome::NoModel)),
-        Err(invalid) => return Ok(Plan::Stop(Outcome::Invalid(invalid.to_string()))),
+        Err(invalid) => return Ok(Plan::Stop(status::render_outcome(&invalid))),
     };
     let claim_template_size = observed
         .children

@@ -3,7 +3,7 @@
 
 use agent_crds::agent::OperatingMode;
 use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, reason};
-use agent_crds::render::agent_service_url;
+use agent_crds::render::{RenderError, agent_service_url};
 use agent_crds::{Agent, AgentStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -20,6 +20,14 @@ use crate::conditions::{Computed, find, merge};
 pub enum Outcome {
     /// The spec breaks a rule; nothing was built.
     Invalid(String),
+    /// The recipe is not found, or the agent's parameters or the recipe's templates are invalid;
+    /// nothing was built.
+    InvalidRecipe {
+        /// `RecipeNotFound`, `InvalidRecipeParameters` or `InvalidRecipeTemplate`.
+        reason: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// References are missing; nothing was built.
     MissingReferences(Vec<String>),
     /// The model is not available; nothing was built.
@@ -33,6 +41,7 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
     let previous = agent.status.clone().unwrap_or_default();
     let accepted = match outcome {
         Outcome::Invalid(message) => Computed::no(ACCEPTED, reason::INVALID_SPEC, message.clone()),
+        Outcome::InvalidRecipe { reason, message } => Computed::no(ACCEPTED, reason, message.clone()),
         Outcome::MissingReferences(missing) => Computed::no(ACCEPTED, reason::REFERENCE_NOT_FOUND, missing.join("; ")),
         Outcome::NoModel | Outcome::Applied => Computed::yes(ACCEPTED, reason::VALID, "spec and references are valid"),
     };
@@ -50,6 +59,29 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
         bound_model,
         ..previous
     }
+}
+
+/// The outcome of a RuntimeConfig that does not render: recipe problems get their own reasons.
+pub fn render_outcome(error: &RenderError) -> Outcome {
+    let reason = match error {
+        RenderError::RecipeMissing(_) => reason::RECIPE_NOT_FOUND,
+        RenderError::UnknownParameter { .. }
+        | RenderError::WrongParameterType { .. }
+        | RenderError::MissingParameter { .. }
+        | RenderError::ParameterNotAllowed { .. }
+        | RenderError::InvalidOverride { .. }
+        | RenderError::InvalidPipeline { .. } => reason::INVALID_RECIPE_PARAMETERS,
+        RenderError::Template { .. } => reason::INVALID_RECIPE_TEMPLATE,
+        RenderError::MissingNamespace
+        | RenderError::ModelMissing(_)
+        | RenderError::ModelCannotChat(_)
+        | RenderError::EmbeddingModelMissing(_)
+        | RenderError::EmbeddingModelUnusable(_)
+        | RenderError::ModelWithoutEndpoint(_)
+        | RenderError::ConfigMapKeyMissing(..)
+        | RenderError::BadRetention(_) => return Outcome::Invalid(error.to_string()),
+    };
+    Outcome::InvalidRecipe { reason, message: error.to_string() }
 }
 
 fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
@@ -84,7 +116,7 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
 
 fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
     match outcome {
-        Outcome::Invalid(_) | Outcome::MissingReferences(_) => {
+        Outcome::Invalid(_) | Outcome::InvalidRecipe { .. } | Outcome::MissingReferences(_) => {
             return Computed::no(READY, reason::NOT_ACCEPTED, "the spec was not accepted; see the Accepted condition");
         }
         Outcome::NoModel => return Computed::no(READY, model.reason, model.message.clone()),

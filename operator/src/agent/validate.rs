@@ -2,8 +2,12 @@
 
 use agent_crds::Agent;
 use agent_crds::agent::{BuiltinToolKind, TaskMode};
+use agent_crds::conditions::reason;
+use agent_crds::render::render_recipe_config;
 use kube::ResourceExt;
 
+use super::dereference::Observed;
+use super::status::{Outcome, render_outcome};
 use crate::quantity::parse_bytes;
 
 /// Longest Agent name: the StatefulSet's `controller-revision-hash` label (`<name>-<10 chars>`)
@@ -51,6 +55,20 @@ pub fn validate(agent: &Agent) -> Result<(), String> {
         problems.push("runtime.image must be an image reference without spaces".to_owned());
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+}
+
+/// Checks the agent's recipe: it resolved, the agent's parameters suit it, and its templates
+/// render. Done before the model is looked at, so a bad recipe is reported even while the model
+/// is missing.
+pub fn validate_recipe(agent: &Agent, observed: &Observed) -> Result<(), Outcome> {
+    let Some(knowledge) = &agent.spec.knowledge else { return Ok(()) };
+    if let Some(message) = &observed.recipe_not_found {
+        return Err(Outcome::InvalidRecipe { reason: reason::RECIPE_NOT_FOUND, message: message.clone() });
+    }
+    match &observed.references.recipe {
+        Some(recipe) => render_recipe_config(knowledge, recipe).map(drop).map_err(|e| render_outcome(&e)),
+        None => Ok(()),
+    }
 }
 
 /// Checks a 5-field cron expression: minute, hour, day of month, month, day of week.
