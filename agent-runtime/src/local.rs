@@ -1,9 +1,12 @@
 //! Local mode: `agent-runtime run <agent.yaml | folder>` reads an Agent and the Models (and
 //! Recipes, ConfigMaps) beside it, renders the RuntimeConfig with the operator's own function,
 //! and serves it on this machine. Secret keys are read from `<secrets-dir>/<secret>/<key>`.
+//! A recipe resolves as in a cluster: a `Recipe` in the manifests (a `recipe.yaml` takes its
+//! templates from the `*.hbs` files beside it), else the built-in recipe of that name.
 
 use std::path::{Path, PathBuf};
 
+use agent_crds::catalogue;
 use agent_crds::manifests::Manifests;
 use agent_crds::render::{RenderError, render_runtime_config};
 use agent_crds::runtime_config::PodPaths;
@@ -32,6 +35,9 @@ pub enum LocalError {
     /// A manifest does not parse.
     #[error("{0}: {1}")]
     Parse(PathBuf, agent_crds::manifests::ParseError),
+    /// A recipe folder (`recipe.yaml` and its `*.hbs` templates) does not load.
+    #[error("{0}: {1}")]
+    Recipe(PathBuf, catalogue::CatalogueError),
     /// No Agent, or several without `--agent`, or not the one asked for.
     #[error("{0}")]
     Agent(String),
@@ -47,6 +53,12 @@ pub enum LocalError {
 pub fn load(options: &LocalOptions) -> Result<RuntimeConfig, LocalError> {
     let mut manifests = Manifests::default();
     for file in manifest_files(&options.manifests)? {
+        if file.file_name().is_some_and(|name| name == catalogue::RECIPE_FILE) {
+            // A recipe folder: its templates live in the `*.hbs` files beside recipe.yaml.
+            let folder = file.parent().unwrap_or(Path::new("."));
+            manifests.recipes.push(catalogue::read_folder(folder).map_err(|e| LocalError::Recipe(file.clone(), e))?);
+            continue;
+        }
         let text = std::fs::read_to_string(&file).map_err(|e| LocalError::Read(file.clone(), e))?;
         manifests.add_yaml(&text).map_err(|e| LocalError::Parse(file.clone(), e))?;
     }
