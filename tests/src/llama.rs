@@ -41,6 +41,23 @@ impl LlamaServer {
         panic!("llama-server did not become healthy on port {port}");
     }
 
+    /// The all-MiniLM-L6-v2 folder `scripts/install-llm.sh` installed beside the model.
+    ///
+    /// # Panics
+    /// When the install script's env file is missing or names no `MINILM_DIR`.
+    pub fn minilm_dir() -> std::path::PathBuf {
+        let llm_dir = std::env::var_os("AGENT_LLM_DIR").map_or_else(
+            || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agent-operator/llm"),
+            std::path::PathBuf::from,
+        );
+        let env = std::fs::read_to_string(llm_dir.join("env")).expect("scripts/install-llm.sh wrote its env file");
+        let dir = env
+            .lines()
+            .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix("MINILM_DIR="))
+            .expect("the env file names MINILM_DIR");
+        std::path::PathBuf::from(dir.trim().trim_matches(['"', '\'']))
+    }
+
     /// Its OpenAI base URL.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
