@@ -146,9 +146,12 @@ impl Pipeline {
         let context = json!({ "params": self.params(), "question": question, "chunks": chunks, "text": question });
         let template = generate.prompt_template.as_deref().unwrap_or(DEFAULT_ANSWER_PROMPT);
         let prompt = render(TemplateField::Prompt, template, &context)?;
+        // Set apart from the answer by a blank line, whatever whitespace the template has.
         let appendix = match &generate.sources_template {
             Some(template) => {
-                Some(render(TemplateField::Sources, template, &json!({ "params": self.params(), "chunks": chunks }))?)
+                let text =
+                    render(TemplateField::Sources, template, &json!({ "params": self.params(), "chunks": chunks }))?;
+                Some(format!("\n\n{}", text.trim())).filter(|_| !text.trim().is_empty())
             }
             None => None,
         };
