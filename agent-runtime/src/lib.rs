@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openai;
 pub mod provider;
 pub mod recipe;
+pub mod recipes_cli;
 pub mod sessions;
 pub mod tools;
 pub mod vector;

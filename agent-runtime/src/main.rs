@@ -9,6 +9,7 @@ use agent_runtime::http::ApiLimits;
 use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
 use agent_runtime::provider::openai::CallPolicy;
+use agent_runtime::recipes_cli::{self, RecipesCommand};
 use clap::{Args, Parser, Subcommand};
 
 /// The agent runtime: serves one agent's OpenAI-compatible API.
@@ -62,6 +63,11 @@ enum Command {
         /// Seconds one document may take (upload, parse, embed, store).
         #[arg(long, default_value_t = 600)]
         timeout_seconds: u64,
+    },
+    /// The recipe catalogue: list, show, render an Agent manifest, lint recipe folders.
+    Recipes {
+        #[command(subcommand)]
+        command: RecipesCommand,
     },
 }
 
@@ -151,6 +157,11 @@ async fn main() -> anyhow::Result<()> {
             let summary = ingest::ingest(sources, skipped, &options).await?;
             println!("{summary}");
             if !summary.all_ingested() {
+                std::process::exit(1);
+            }
+        }
+        Command::Recipes { command } => {
+            if !recipes_cli::run(&command, &mut std::io::stdout().lock())? {
                 std::process::exit(1);
             }
         }

@@ -16,6 +16,7 @@ pub mod references;
 pub mod render;
 pub mod runtime_config;
 mod schema;
+pub mod structural;
 pub mod templates;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
