@@ -51,13 +51,18 @@ fn check(plural: &str, object: &Value, old: Option<&Value>) -> Result<(), String
 
 #[test]
 fn every_example_object_satisfies_the_rules() {
-    for file in [
+    let mut files: Vec<String> = [
         "examples/chat-agent.yaml",
         "examples/rag-agent.yaml",
         "examples/scheduled-agent.yaml",
         "examples/served-model.yaml",
-    ] {
-        for doc in common::documents(file) {
+        "recipes/catalogue.yaml",
+    ]
+    .map(String::from)
+    .to_vec();
+    files.extend(agent_crds::catalogue::names().iter().map(|name| format!("recipes/{name}/agent.yaml")));
+    for file in &files {
+        for doc in common::documents(file.as_str()) {
             let plural = match doc["kind"].as_str() {
                 Some("Agent") => "agents",
                 Some("Model") => "models",

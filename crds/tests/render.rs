@@ -140,3 +140,75 @@ fn the_runtime_config_round_trips_through_json() {
     assert_eq!(serde_json::from_str::<agent_crds::RuntimeConfig>(&json).unwrap(), config);
     assert!(json.contains("\"apiKeyFile\"") && !json.contains("api_key_file"), "camelCase on the wire: {json}");
 }
+
+/// An agent of the recipe examples, resolved against its file as local mode does.
+fn recipe_example(recipe: &str) -> (Agent, ResolvedReferences) {
+    let text = std::fs::read_to_string(common::repo_root().join(format!("recipes/{recipe}/agent.yaml"))).unwrap();
+    let mut manifests = agent_crds::manifests::Manifests::parse(&text).unwrap();
+    let mut agent = manifests.agents.remove(0);
+    agent.metadata.namespace = Some("default".into());
+    let model = manifests.models.first().cloned();
+    let references = manifests.references(&agent, model);
+    (agent, references)
+}
+
+#[test]
+fn every_recipe_example_renders_with_the_builtin_recipe_and_its_overrides() {
+    for name in agent_crds::catalogue::names() {
+        let (agent, references) = recipe_example(&name);
+        let builtin = agent_crds::catalogue::builtin(&name).unwrap();
+        assert_eq!(
+            references.recipe.as_ref().map(|r| &r.spec),
+            Some(&builtin.spec),
+            "{name}: resolves to the built-in"
+        );
+        let config = render_runtime_config(&agent, &references, &PodPaths::default())
+            .unwrap_or_else(|e| panic!("recipes/{name}/agent.yaml: {e}"));
+        let recipe = config.recipe.unwrap();
+        for (parameter, value) in &agent.spec.knowledge.as_ref().unwrap().parameters {
+            assert_eq!(&recipe.parameters[parameter], value, "{name}: the agent's {parameter} wins");
+        }
+        assert_eq!(recipe.parameters.len(), builtin.spec.parameters.len(), "{name}: every parameter has a value");
+    }
+    let (agent, references) = recipe_example("docsum");
+    let config = render_runtime_config(&agent, &references, &PodPaths::default()).unwrap();
+    assert_eq!(
+        config.recipe.unwrap().spec.generate.strategy,
+        agent_crds::recipe::SummaryStrategy::Refine,
+        "the docsum example's strategy parameter overrides generate.strategy"
+    );
+}
+
+#[test]
+fn an_unknown_recipe_a_bad_parameter_and_a_bad_template_are_clear_errors() {
+    let (mut agent, references) = recipe_example("chatqna");
+    agent.spec.knowledge.as_mut().unwrap().recipe = "chat-qna".into();
+    let error = render_runtime_config(
+        &agent,
+        &agent_crds::manifests::Manifests::default().references(&agent, references.model.clone()),
+        &PodPaths::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "recipe chat-qna is neither a Recipe in the agent's namespace nor built in (built in: chatqna, \
+         chatqna-norerank, doc-retriever, docsum, faqgen, codegen, react-agent)"
+    );
+
+    let (mut agent, references) = recipe_example("chatqna");
+    agent.spec.knowledge.as_mut().unwrap().parameters.insert("mmrLambda".into(), json!(1.5));
+    let error = render_runtime_config(&agent, &references, &PodPaths::default()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "parameter mmrLambda of recipe chatqna sets rerank.mmrLambda, which must be a number from 0 to 1"
+    );
+
+    let (agent, mut references) = recipe_example("chatqna");
+    let recipe = references.recipe.as_mut().unwrap();
+    recipe.spec.generate.sources_template = Some("{{#each chunks}}{{documentTitle}}{{/each}}".into());
+    let error = render_runtime_config(&agent, &references, &PodPaths::default()).unwrap_err();
+    assert!(matches!(&error, RenderError::Template { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.starts_with("recipe chatqna: generate.sourcesTemplate: "), "{message}");
+    assert!(message.contains("documentTitle"), "the message names the missing variable: {message}");
+}
