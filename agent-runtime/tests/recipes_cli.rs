@@ -1,4 +1,5 @@
-//! `agent-runtime recipes` as a user runs it: the real binary, its output and exit status.
+//! `agent-runtime recipes` as a user runs it (the real binary, its output and exit status), and
+//! how `agent-runtime run` resolves a recipe: a recipe folder in the manifests, else the built-in.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -104,4 +105,35 @@ fn lint_passes_the_catalogue_and_fails_a_broken_folder() {
     let text = stdout(&output);
     assert!(text.contains("FAIL") && text.contains("generate.promptTemplate") && text.contains("txt"), "{text}");
     assert!(text.contains("no agent.yaml"), "{text}");
+}
+
+fn local(manifests: PathBuf) -> agent_crds::RuntimeConfig {
+    let scratch = std::env::temp_dir().join(format!("recipes-cli-local-{}", std::process::id()));
+    let options = agent_runtime::local::LocalOptions {
+        manifests,
+        agent: None,
+        data_dir: scratch.join("data"),
+        secrets_dir: scratch.join("secrets"),
+    };
+    agent_runtime::local::load(&options).unwrap()
+}
+
+#[test]
+fn local_mode_uses_a_recipe_folder_beside_the_agent_else_the_builtin() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let builtin = agent_crds::catalogue::builtin("doc-retriever").unwrap();
+    let config = local(repo.join("recipes/doc-retriever/agent.yaml"));
+    assert_eq!(config.recipe.unwrap().spec.generate.prompt_template, builtin.spec.generate.prompt_template);
+
+    let folder = std::env::temp_dir().join(format!("recipes-cli-folder-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in ["recipe.yaml", "agent.yaml"] {
+        std::fs::copy(repo.join("recipes/doc-retriever").join(file), folder.join(file)).unwrap();
+    }
+    std::fs::write(folder.join("prompt.hbs"), "Ours: {{#each chunks}}{{text}}{{/each}}\n").unwrap();
+    let config = local(folder.clone());
+    std::fs::remove_dir_all(&folder).ok();
+    let recipe = config.recipe.unwrap();
+    assert_eq!(recipe.spec.generate.prompt_template.as_deref(), Some("Ours: {{#each chunks}}{{text}}{{/each}}"));
+    assert_eq!(recipe.parameters["rerank"], "Mmr", "the example's parameters apply to the folder's recipe");
 }
