@@ -241,6 +241,11 @@ pub async fn serve(config: RuntimeConfig, options: ServeOptions) -> Result<(), S
     if let Some(memory) = state.agent.memory().cloned() {
         tokio::spawn(forget_expired_memories(memory));
     }
+    if let (Some(recipe), Some(knowledge)) = (&state.agent.config.recipe, &state.knowledge)
+        && !recipe.sources.is_empty()
+    {
+        tokio::spawn(ingest_sources(knowledge.clone(), recipe.sources.clone(), options.limits.max_document_bytes));
+    }
     // Tokens go out as small writes; without NODELAY, Nagle's algorithm holds the last ones back
     // until the client's delayed ACK (~40 ms a response).
     let listener = listener.tap_io(|tcp| {
@@ -251,6 +256,37 @@ pub async fn serve(config: RuntimeConfig, options: ServeOptions) -> Result<(), S
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Ingests the recipe's source URLs at start (already stored content is recognised by its hash
+/// and skipped); a source that fails is retried with backoff for about an hour.
+async fn ingest_sources(knowledge: Arc<Knowledge>, sources: Vec<String>, limit: usize) {
+    for url in sources {
+        let mut delay = Duration::from_secs(2);
+        loop {
+            let outcome = match http::knowledge::fetch(&url, limit).await {
+                Ok((content_type, bytes)) => {
+                    knowledge.ingest(&url, content_type.as_deref(), &bytes).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            match outcome {
+                Ok(ingested) => {
+                    tracing::info!(%url, created = ingested.created, chunks = ingested.document.chunks, "source ingested");
+                    break;
+                }
+                Err(error) if delay < Duration::from_secs(1200) => {
+                    tracing::warn!(%url, %error, retry_in = ?delay, "ingesting a source failed");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => {
+                    tracing::error!(%url, %error, "giving up on a source");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Deletes memories past their retention, hourly.

@@ -273,3 +273,38 @@ async fn agent_recipes_offer_search_knowledge_and_the_tool_returns_numbered_pass
         received[1]["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_owned();
     assert!(tool_result.starts_with("[1] (lunch.md) The canteen serves lunch"), "{tool_result}");
 }
+
+/// `knowledge.sources` are fetched and ingested when the agent starts serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipe_sources_are_ingested_when_the_agent_starts() {
+    let site = axum::Router::new().route(
+        "/handbook.md",
+        axum::routing::get(|| async { "# Fire drills\n\nFire drills happen on the first Monday of each quarter." }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = format!("http://{}/handbook.md", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, site).into_future());
+    let upstream = Upstream::start(vec![]).await;
+    let dir = temp_dir("sources");
+    let mut options = quick_options();
+    options.embedding_model_dir = Some(support::minilm_dir());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    options.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut config = config(&upstream.base_url(), "", &dir, "Chat");
+    let mut recipe = recipe(answer_spec());
+    recipe.sources = vec![source.clone()];
+    config.recipe = Some(recipe);
+    tokio::spawn(agent_runtime::serve(config, options));
+    let documents = format!("http://127.0.0.1:{port}/v1/knowledge/documents");
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Ok(response) = reqwest::get(&documents).await {
+            listed = response.json().await.unwrap_or(Value::Null);
+            if listed["documents"].as_array().is_some_and(|d| !d.is_empty()) {
+                break;
+            }
+        }
+    }
+    assert_eq!(listed["documents"][0]["name"], source, "{listed}");
+}

@@ -123,7 +123,7 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
 }
 
 /// Fetches a document, refusing one larger than `limit` bytes without reading past the limit.
-async fn fetch(url: &str, limit: usize) -> Result<(Option<String>, Vec<u8>), ApiError> {
+pub(crate) async fn fetch(url: &str, limit: usize) -> Result<(Option<String>, Vec<u8>), ApiError> {
     crate::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
