@@ -308,3 +308,38 @@ async fn recipe_sources_are_ingested_when_the_agent_starts() {
     }
     assert_eq!(listed["documents"][0]["name"], source, "{listed}");
 }
+
+/// A doc-retriever agent as another agent's tool: the asking agent's model calls the tool, the
+/// question goes to the retriever's chat API on a real socket, and the passages come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrieve_agent_serves_as_a_search_tool_for_another_agent() {
+    let unused = Upstream::start(vec![]).await;
+    let mut spec = answer_spec();
+    spec.generate.mode = PipelineMode::Retrieve;
+    spec.generate.prompt_template = Some("{{#each chunks}}[{{index}}] ({{documentName}}) {{text}}\n{{/each}}".into());
+    spec.generate.sources_template = None;
+    let retriever = agent_with("retriever-tool", &unused, spec).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let retriever_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, agent_runtime::http::router(retriever)).into_future());
+
+    let upstream = Upstream::start(vec![
+        Reply::ToolCall("handbook".into(), json!({"question": "Where do visitors park?"}).to_string()),
+        Reply::Text("In lot C.".into()),
+    ])
+    .await;
+    let dir = temp_dir("asking-agent");
+    let mut config = config(&upstream.base_url(), "", &dir, "Chat");
+    config.tools.push(agent_crds::runtime_config::ToolConfig {
+        name: "handbook".into(),
+        kind: agent_crds::runtime_config::ToolKind::Agent { url: retriever_url },
+    });
+    let asking = support::state(config, &quick_options());
+    let (status, text) = send(&asking, ask("Where should my visitor park?", false)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let received = upstream.received();
+    let tool_result =
+        received[1]["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_owned();
+    assert!(tool_result.starts_with("[1] (parking.md) Visitors park in lot C"), "{tool_result}");
+    assert!(unused.received().is_empty(), "the retriever made no model call");
+}

@@ -297,7 +297,7 @@ pub struct Tool {
     /// An MCP server reached over streamable HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpTool>,
-    /// Another `Agent` in the same namespace, called over A2A.
+    /// Another `Agent` in the same namespace, asked through its chat API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<LocalObjectReference>,
     /// A plain HTTP endpoint the model may call.

@@ -214,7 +214,7 @@ pub enum ToolKind {
         /// File holding a bearer token.
         token_file: Option<String>,
     },
-    /// Another agent, over A2A.
+    /// Another agent, asked through its chat API.
     Agent {
         /// Base URL of the other agent's API.
         url: String,

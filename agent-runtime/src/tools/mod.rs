@@ -1,6 +1,7 @@
 //! Tools the model may call. Each tool implements [`Tool`]; the registry offers their specs to
 //! the model and runs calls with a timeout, turning failures into text the model can read.
 
+pub mod agent_tool;
 pub mod builtin;
 pub mod http_get;
 pub mod http_tool;
@@ -90,7 +91,8 @@ impl ToolRegistry {
                     parameters.clone(),
                     timeout,
                 ))),
-                ToolKind::Builtin { .. } | ToolKind::Mcp { .. } | ToolKind::Agent { .. } => None,
+                ToolKind::Agent { url } => Some(Arc::new(agent_tool::AgentTool::new(&config.name, url, timeout))),
+                ToolKind::Builtin { .. } | ToolKind::Mcp { .. } => None,
             };
             match tool {
                 Some(tool) => {
