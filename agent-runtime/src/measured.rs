@@ -56,6 +56,10 @@ impl VectorStore for MeasuredStore {
     fn scroll(&self, filter: Option<PayloadFilter>, limit: usize) -> BoxFuture<'_, Result<Vec<Hit>, VectorError>> {
         self.timed("scroll", self.inner.scroll(filter, limit))
     }
+
+    fn dense_vectors(&self, ids: Vec<u64>) -> BoxFuture<'_, Result<Vec<Option<Vec<f32>>>, VectorError>> {
+        self.timed("retrieve", self.inner.dense_vectors(ids))
+    }
 }
 
 /// An embedder whose calls are timed into `agent_embedding_seconds` and whose texts are

@@ -40,7 +40,7 @@ pub struct ToolLabels {
 /// Labels of vector store and embedding calls.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
-    /// `search`, `upsert`, `delete`, `count`, `scroll`, or `embed`.
+    /// `search`, `upsert`, `delete`, `count`, `scroll`, `retrieve`, or `embed`.
     pub operation: &'static str,
     /// `ok` or `error`.
     pub outcome: &'static str,

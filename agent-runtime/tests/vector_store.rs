@@ -339,6 +339,13 @@ mod vector_store {
     }
 
     #[tokio::test]
+    async fn stored_dense_vectors_are_returned_in_the_order_asked_and_missing_ids_are_none() {
+        let store = axis_store("vectors").await;
+        let vectors = store.dense_vectors(vec![3, 99, 0]).await.expect("vectors");
+        assert_eq!(vectors, [Some(axis(3)), None, Some(axis(0))]);
+    }
+
+    #[tokio::test]
     async fn a_second_handle_on_an_open_directory_is_refused() {
         let dir = temp_dir("locked");
         let _store = open(&dir);

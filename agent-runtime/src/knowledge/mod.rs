@@ -210,6 +210,12 @@ impl Knowledge {
         Ok(self.store.search(request).await?.iter().map(passage_of).collect())
     }
 
+    /// The stored dense vectors of `passages`, in order; `None` where the store cannot say.
+    pub async fn vectors_of(&self, passages: &[Passage]) -> Result<Vec<Option<Vec<f32>>>, KnowledgeError> {
+        let ids = passages.iter().map(|p| point_id(&p.document_id, p.chunk)).collect();
+        Ok(self.store.dense_vectors(ids).await?)
+    }
+
     /// The `top_k` passages by BM25 alone (for comparison and keyword lookups).
     pub async fn search_sparse(&self, query: &str, top_k: usize) -> Result<Vec<Passage>, KnowledgeError> {
         let request = SearchRequest {

@@ -120,7 +120,7 @@ impl Pipeline {
             (RerankStrategy::Mmr, _) => {
                 #[allow(clippy::cast_possible_truncation)]
                 let lambda = spec.rerank.mmr_lambda as f32;
-                mmr(knowledge.embedder.as_ref(), question, candidates, top_k, lambda).await?
+                mmr(knowledge, question, candidates, top_k, lambda).await?
             }
             (RerankStrategy::Endpoint, Some(endpoint)) => endpoint.rerank(question, candidates, top_k).await?,
             _ => candidates.into_iter().take(top_k).collect(),

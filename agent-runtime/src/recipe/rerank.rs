@@ -6,16 +6,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::embeddings::{EmbedError, Embedder};
+use crate::embeddings::EmbedError;
 use crate::error::error_chain;
-use crate::knowledge::Passage;
+use crate::knowledge::{Knowledge, Passage};
 
 /// Why reranking failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RerankError {
-    /// Embedding the candidates for MMR failed.
+    /// Embedding the query (or candidates the store has no vectors for) failed.
     #[error(transparent)]
     Embed(#[from] EmbedError),
+    /// Reading the candidates' stored vectors failed.
+    #[error("reading the passages' vectors: {0}")]
+    Vectors(String),
     /// The rerank API could not be reached or failed.
     #[error("rerank endpoint {url}: {reason}")]
     Endpoint {
@@ -27,10 +30,11 @@ pub enum RerankError {
 }
 
 /// Picks `keep` of `passages` by maximal marginal relevance: each next pick maximises
-/// `lambda * sim(query, p) - (1 - lambda) * max sim(p, picked)`. Cosine similarities of the
-/// embedder's normalised vectors. The score of a picked passage becomes its MMR score.
+/// `lambda * sim(query, p) - (1 - lambda) * max sim(p, picked)`, with cosine similarities of
+/// the normalised embeddings. The passages' vectors are read from the store; only those it
+/// cannot return (and the query) are embedded. A picked passage's score becomes its MMR score.
 pub async fn mmr(
-    embedder: &dyn Embedder,
+    knowledge: &Knowledge,
     query: &str,
     passages: Vec<Passage>,
     keep: usize,
@@ -39,11 +43,14 @@ pub async fn mmr(
     if passages.len() <= 1 {
         return Ok(passages.into_iter().take(keep).collect());
     }
+    let stored = knowledge.vectors_of(&passages).await.map_err(|e| RerankError::Vectors(e.to_string()))?;
     let mut texts = vec![query.to_owned()];
-    texts.extend(passages.iter().map(|p| p.text.clone()));
-    let vectors = embedder.embed(texts).await?;
-    let Some((query_vector, candidates)) = vectors.split_first() else { return Ok(passages) };
-    Ok(select_mmr(query_vector, candidates, passages, keep, lambda))
+    texts.extend(passages.iter().zip(&stored).filter(|(_, v)| v.is_none()).map(|(p, _)| p.text.clone()));
+    let mut embedded = knowledge.embedder.embed(texts).await?.into_iter();
+    let Some(query_vector) = embedded.next() else { return Ok(passages) };
+    let vectors: Vec<Vec<f32>> =
+        stored.into_iter().map(|vector| vector.or_else(|| embedded.next()).unwrap_or_default()).collect();
+    Ok(select_mmr(&query_vector, &vectors, passages, keep, lambda))
 }
 
 fn select_mmr(query: &[f32], vectors: &[Vec<f32>], passages: Vec<Passage>, keep: usize, lambda: f32) -> Vec<Passage> {

@@ -24,8 +24,8 @@ use qdrant_edge::{
     Condition, CountRequest, Distance as EdgeDistance, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams,
     FieldCondition, Filter, Fusion, JsonPath, Match as EdgeMatch, Modifier, NamedQuery, PointId, PointInsertOperations,
     PointOperations, PointStruct, PointStructPersisted, Prefetch, QueryEnum, QueryRequest, Range, ScoringQuery,
-    ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, Vectors, WalOptions, WithPayloadInterface,
-    WithVector,
+    ScrollRequest, UpdateOperation, ValueVariants, Vector, VectorInternal, VectorStructInternal, Vectors, WalOptions,
+    WithPayloadInterface, WithVector,
 };
 use serde_json::{Map, Value};
 
@@ -191,6 +191,29 @@ impl Shared {
 }
 
 impl VectorStore for EdgeStore {
+    fn dense_vectors(&self, ids: Vec<u64>) -> BoxFuture<'_, Result<Vec<Option<Vec<f32>>>, VectorError>> {
+        Box::pin(async move {
+            let shared = Arc::clone(&self.shared);
+            let wanted: Vec<PointId> = ids.iter().map(|&id| PointId::NumId(id)).collect();
+            let records = blocking("reading vectors", move || {
+                let selector = WithVector::Selector(vec![DENSE.into()]);
+                shared
+                    .shard
+                    .retrieve(&wanted, Some(WithPayloadInterface::Bool(false)), Some(selector))
+                    .map_err(|e| storage("reading vectors", e))
+            })
+            .await?;
+            let mut found: std::collections::HashMap<u64, Vec<f32>> = records
+                .into_iter()
+                .filter_map(|record| match (record.id, record.vector) {
+                    (PointId::NumId(id), Some(vectors)) => dense_of(vectors).map(|dense| (id, dense)),
+                    _ => None,
+                })
+                .collect();
+            Ok(ids.iter().map(|id| found.remove(id)).collect())
+        })
+    }
+
     fn upsert(&self, points: Vec<Point>) -> BoxFuture<'_, Result<(), VectorError>> {
         Box::pin(async move {
             if points.is_empty() {
@@ -404,6 +427,18 @@ fn hit(id: PointId, score: f32, payload: Option<Map<String, Value>>) -> Result<H
     match id {
         PointId::NumId(id) => Ok(Hit { id, score, payload: payload.unwrap_or_default() }),
         PointId::Uuid(uuid) => Err(VectorError::ForeignId(uuid.to_string())),
+    }
+}
+
+/// The `dense` vector of a point's vectors.
+fn dense_of(vectors: VectorStructInternal) -> Option<Vec<f32>> {
+    match vectors {
+        VectorStructInternal::Named(mut named) => match named.remove(DENSE) {
+            Some(VectorInternal::Dense(dense)) => Some(dense),
+            _ => None,
+        },
+        VectorStructInternal::Single(dense) => Some(dense),
+        VectorStructInternal::MultiDense(_) => None,
     }
 }
 

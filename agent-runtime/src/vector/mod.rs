@@ -220,4 +220,9 @@ pub trait VectorStore: Send + Sync {
     fn count(&self, filter: Option<PayloadFilter>) -> BoxFuture<'_, Result<u64, VectorError>>;
     /// Payloads of points matching the filter (up to `limit`), e.g. to list documents.
     fn scroll(&self, filter: Option<PayloadFilter>, limit: usize) -> BoxFuture<'_, Result<Vec<Hit>, VectorError>>;
+    /// The stored dense vectors of `ids`, in order (`None` for a missing point), so rerankers
+    /// need not embed the hits again. Backends that cannot return them return all `None`.
+    fn dense_vectors(&self, ids: Vec<u64>) -> BoxFuture<'_, Result<Vec<Option<Vec<f32>>>, VectorError>> {
+        Box::pin(async move { Ok(vec![None; ids.len()]) })
+    }
 }
