@@ -85,11 +85,6 @@ fn nim_children() {
     snapshot_engine("llama-nim");
 }
 
-#[test]
-fn runtime_children() {
-    snapshot_engine("tiny-runtime");
-}
-
 fn kinds(children: &[Value]) -> Vec<&str> {
     children.iter().map(|c| c["kind"].as_str().unwrap()).collect()
 }
@@ -140,9 +135,9 @@ fn pvc_and_oci_sources_mount_the_weights_without_a_cache_or_download() {
     assert_eq!(kinds(&pvc), ["ResourceClaimTemplate", "Deployment", "Service"]);
     let volume = &pod(&pvc)["volumes"][0];
     assert_eq!(volume["persistentVolumeClaim"], json!({"claimName": "shared-weights", "readOnly": true}));
-    let oci = children(&example_model("tiny-runtime"));
+    let oci = children(&example_model("minilm-image"));
     assert_eq!(kinds(&oci), ["Deployment", "Service"]);
-    assert_eq!(pod(&oci)["volumes"][0]["image"]["reference"], "ghcr.io/agent-operator/models/gemma-3-270m:q4-k-m");
+    assert_eq!(pod(&oci)["volumes"][0]["image"]["reference"], "ghcr.io/agent-operator/models/all-minilm-l6-v2:1");
 }
 
 #[test]

@@ -55,9 +55,21 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
     };
     let single_file = matches!(&source, Source::HuggingFace { file: Some(_), .. } | Source::Https { .. });
     match serve.engine {
-        Engine::Llamacpp | Engine::Ollama | Engine::Runtime
-            if matches!(&source, Source::HuggingFace { file: None, .. }) =>
-        {
+        // The Deployment would run `agent-runtime serve-model`, which this runtime version does
+        // not have yet: refusing beats a pod that crash-loops.
+        Engine::Runtime => problems.push(
+            "engine runtime is not available yet (the agent runtime has no in-process model server in this \
+             version); serve a small GGUF on CPU with engine llamacpp"
+                .to_owned(),
+        ),
+        Engine::Llamacpp | Engine::Ollama if matches!(&source, Source::Oci { .. }) => {
+            problems.push(format!(
+                "engine {:?} loads one GGUF file, but an oci:// image is mounted as a directory: use \
+                 hf://org/name/model.gguf, https://.../model.gguf or pvc://claim/path/model.gguf",
+                serve.engine
+            ));
+        }
+        Engine::Llamacpp | Engine::Ollama if matches!(&source, Source::HuggingFace { file: None, .. }) => {
             problems.push(format!(
                 "engine {:?} loads one GGUF file: name it in the uri, e.g. hf://org/name/model-Q4_K_M.gguf",
                 serve.engine
@@ -126,5 +138,17 @@ mod tests {
         assert!(validate(&dotted).unwrap_err().contains("no dots"));
         let nim = served("nim", ModelServe { engine: Engine::Nim, uri: "oci://r/m:1".into(), ..ModelServe::default() });
         assert!(validate(&nim).unwrap_err().contains("engine nim needs serve.image"));
+    }
+
+    #[test]
+    fn the_runtime_engine_and_gguf_engines_on_image_volumes_are_refused_with_what_to_use() {
+        let runtime = served(
+            "tiny",
+            ModelServe { engine: Engine::Runtime, uri: "hf://org/m/model.gguf".into(), ..ModelServe::default() },
+        );
+        assert!(validate(&runtime).unwrap_err().contains("engine runtime is not available yet"));
+        let image =
+            served("tiny", ModelServe { engine: Engine::Llamacpp, uri: "oci://r/m:1".into(), ..ModelServe::default() });
+        assert!(validate(&image).unwrap_err().contains("an oci:// image is mounted as a directory"));
     }
 }
