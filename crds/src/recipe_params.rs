@@ -179,6 +179,47 @@ pub fn pipeline_problems(spec: &RecipeSpec) -> Vec<String> {
     problems
 }
 
+/// Problems of a recipe on its own: parameter names templates can use, and the render path
+/// (overrides, rules, templates) with every default, required parameters getting a sample value
+/// of their type. What `recipes lint` reports and what the operator writes to a Recipe's status.
+pub fn recipe_problems(recipe: &crate::Recipe) -> Vec<String> {
+    let mut problems = Vec::new();
+    for parameter in &recipe.spec.parameters {
+        let mut chars = parameter.name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            problems.push(format!(
+                "parameter name {:?} must start with a letter and hold only letters, digits and _",
+                parameter.name
+            ));
+        }
+    }
+    let samples: BTreeMap<String, Value> = recipe
+        .spec
+        .parameters
+        .iter()
+        .filter(|p| p.default.is_none())
+        .map(|p| (p.name.clone(), sample_value(p)))
+        .collect();
+    let name = recipe.metadata.name.clone().unwrap_or_default();
+    let knowledge = crate::agent::Knowledge { recipe: name, parameters: samples, sources: Vec::new() };
+    if let Err(error) = crate::render::render_recipe_config(&knowledge, recipe) {
+        problems.push(format!("with its defaults: {error}"));
+    }
+    problems
+}
+
+/// A value for a required parameter: its first allowed value, else a sample of its type.
+fn sample_value(parameter: &RecipeParameter) -> Value {
+    parameter.allowed.first().cloned().unwrap_or_else(|| match parameter.kind {
+        ParameterType::String => Value::from("sample"),
+        ParameterType::Integer => Value::from(1),
+        ParameterType::Number => Value::from(0.5),
+        ParameterType::Boolean => Value::from(true),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -14,6 +14,7 @@ pub mod model;
 pub mod offline;
 pub mod quantity;
 pub mod readiness;
+pub mod recipe;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -70,11 +71,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         readiness.set(Phase::Running);
         let ctx = Arc::new(Context::new(client, metrics, config.runtime_image.clone(), Some(config.pod_name.clone())));
         let model_ctx = Arc::new(model::ModelContext::new(ctx.clone()));
-        // Both controllers run under the same Lease and stop together.
+        // The controllers run under the same Lease and stop together.
         let controller = async {
             tokio::join!(
-                agent::run(ctx, config.namespace(), wait_for(stopped.clone())),
+                agent::run(ctx.clone(), config.namespace(), wait_for(stopped.clone())),
                 model::run(model_ctx, config.namespace(), wait_for(stopped.clone())),
+                recipe::run(ctx, config.namespace(), wait_for(stopped.clone())),
             );
         };
         if let Some(elector) = elector {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use agent_crds::catalogue::{self, RECIPE_FILE};
 use agent_crds::manifests::Manifests;
-use agent_crds::recipe::{ParameterType, PipelineMode, Recipe, RecipeParameter};
+use agent_crds::recipe::{PipelineMode, Recipe};
 use agent_crds::render::{RenderError, render_recipe_config, render_runtime_config};
 use agent_crds::runtime_config::PodPaths;
 use agent_crds::{Agent, Model, structural};
@@ -304,7 +304,7 @@ fn lint_folder(folder: &Path, problems: &mut Vec<Problem>) {
     if folder.file_name().is_some_and(|dir| dir.to_string_lossy() != name) {
         problem(&recipe_file, format!("metadata.name {name} differs from the folder's name"));
     }
-    for message in check_recipe(&recipe) {
+    for message in agent_crds::recipe_params::recipe_problems(&recipe) {
         problem(&recipe_file, message);
     }
     let agent_file = folder.join("agent.yaml");
@@ -324,46 +324,6 @@ fn read_yaml(file: &Path) -> Result<Vec<Value>, String> {
         .map(|document| Value::deserialize(document).map_err(|e| format!("invalid YAML: {e}")))
         .filter(|document| !matches!(document, Ok(Value::Null)))
         .collect()
-}
-
-/// Problems of a loaded recipe: parameter names templates can use, and the render path with
-/// every default (required parameters get a sample value of their type).
-fn check_recipe(recipe: &Recipe) -> Vec<String> {
-    let mut problems = Vec::new();
-    for parameter in &recipe.spec.parameters {
-        let mut chars = parameter.name.chars();
-        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
-            problems.push(format!(
-                "parameter name {:?} must start with a letter and hold only letters, digits and _",
-                parameter.name
-            ));
-        }
-    }
-    let samples: BTreeMap<String, Value> = recipe
-        .spec
-        .parameters
-        .iter()
-        .filter(|p| p.default.is_none())
-        .map(|p| (p.name.clone(), sample_value(p)))
-        .collect();
-    let knowledge =
-        agent_crds::agent::Knowledge { recipe: recipe.name_any(), parameters: samples, sources: Vec::new() };
-    if let Err(error) = render_recipe_config(&knowledge, recipe) {
-        problems.push(format!("with its defaults: {error}"));
-    }
-    problems
-}
-
-/// A value for a required parameter: its first allowed value, else a sample of its type.
-fn sample_value(parameter: &RecipeParameter) -> Value {
-    parameter.allowed.first().cloned().unwrap_or_else(|| match parameter.kind {
-        ParameterType::String => json!("sample"),
-        ParameterType::Integer => json!(1),
-        ParameterType::Number => json!(0.5),
-        ParameterType::Boolean => json!(true),
-    })
 }
 
 /// Problems of a folder's example `agent.yaml`: schema of its Agent and Models, and the

@@ -64,7 +64,7 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
   verbs: ["get", "list", "watch"]
 # Report observed state: status is written with server-side apply (patch).
 - apiGroups: ["agent-operator.dev"]
-  resources: ["agents/status", "models/status"]
+  resources: ["agents/status", "models/status", "recipes/status"]
   verbs: ["get", "patch"]
 # Objects generated for each Agent (config, its Service, its pod identity), created
 # and updated by server-side apply (patch); owner references garbage-collect them.
