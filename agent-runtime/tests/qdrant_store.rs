@@ -393,7 +393,8 @@ async fn qdrant_store_returns_the_servers_hits_counts_and_payloads() {
     );
     let Call::Query(query) = &calls[2] else { panic!("query expected, got {:?}", calls[2]) };
     assert_eq!(query.prefetch.len(), 2);
-    assert_eq!(query.query.as_ref().and_then(|q| q.variant.clone()), Some(QueryVariant::Fusion(0)), "RRF");
+    let weighted = QueryVariant::Rrf(qdrant_client::qdrant::Rrf { k: Some(2), weights: vec![1.0, 0.5] });
+    assert_eq!(query.query.as_ref().and_then(|q| q.variant.clone()), Some(weighted), "weighted RRF");
     assert!(matches!(&calls[3], Call::Count(count) if count.exact == Some(true) && count.filter.is_some()));
     assert!(matches!(&calls[4], Call::Scroll(scroll) if scroll.limit == Some(10)));
     assert!(matches!(&calls[5], Call::Delete(delete) if delete.wait == Some(true)));

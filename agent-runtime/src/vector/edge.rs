@@ -29,7 +29,9 @@ use qdrant_edge::{
 };
 use serde_json::{Map, Value};
 
-use super::{Hit, Match, PayloadFilter, Point, SearchRequest, SparseVector, VectorError, VectorStore};
+use super::{
+    Hit, Match, PayloadFilter, Point, RRF_K, SPARSE_RRF_WEIGHT, SearchRequest, SparseVector, VectorError, VectorStore,
+};
 use commit::GroupCommit;
 
 mod commit;
@@ -40,8 +42,6 @@ const DENSE: &str = "dense";
 const SPARSE: &str = "bm25";
 /// The file where qdrant-edge keeps a shard's settings (the crate keeps the name private).
 const CONFIG_FILE: &str = "edge_config.json";
-/// RRF constant: Qdrant's own default, so hybrid scores match a Qdrant server's.
-const RRF_K: usize = 2;
 /// Each leg of a hybrid search fetches this many times the asked-for hits (at least
 /// `MIN_PREFETCH`), so a point ranked lower in one leg can still win the fusion.
 const PREFETCH_FACTOR: usize = 4;
@@ -368,7 +368,10 @@ fn query_request(request: SearchRequest, dimension: usize) -> Result<QueryReques
                 filter: None,
                 score_threshold,
             };
-            let fusion = ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None });
+            let fusion = ScoringQuery::Fusion(Fusion::Rrf {
+                k: RRF_K as usize,
+                weights: Some(vec![OrderedFloat(1.0), OrderedFloat(SPARSE_RRF_WEIGHT)]),
+            });
             (vec![leg(dense, threshold), leg(sparse, None)], fusion, None)
         }
     };
@@ -498,7 +501,7 @@ mod tests {
         };
         let query = query_request(request, 8).expect("valid request");
         assert_eq!(query.prefetches.len(), 2);
-        assert!(matches!(query.query, Some(ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, .. }))));
+        assert!(matches!(query.query, Some(ScoringQuery::Fusion(Fusion::Rrf { k: 2, weights: Some(_) }))));
         assert_eq!(query.score_threshold, None);
         assert_eq!(query.prefetches[0].score_threshold, Some(OrderedFloat(0.3)));
         assert_eq!(query.prefetches[1].score_threshold, None);

@@ -7,14 +7,16 @@ use agent_crds::runtime_config::Distance;
 use qdrant_client::Payload;
 use qdrant_client::qdrant::{
     self, Condition, CountPoints, CreateCollection, CreateFieldIndexCollection, DeletePoints, DenseVector, FieldType,
-    Filter, Fusion, Modifier, NamedVectors, PointStruct, PointsSelector, PrefetchQuery, Query, QueryPoints,
-    ScrollPoints, SparseVectorConfig, SparseVectorParams, UpsertPoints, VectorInput, VectorParams, VectorParamsMap,
-    Vectors, VectorsConfig, WithPayloadSelector, WithVectorsSelector, r#match::MatchValue, points_selector,
-    vector_input, vectors_config, with_payload_selector, with_vectors_selector,
+    Filter, Modifier, NamedVectors, PointStruct, PointsSelector, PrefetchQuery, Query, QueryPoints, ScrollPoints,
+    SparseVectorConfig, SparseVectorParams, UpsertPoints, VectorInput, VectorParams, VectorParamsMap, Vectors,
+    VectorsConfig, WithPayloadSelector, WithVectorsSelector, r#match::MatchValue, points_selector, vector_input,
+    vectors_config, with_payload_selector, with_vectors_selector,
 };
 use serde_json::{Map, Value};
 
-use crate::vector::{Hit, Match, PayloadFilter, Point, SearchRequest, SparseVector, VectorError};
+use crate::vector::{
+    Hit, Match, PayloadFilter, Point, RRF_K, SPARSE_RRF_WEIGHT, SearchRequest, SparseVector, VectorError,
+};
 
 /// Name of the dense vector: the same as in the embedded store, so both look alike.
 pub(super) const DENSE: &str = "dense";
@@ -225,7 +227,8 @@ pub(super) fn query_points(
                 ..PrefetchQuery::default()
             };
             query.prefetch = vec![leg(dense, score_threshold), leg(sparse, None)];
-            query.query = Some(Query::new_fusion(Fusion::Rrf));
+            let rrf = qdrant::Rrf { k: Some(RRF_K), weights: vec![1.0, SPARSE_RRF_WEIGHT] };
+            query.query = Some(Query { variant: Some(qdrant::query::Variant::Rrf(rrf)) });
         }
     }
     Ok(query)

@@ -250,7 +250,7 @@ fn qdrant_hybrid_search_fuses_a_dense_and_a_sparse_prefetch_by_rrf() {
                 ..PrefetchQuery::default()
             },
         ],
-        query: Some(Query { variant: Some(QueryVariant::Fusion(Fusion::Rrf.into())) }),
+        query: Some(Query { variant: Some(QueryVariant::Rrf(qdrant::Rrf { k: Some(2), weights: vec![1.0, 0.5] })) }),
         using: None,
         filter,
         score_threshold: None,
