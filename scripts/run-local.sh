@@ -31,5 +31,11 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 
+# The built-in embedding model (all-MiniLM-L6-v2) comes with the LLM install; with it the agent's
+# knowledge and long-term memory run in the embedded store under .agent-data/.
+# shellcheck disable=SC1091
+source "${AGENT_LLM_DIR:-${HOME:-/tmp}/.cache/agent-operator/llm}/env"
+export AGENT_EMBEDDING_MODEL_DIR="${AGENT_EMBEDDING_MODEL_DIR:-$MINILM_DIR}"
+
 echo "== serving $MANIFEST on http://127.0.0.1:8080 (data in .agent-data/)"
 "$CARGO_TARGET_DIR/release/agent-runtime" run "$MANIFEST" --addr 127.0.0.1:8080
