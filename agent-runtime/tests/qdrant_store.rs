@@ -22,10 +22,10 @@ use qdrant_client::qdrant::{
     CollectionConfig, CollectionExists, CollectionExistsRequest, CollectionExistsResponse, CollectionInfo,
     CollectionOperationResponse, CollectionParams, CountPoints, CountResponse, CountResult, CreateCollection,
     CreateFieldIndexCollection, DeletePoints, Distance as QdrantDistance, GetCollectionInfoRequest,
-    GetCollectionInfoResponse, Modifier, PayloadSchemaInfo, PointsOperationResponse, QueryPoints, QueryResponse,
-    RetrievedPoint, ScoredPoint, ScrollPoints, ScrollResponse, SparseVectorConfig, SparseVectorParams, UpdateResult,
-    UpdateStatus, UpsertPoints, VectorParams, VectorParamsMap, VectorsConfig, query::Variant as QueryVariant,
-    vectors_config,
+    GetCollectionInfoResponse, GetPoints, GetResponse, Modifier, PayloadSchemaInfo, PointsOperationResponse,
+    QueryPoints, QueryResponse, RetrievedPoint, ScoredPoint, ScrollPoints, ScrollResponse, SparseVectorConfig,
+    SparseVectorParams, UpdateResult, UpdateStatus, UpsertPoints, VectorParams, VectorParamsMap, VectorsConfig,
+    query::Variant as QueryVariant, vectors_config,
 };
 use serde_json::{Map, Value, json};
 use tonic::body::Body;
@@ -52,6 +52,7 @@ enum Call {
     Query(QueryPoints),
     Count(CountPoints),
     Scroll(ScrollPoints),
+    GetPoints(GetPoints),
 }
 
 /// What the stand-in server holds and answers.
@@ -66,6 +67,8 @@ struct Fake {
     api_keys: Mutex<Vec<Option<String>>>,
     hits: Mutex<Vec<ScoredPoint>>,
     records: Mutex<Vec<RetrievedPoint>>,
+    /// What `Points/Get` answers.
+    vectors: Mutex<Vec<RetrievedPoint>>,
     count: Mutex<u64>,
 }
 
@@ -89,8 +92,12 @@ impl Fake {
         if let Some(status) = lock(&self.fail).clone() {
             return status.into_http();
         }
-        let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let path = request.uri().path().to_owned();
+        let method = path.rsplit('/').next().unwrap_or_default().to_owned();
         let fake = self;
+        if path == "/qdrant.Points/Get" {
+            return unary(request, move |r: GetPoints| Ok(fake.get_points(r))).await;
+        }
         match method.as_str() {
             "CollectionExists" => unary(request, move |r: CollectionExistsRequest| Ok(fake.exists(r))).await,
             "Create" => unary(request, move |r: CreateCollection| Ok(fake.create(r))).await,
@@ -149,6 +156,11 @@ impl Fake {
     fn count(&self, request: CountPoints) -> CountResponse {
         self.record(Call::Count(request));
         CountResponse { result: Some(CountResult { count: *lock(&self.count) }), ..CountResponse::default() }
+    }
+
+    fn get_points(&self, request: GetPoints) -> GetResponse {
+        self.record(Call::GetPoints(request));
+        GetResponse { result: lock(&self.vectors).clone(), ..GetResponse::default() }
     }
 
     fn scroll(&self, request: ScrollPoints) -> ScrollResponse {
@@ -565,4 +577,39 @@ fn qdrant_url_without_a_scheme_or_zero_dimension_is_refused_at_connect() {
     assert!(matches!(&error, VectorError::InvalidUrl { url, .. } if url == "qdrant:6334"), "{error}");
     let zero = QdrantSettings { dimension: 0, ..settings("http://qdrant:6334") };
     assert!(matches!(QdrantStore::connect(zero), Err(VectorError::ZeroDimension)));
+}
+
+/// Stored dense vectors come back in the order asked, read with one `Points/Get` that asks for
+/// the `dense` vector only and no payload; ids the server does not return are `None`.
+#[tokio::test]
+async fn qdrant_store_reads_stored_dense_vectors_for_rerankers() {
+    use qdrant_client::qdrant::{NamedVectorsOutput, VectorOutput, VectorsOutput, vector_output, vectors_output};
+    let fake = fake_with(Some(ready_collection()));
+    let dense = |data: Vec<f32>| VectorOutput {
+        vector: Some(vector_output::Vector::Dense(qdrant_client::qdrant::DenseVector { data })),
+        ..VectorOutput::default()
+    };
+    *lock(&fake.vectors) = vec![RetrievedPoint {
+        id: Some(7.into()),
+        vectors: Some(VectorsOutput {
+            vectors_options: Some(vectors_output::VectorsOptions::Vectors(NamedVectorsOutput {
+                vectors: HashMap::from([("dense".to_owned(), dense(vec![0.6, 0.8, 0.0, 0.0]))]),
+            })),
+        }),
+        ..RetrievedPoint::default()
+    }];
+    let (fake, url) = serve(fake).await;
+    let store = store(&url);
+    let vectors = store.dense_vectors(vec![3, 7]).await.expect("vectors");
+    assert_eq!(vectors, [None, Some(vec![0.6, 0.8, 0.0, 0.0])]);
+    let calls = fake.calls();
+    let Some(Call::GetPoints(get)) = calls.last() else { panic!("a Get call expected, got {calls:?}") };
+    assert_eq!(get.ids, [3.into(), 7.into()]);
+    let selector = get.with_vectors.clone().and_then(|w| w.selector_options);
+    assert_eq!(
+        selector,
+        Some(qdrant_client::qdrant::with_vectors_selector::SelectorOptions::Include(
+            qdrant_client::qdrant::VectorsSelector { names: vec!["dense".to_owned()] }
+        ))
+    );
 }

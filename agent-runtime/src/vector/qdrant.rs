@@ -11,6 +11,7 @@
 
 mod requests;
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -239,6 +240,20 @@ impl VectorStore for QdrantStore {
             self.ready().await?;
             let answer = self.client.count(request).await.map_err(|e| self.error("counting points in Qdrant", e))?;
             Ok(answer.result.map_or(0, |r| r.count))
+        })
+    }
+
+    fn dense_vectors(&self, ids: Vec<u64>) -> BoxFuture<'_, Result<Vec<Option<Vec<f32>>>, VectorError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.ready().await?;
+            let request = requests::get_dense_vectors(&self.collection, &ids);
+            let answer =
+                self.client.get_points(request).await.map_err(|e| self.error("reading vectors from Qdrant", e))?;
+            let mut found: HashMap<u64, Vec<f32>> = answer.result.into_iter().filter_map(requests::dense_of).collect();
+            Ok(ids.iter().map(|id| found.remove(id)).collect())
         })
     }
 

@@ -292,6 +292,39 @@ pub(super) fn grpc_filter(filter: &PayloadFilter) -> Result<Filter, VectorError>
     Ok(Filter::must(must))
 }
 
+/// Reads the stored dense vectors of `ids` (no payloads).
+pub(super) fn get_dense_vectors(collection: &str, ids: &[u64]) -> qdrant::GetPoints {
+    qdrant::GetPoints {
+        collection_name: collection.to_owned(),
+        ids: ids.iter().map(|&id| qdrant::PointId::from(id)).collect(),
+        with_payload: Some(WithPayloadSelector {
+            selector_options: Some(with_payload_selector::SelectorOptions::Enable(false)),
+        }),
+        with_vectors: Some(WithVectorsSelector {
+            selector_options: Some(with_vectors_selector::SelectorOptions::Include(qdrant::VectorsSelector {
+                names: vec![DENSE.to_owned()],
+            })),
+        }),
+        ..qdrant::GetPoints::default()
+    }
+}
+
+/// The id and dense vector of a retrieved point, when it has both.
+pub(super) fn dense_of(point: qdrant::RetrievedPoint) -> Option<(u64, Vec<f32>)> {
+    let id = match point.id?.point_id_options? {
+        qdrant::point_id::PointIdOptions::Num(id) => id,
+        qdrant::point_id::PointIdOptions::Uuid(_) => return None,
+    };
+    let output = match point.vectors?.vectors_options? {
+        qdrant::vectors_output::VectorsOptions::Vectors(mut named) => named.vectors.remove(DENSE)?,
+        qdrant::vectors_output::VectorsOptions::Vector(single) => single,
+    };
+    match output.into_vector() {
+        qdrant::vector_output::Vector::Dense(dense) => Some((id, dense.data)),
+        _ => None,
+    }
+}
+
 /// A hit from a scored or retrieved point; ids this store did not write are refused.
 pub(super) fn hit(
     id: Option<qdrant::PointId>,
