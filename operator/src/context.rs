@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use agent_crds::runtime_config::PodPaths;
-use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
@@ -36,6 +36,30 @@ impl Context {
             backoff: Backoff::default(),
             runtime_image,
             paths: PodPaths::default(),
+        }
+    }
+}
+
+impl Context {
+    /// Publishes an event about `object` (the note cut to the API's 1,000 characters); a
+    /// failure to publish is logged, never fatal.
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        object: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            let object = format!("{}/{}/{}", K::kind(&()), object.namespace().unwrap_or_default(), object.name_any());
+            tracing::warn!(%object, %error, "could not publish event");
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod offline;
 pub mod quantity;
 pub mod readiness;
 pub mod recipe;
+pub mod ssa;
 pub mod telemetry;
 
 use std::sync::Arc;

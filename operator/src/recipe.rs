@@ -10,15 +10,13 @@ use agent_crds::recipe::{Recipe, RecipeStatus};
 use agent_crds::recipe_params::recipe_problems;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, ResourceExt};
-use serde_json::json;
 
-use crate::agent::build::labels::FIELD_MANAGER;
 use crate::conditions::{Computed, merge};
 use crate::context::Context;
+use crate::ssa::{api, write_status};
 
 /// Reason of a Recipe whose own check fails.
 pub const INVALID_RECIPE: &str = "InvalidRecipe";
@@ -51,11 +49,7 @@ pub fn compute_status(recipe: &Recipe, now: &Time) -> RecipeStatus {
 pub async fn reconcile(recipe: Arc<Recipe>, ctx: Arc<Context>) -> Result<Action, Error> {
     let status = compute_status(&recipe, &Time(jiff::Timestamp::now()));
     if recipe.status.as_ref() != Some(&status) {
-        let api: Api<Recipe> = Api::namespaced(ctx.client.clone(), &recipe.namespace().unwrap_or_default());
-        let body = json!({ "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Recipe", "status": status });
-        api.patch_status(&recipe.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-            .await
-            .map_err(Error)?;
+        write_status(&ctx.client, recipe.as_ref(), &status).await.map_err(Error)?;
     }
     Ok(Action::await_change())
 }
@@ -75,11 +69,7 @@ pub async fn run(
     namespace: Option<&str>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<Recipe> = match namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
-    Controller::new(api, watcher::Config::default().any_semantic())
+    Controller::new(api::<Recipe>(&ctx.client, namespace), watcher::Config::default().any_semantic())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -22,16 +22,17 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
 use self::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use self::build::{BuildError, BuildInput, Children};
 use self::dereference::{ModelLookup, Observed};
 use self::status::Outcome;
 use crate::context::Context;
+use crate::ssa::api;
 
 /// How often an agent is reconciled without any change, to repair drift the watches missed.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -49,7 +50,7 @@ pub enum Error {
     Build(#[from] BuildError),
     /// Applying a child failed.
     #[error(transparent)]
-    Apply(#[from] apply::ApplyError),
+    Apply(#[from] crate::ssa::ApplyError),
     /// Writing status failed.
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
@@ -82,7 +83,7 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
         Ok(_) => ctx.backoff.reset(&key(&agent)),
         Err(error) => {
             ctx.metrics.failed("Agent", error.category());
-            publish(&ctx, &agent, EventType::Warning, "ReconcileFailed", error.to_string()).await;
+            ctx.publish(agent.as_ref(), EventType::Warning, "ReconcileFailed", error.to_string()).await;
         }
     }
     result
@@ -178,7 +179,7 @@ async fn announce_acceptance_change(ctx: &Context, agent: &Agent, status: &agent
     let Some(after) = crate::conditions::find(&status.conditions, ACCEPTED) else { return };
     let changed = before.is_none_or(|b| b.status != after.status || b.message != after.message);
     if changed && after.status == "False" {
-        publish(ctx, agent, EventType::Warning, &after.reason, after.message.clone()).await;
+        ctx.publish(agent, EventType::Warning, &after.reason, after.message.clone()).await;
     }
 }
 
@@ -190,20 +191,7 @@ async fn announce_rebinding(ctx: &Context, agent: &Agent, status: &agent_crds::A
         && before != after
     {
         let note = format!("Model {before} is gone or no longer matches the selector; bound to Model {after}");
-        publish(ctx, agent, EventType::Normal, "ModelRebound", note).await;
-    }
-}
-
-async fn publish(ctx: &Context, agent: &Agent, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &agent.object_ref(&())).await {
-        tracing::warn!(agent = %key(agent), %error, "could not publish event");
+        ctx.publish(agent, EventType::Normal, "ModelRebound", note).await;
     }
 }
 
@@ -233,16 +221,6 @@ fn uses_model(agent: &Agent, model: &str) -> bool {
 
 fn uses_recipe(agent: &Agent, recipe: &str) -> bool {
     agent.spec.knowledge.as_ref().is_some_and(|k| k.recipe == recipe)
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = ()> + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Runs the Agent controller until `shutdown` resolves. Children are watched by the

@@ -7,13 +7,11 @@ use agent_crds::render::{RenderError, agent_service_url};
 use agent_crds::{Agent, AgentStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
 
-use super::build::labels::FIELD_MANAGER;
 use super::dereference::{ModelLookup, Observed};
 use crate::conditions::{Computed, find, merge};
+use crate::ssa::write_status;
 
 /// How far the reconcile got.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,12 +139,6 @@ pub async fn patch_status(client: &Client, agent: &Agent, status: &AgentStatus) 
     if agent.status.as_ref() == Some(status) {
         return Ok(false);
     }
-    let api: Api<Agent> = Api::namespaced(client.clone(), &agent.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": "agent-operator.dev/v1alpha1",
-        "kind": "Agent",
-        "status": status,
-    });
-    api.patch_status(&agent.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    write_status(client, agent, status).await?;
     Ok(true)
 }

@@ -26,11 +26,11 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
 
 use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
@@ -40,6 +40,7 @@ use self::status::{Outcome, cache_condition};
 use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::backoff::Backoff;
 use crate::context::Context;
+use crate::ssa::api;
 
 /// How often a healthy Model is reconciled without any change (drift the watches missed).
 const RESYNC: Duration = Duration::from_secs(600);
@@ -77,7 +78,7 @@ pub enum Error {
     Dereference(#[source] kube::Error),
     /// Applying a child failed.
     #[error(transparent)]
-    Apply(#[from] apply::ApplyError),
+    Apply(#[from] crate::ssa::ApplyError),
     /// Writing status failed.
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
@@ -103,7 +104,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<ModelContext>) -> Result<Acti
         Ok(_) => ctx.base.backoff.reset(&key(&model)),
         Err(error) => {
             ctx.base.metrics.failed("Model", error.category());
-            publish(&ctx.base, &model, EventType::Warning, "ReconcileFailed", error.to_string()).await;
+            ctx.base.publish(model.as_ref(), EventType::Warning, "ReconcileFailed", error.to_string()).await;
         }
     }
     result
@@ -229,20 +230,7 @@ async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelS
         return;
     }
     let type_ = if after.status == "True" { EventType::Normal } else { EventType::Warning };
-    publish(ctx, model, type_, &after.reason, after.message.clone()).await;
-}
-
-async fn publish(ctx: &Context, model: &Model, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &model.object_ref(&())).await {
-        tracing::warn!(model = %key(model), %error, "could not publish event");
-    }
+    ctx.publish(model, type_, &after.reason, after.message.clone()).await;
 }
 
 /// The Model an Agent is bound to, so a binding change updates the Model's `boundAgents`.
@@ -251,16 +239,6 @@ fn bound_model(agent: Agent) -> Option<ObjectRef<Model>> {
     let name = agent.status.as_ref()?.bound_model.as_ref()?;
     let namespace = agent.namespace()?;
     Some(ObjectRef::new(name).within(&namespace))
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = ()> + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Runs the Model controller until `shutdown` resolves. Children are watched by the

@@ -8,17 +8,15 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use kube::{Client, ResourceExt};
 
 use super::build::Devices;
 use super::build::service::service_url;
 use super::dereference::Observed;
 use super::probe::ProbeFailure;
 use super::source::Source;
-use crate::agent::build::labels::FIELD_MANAGER;
 use crate::conditions::{Computed, merge};
+use crate::ssa::write_status;
 
 /// Most model names kept in `status.servedModels` (some providers list hundreds).
 pub const MAX_SERVED_MODELS: usize = 100;
@@ -213,13 +211,7 @@ pub async fn patch_status(client: &Client, model: &Model, status: &ModelStatus) 
     if model.status.as_ref() == Some(status) {
         return Ok(false);
     }
-    let api: Api<Model> = Api::namespaced(client.clone(), &model.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": "agent-operator.dev/v1alpha1",
-        "kind": "Model",
-        "status": status,
-    });
-    api.patch_status(&model.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    write_status(client, model, status).await?;
     Ok(true)
 }
 
