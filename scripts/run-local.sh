@@ -16,6 +16,7 @@ MANIFEST="${1:-examples/local-agent.yaml}"
 MODEL_PORT="${LLAMA_PORT:-8091}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
 
+bash scripts/install-system.sh
 echo "== installing llama-server and Gemma 3 270M (cached after the first run)"
 bash scripts/install-llm.sh
 echo "== building agent-runtime"

@@ -9,6 +9,7 @@ cd "$ROOT"
 export AGENT_TOOLS_DIR="${AGENT_TOOLS_DIR:-$HOME/.cache/agent-operator/tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
 
+bash scripts/install-system.sh
 echo "== installing test tools (kubernetes-validate, kubectl, helm)"
 bash scripts/install-tools.sh
 export PATH="$AGENT_TOOLS_DIR/bin:$PATH"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages the other install scripts assume, only when one is missing:
+# a C/C++ toolchain (llama.cpp is built from source; some crates compile C), Python's venv
+# module (the LLM and benchmark venvs), curl (scripts/run-local.sh waits on llama-server with
+# it) and flock. On a machine that has them this does nothing and needs no network or root.
+set -euo pipefail
+
+missing=()
+command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 \
+  || missing+=(build-essential)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-system.sh: missing ${missing[*]}, and there is no apt-get here: install them first" >&2
+  exit 1
+fi
+SUDO=()
+[[ "$(id -u)" -eq 0 ]] || SUDO=(sudo)
+echo "== installing system packages: ${missing[*]}"
+"${SUDO[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
