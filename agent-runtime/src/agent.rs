@@ -154,7 +154,7 @@ impl Agent {
         let Some(pipeline) = &self.pipeline else { return Ok(RecipeTurn::default()) };
         let question = new_messages.iter().rev().find(|m| m.role == Role::User).map(Message::content_str);
         let Some(question) = question.filter(|q| !q.trim().is_empty()) else {
-            return Ok(RecipeTurn { system: pipeline.system()?, ..RecipeTurn::default() });
+            return Ok(RecipeTurn { system: pipeline.system(), ..RecipeTurn::default() });
         };
         match pipeline.mode() {
             PipelineMode::Answer | PipelineMode::Retrieve => {
@@ -169,7 +169,7 @@ impl Agent {
                 })
             }
             PipelineMode::Summarize => {
-                let system = pipeline.system()?;
+                let system = pipeline.system();
                 let part_tokens = (self.limits.context_budget / 2).max(256);
                 let (prompt, calls) = summarize::final_prompt(
                     pipeline,
@@ -183,7 +183,7 @@ impl Agent {
                 tracing::info!(calls, "summary parts reduced");
                 Ok(RecipeTurn { system, prompt: Some(prompt), without_tools: true, ..RecipeTurn::default() })
             }
-            PipelineMode::Agent => Ok(RecipeTurn { system: pipeline.system()?, ..RecipeTurn::default() }),
+            PipelineMode::Agent => Ok(RecipeTurn { system: pipeline.system(), ..RecipeTurn::default() }),
         }
     }
 

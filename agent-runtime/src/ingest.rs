@@ -203,17 +203,18 @@ async fn send_with_retries(
     source: &Source,
 ) -> Outcome {
     let mut delay = Duration::from_millis(500);
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 1;
+    loop {
         match send(client, endpoint, api_key, source).await {
             Err(Retry::Busy(_)) if attempt < ATTEMPTS => {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
+                attempt += 1;
             }
             Err(Retry::Busy(why) | Retry::Final(why)) => return Outcome::Failed(why),
             Ok(outcome) => return outcome,
         }
     }
-    Outcome::Failed("no attempt made".into())
 }
 
 /// A failed send: worth retrying (the agent is busy or starting) or final.

@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub config: RecipeConfig,
     knowledge: Option<Arc<Knowledge>>,
     endpoint: Option<RerankEndpoint>,
+    /// The system template rendered once: it sees only the parameters, which are fixed.
+    system: Option<String>,
 }
 
 impl Pipeline {
@@ -84,7 +86,14 @@ impl Pipeline {
             }
             _ => None,
         };
-        Ok(Self { config, knowledge, endpoint })
+        let system = match &config.spec.generate.system_template {
+            Some(template) => {
+                let text = render(TemplateField::System, template, &json!({ "params": config.parameters }))?;
+                Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+            }
+            None => None,
+        };
+        Ok(Self { config, knowledge, endpoint, system })
     }
 
     /// The recipe's mode.
@@ -98,10 +107,8 @@ impl Pipeline {
     }
 
     /// The rendered system template, if the recipe has one.
-    pub fn system(&self) -> Result<Option<String>, RecipeError> {
-        let Some(template) = &self.config.spec.generate.system_template else { return Ok(None) };
-        let text = render(TemplateField::System, template, &json!({ "params": self.params() }))?;
-        Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
+    pub fn system(&self) -> Option<String> {
+        self.system.clone()
     }
 
     /// Retrieves `fetchK` candidates above the threshold, reranks them and keeps `topK`.
@@ -166,6 +173,6 @@ impl Pipeline {
                 text: c.text,
             })
             .collect();
-        Ok(Plan { system: self.system()?, prompt, appendix, citations })
+        Ok(Plan { system: self.system(), prompt, appendix, citations })
     }
 }
