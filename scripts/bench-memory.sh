@@ -12,7 +12,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
+# shellcheck source=scripts/target-dir.sh
+source "$ROOT/scripts/target-dir.sh"
 VENV="${BENCH_VENV:-$HOME/.cache/agent-operator/bench-venv}"
 CHROMA_VERSION=1.5.9
 # chromadb pulls in python-dateutil 4, which breaks botocore (a LiteLLM dependency in the same

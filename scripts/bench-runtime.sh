@@ -10,7 +10,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
+# shellcheck source=scripts/target-dir.sh
+source "$ROOT/scripts/target-dir.sh"
 VENV="${BENCH_VENV:-$HOME/.cache/agent-operator/bench-venv}"
 # The newest release whose dependencies the package index here can satisfy (1.103 and later
 # require a certifi release it does not have).

@@ -14,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 MANIFEST="${1:-examples/local-agent.yaml}"
 MODEL_PORT="${LLAMA_PORT:-8091}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
+# shellcheck source=scripts/target-dir.sh
+source "$ROOT/scripts/target-dir.sh"
 
 bash scripts/install-system.sh
 echo "== installing llama-server and Gemma 3 270M (cached after the first run)"

@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export AGENT_TOOLS_DIR="${AGENT_TOOLS_DIR:-$HOME/.cache/agent-operator/tools}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agent-operator/target}"
+# shellcheck source=scripts/target-dir.sh
+source "$ROOT/scripts/target-dir.sh"
 
 bash scripts/install-system.sh
 echo "== installing test tools (kubernetes-validate, kubectl, helm)"
