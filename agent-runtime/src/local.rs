@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use agent_crds::catalogue;
 use agent_crds::manifests::Manifests;
+use agent_crds::model_selection::{ModelResolutionError, NoMatch, Readiness, resolve_model};
 use agent_crds::render::{RenderError, render_runtime_config};
 use agent_crds::runtime_config::PodPaths;
 use agent_crds::{Agent, RuntimeConfig};
@@ -116,17 +117,68 @@ fn choose_agent(manifests: &Manifests, wanted: Option<&str>) -> Result<Agent, Lo
     }
 }
 
+/// The agent's Model by agent-crds' rule (the operator's scheduler for selectors); Models on disk
+/// have no status, so they count as Ready.
 fn choose_model(manifests: &Manifests, agent: &Agent) -> Result<agent_crds::Model, LocalError> {
     let models = manifests.models_for(agent);
-    if let Some(reference) = &agent.spec.model.model_ref {
-        return models.into_iter().find(|m| m.name_any() == reference.name).ok_or_else(|| {
-            LocalError::Model(format!("Model {} is not in the manifests; add it beside the Agent", reference.name))
-        });
+    match resolve_model(agent, &models, Readiness::AssumedWithoutStatus) {
+        Ok(model) => Ok(model.clone()),
+        Err(ModelResolutionError::NotFound(name)) => {
+            Err(LocalError::Model(format!("Model {name} is not in the manifests; add it beside the Agent")))
+        }
+        Err(ModelResolutionError::NoMatch(NoMatch(why))) => {
+            Err(LocalError::Model(format!("no Model in the manifests matches spec.model.selector: {why}")))
+        }
+        Err(unspecified @ ModelResolutionError::Unspecified) => Err(LocalError::Model(unspecified.to_string())),
     }
-    let chat: Vec<_> = models.into_iter().filter(|m| m.spec.capabilities.chat).collect();
-    match chat.as_slice() {
-        [only] => Ok(only.clone()),
-        [] => Err(LocalError::Model("no chat Model in the manifests".into())),
-        _ => Err(LocalError::Model("several Models match; name one with spec.model.modelRef".into())),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MODELS: &str = "\
+apiVersion: agent-operator.dev/v1alpha1
+kind: Model
+metadata: {name: chat-only}
+spec:
+  endpoint: {baseUrl: 'http://127.0.0.1:9/v1', model: small}
+  capabilities: {chat: true}
+---
+apiVersion: agent-operator.dev/v1alpha1
+kind: Model
+metadata: {name: with-tools}
+spec:
+  endpoint: {baseUrl: 'http://127.0.0.1:9/v1', model: large}
+  capabilities: {chat: true, tools: true}
+";
+
+    /// Loads `MODELS` and an Agent whose spec is `spec` (YAML flow mappings, one per line).
+    fn load_agent(test: &str, spec: &str) -> Result<RuntimeConfig, LocalError> {
+        let dir = std::env::temp_dir().join(format!("agent-runtime-local-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agent.yaml");
+        let agent =
+            format!("apiVersion: agent-operator.dev/v1alpha1\nkind: Agent\nmetadata: {{name: a}}\nspec:\n{spec}");
+        std::fs::write(&file, format!("{MODELS}---\n{agent}")).unwrap();
+        let options =
+            LocalOptions { manifests: file, agent: None, data_dir: dir.join("data"), secrets_dir: dir.join("secrets") };
+        let result = load(&options);
+        std::fs::remove_dir_all(&dir).ok();
+        result
+    }
+
+    #[test]
+    fn a_selector_binds_a_model_by_the_operators_rule_and_says_why_none_matches() {
+        let config = load_agent("selector", "  model: {selector: {capabilities: [chat, tools]}}\n").unwrap();
+        assert_eq!(config.model.model_object, "with-tools");
+        let error = load_agent("no-match", "  model: {selector: {capabilities: [embeddings]}}\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no Model in the manifests matches spec.model.selector: chat-only (lacks Embeddings), \
+             with-tools (lacks Embeddings)"
+        );
+        let error = load_agent("missing", "  model: {modelRef: {name: gone}}\n").unwrap_err();
+        assert_eq!(error.to_string(), "Model gone is not in the manifests; add it beside the Agent");
     }
 }

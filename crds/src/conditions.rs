@@ -1,4 +1,8 @@
-//! Condition types and reasons shared by the operator (which writes them) and tools that read them.
+//! Condition types, statuses and reasons shared by the operator (which writes them) and tools that
+//! read them.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use serde::{Deserialize, Serialize};
 
 /// The spec and its references are valid.
 pub const ACCEPTED: &str = "Accepted";
@@ -6,6 +10,49 @@ pub const ACCEPTED: &str = "Accepted";
 pub const MODEL_READY: &str = "ModelReady";
 /// The object serves: for an agent, its pod answers `/readyz`.
 pub const READY: &str = "Ready";
+
+/// Status of a condition. On the wire it is the text `True`, `False` or `Unknown` (serde and
+/// [`Status::as_str`] agree); Kubernetes types hold it as a `String`, read it with [`Status::of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// The condition holds.
+    True,
+    False,
+    /// Not known yet.
+    Unknown,
+}
+
+impl Status {
+    /// The wire text of the status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+
+    /// The status a condition's `status` text stands for; text that is neither `True` nor
+    /// `False` is `Unknown`, as the API conventions read it.
+    pub fn of(text: &str) -> Self {
+        match text {
+            "True" => Self::True,
+            "False" => Self::False,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the condition of `type_` is present and `True`.
+pub fn holds(conditions: &[Condition], type_: &str) -> bool {
+    conditions.iter().any(|c| c.type_ == type_ && Status::of(&c.status) == Status::True)
+}
 
 /// Reasons written into conditions; CamelCase, stable, documented.
 pub mod reason {
@@ -41,4 +88,19 @@ pub mod reason {
     pub const INVALID_RECIPE_TEMPLATE: &str = "InvalidRecipeTemplate";
     /// The spec was not accepted, so nothing runs.
     pub const NOT_ACCEPTED: &str = "NotAccepted";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_and_as_str_write_the_same_wire_text_and_of_reads_it_back() {
+        for status in [Status::True, Status::False, Status::Unknown] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(serde_json::from_value::<Status>(status.as_str().into()).unwrap(), status);
+            assert_eq!(Status::of(status.as_str()), status);
+        }
+        assert_eq!(Status::of("true"), Status::Unknown, "the wire text is case-sensitive");
+    }
 }

@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod crd;
 pub mod manifests;
 pub mod model;
+pub mod model_selection;
 pub mod recipe;
 pub mod recipe_params;
 pub mod references;

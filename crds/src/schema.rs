@@ -2,6 +2,8 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 
+use crate::conditions::Status;
+
 /// A list of conditions keyed by `type`, so server-side apply merges them per condition and
 /// kstatus-aware tools (Argo CD, Flux) read them.
 pub fn conditions(_: &mut SchemaGenerator) -> Schema {
@@ -15,7 +17,7 @@ pub fn conditions(_: &mut SchemaGenerator) -> Schema {
             "required": ["type", "status", "lastTransitionTime", "reason", "message"],
             "properties": {
                 "type": { "type": "string", "maxLength": 316, "description": "Type of the condition, e.g. Ready." },
-                "status": { "type": "string", "enum": ["True", "False", "Unknown"], "description": "Status of the condition." },
+                "status": { "type": "string", "enum": [Status::True.as_str(), Status::False.as_str(), Status::Unknown.as_str()], "description": "Status of the condition." },
                 "observedGeneration": { "type": "integer", "format": "int64", "minimum": 0, "description": "The metadata.generation the condition was computed from." },
                 "lastTransitionTime": { "type": "string", "format": "date-time", "description": "When the status last changed." },
                 "reason": { "type": "string", "maxLength": 1024, "description": "A CamelCase machine-readable reason." },

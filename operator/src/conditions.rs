@@ -1,28 +1,8 @@
 //! Status conditions: computed fresh on every reconcile, merged with the previous ones so that
 //! `lastTransitionTime` moves only when a condition's status flips.
 
+pub use agent_crds::conditions::Status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-
-/// Status of a condition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// The condition holds.
-    True,
-    /// The condition does not hold.
-    False,
-    /// Not known yet.
-    Unknown,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::True => "True",
-            Self::False => "False",
-            Self::Unknown => "Unknown",
-        }
-    }
-}
 
 /// A condition as computed by a reconcile, before timestamps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,14 +40,13 @@ pub fn merge(previous: &[Condition], computed: Vec<Computed>, generation: Option
     computed
         .into_iter()
         .map(|c| {
-            let status = c.status.as_str();
             let last_transition_time = previous
                 .iter()
-                .find(|p| p.type_ == c.type_ && p.status == status)
+                .find(|p| p.type_ == c.type_ && Status::of(&p.status) == c.status)
                 .map_or_else(|| now.clone(), |p| p.last_transition_time.clone());
             Condition {
                 type_: c.type_.to_owned(),
-                status: status.to_owned(),
+                status: c.status.to_string(),
                 reason: c.reason.to_owned(),
                 message: c.message,
                 observed_generation: generation,

@@ -4,13 +4,13 @@
 
 use agent_crds::Agent;
 use agent_crds::manifests::{Manifests, ParseError};
-use agent_crds::render::render_runtime_config;
+use agent_crds::model_selection::{ModelResolutionError, Readiness, resolve_model};
+use agent_crds::render::{RenderError, render_runtime_config};
 use agent_crds::runtime_config::PodPaths;
 use kube::ResourceExt;
 
 use crate::agent::build::{BuildInput, Children, build};
 use crate::agent::dereference::{ModelLookup, Observed};
-use crate::agent::model_selection::select_model;
 use crate::agent::secrets::referenced_secret_keys;
 use crate::agent::validate::validate;
 
@@ -31,19 +31,15 @@ pub enum OfflineError {
 }
 
 /// Resolves an agent's references against manifests, as `dereference` does in a cluster, with
-/// the scheduler's model selection for selectors. Secrets are assumed to exist.
+/// the model-resolution rule local mode uses too (Models on disk have no status, so they count as
+/// Ready). Secrets are assumed to exist.
 pub fn observe(manifests: &Manifests, agent: &Agent) -> Observed {
     let models = manifests.models_for(agent);
-    let model = match (&agent.spec.model.model_ref, &agent.spec.model.selector) {
-        (Some(reference), _) => models
-            .iter()
-            .find(|m| m.name_any() == reference.name)
-            .map_or_else(|| ModelLookup::NotFound(reference.name.clone()), |m| ModelLookup::Found(Box::new(m.clone()))),
-        (None, Some(selector)) => match select_model(selector, &models, None) {
-            Ok(model) => ModelLookup::Found(Box::new(model.clone())),
-            Err(no_match) => ModelLookup::NoMatch(no_match),
-        },
-        (None, None) => ModelLookup::NotLookedUp,
+    let model = match resolve_model(agent, &models, Readiness::AssumedWithoutStatus) {
+        Ok(model) => ModelLookup::Found(Box::new(model.clone())),
+        Err(ModelResolutionError::NotFound(name)) => ModelLookup::NotFound(name),
+        Err(ModelResolutionError::NoMatch(no_match)) => ModelLookup::NoMatch(no_match),
+        Err(ModelResolutionError::Unspecified) => ModelLookup::NotLookedUp,
     };
     let chosen = match &model {
         ModelLookup::Found(found) => Some((**found).clone()),
@@ -62,7 +58,15 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
     validate(agent).map_err(invalid)?;
     let observed = observe(manifests, agent);
     let paths = PodPaths::default();
-    let config = render_runtime_config(agent, &observed.references, &paths).map_err(|e| invalid(e.to_string()))?;
+    let config = render_runtime_config(agent, &observed.references, &paths).map_err(|error| {
+        invalid(match (&error, &observed.model) {
+            (RenderError::ModelMissing(_), ModelLookup::NotFound(name)) => {
+                format!("Model {name} is not in the manifests")
+            }
+            (RenderError::ModelMissing(_), ModelLookup::NoMatch(no_match)) => no_match.to_string(),
+            _ => error.to_string(),
+        })
+    })?;
     let input = BuildInput {
         agent,
         config: &config,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use agent_crds::catalogue::{self, RECIPE_FILE};
 use agent_crds::manifests::Manifests;
+use agent_crds::model_selection::{Readiness, resolve_model};
 use agent_crds::recipe::{PipelineMode, Recipe};
 use agent_crds::render::{RenderError, render_recipe_config, render_runtime_config};
 use agent_crds::runtime_config::PodPaths;
@@ -372,15 +373,13 @@ fn check_example(file: &Path, recipe: &Recipe) -> Vec<String> {
     problems
 }
 
-/// The Model the example names, else a stand-in so the rest of the Agent can be checked.
+/// The Model the example resolves to by agent-crds' rule (the one local mode and the operator
+/// use), else a stand-in so the rest of the Agent can be checked.
 fn chosen_model(manifests: &Manifests, agent: &Agent) -> Model {
-    let wanted = agent.spec.model.model_ref.as_ref().map(|r| r.name.clone());
     let models = manifests.models_for(agent);
-    let found = match &wanted {
-        Some(name) => models.into_iter().find(|m| &m.name_any() == name),
-        None => models.into_iter().find(|m| m.spec.capabilities.chat),
-    };
+    let found = resolve_model(agent, &models, Readiness::AssumedWithoutStatus).ok().cloned();
     found.unwrap_or_else(|| {
+        let wanted = agent.spec.model.model_ref.as_ref().map(|r| r.name.clone());
         let name = wanted.unwrap_or_else(|| "stand-in".to_owned());
         serde_json::from_value(json!({
             "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use agent_crds::Agent;
 use agent_crds::catalogue;
 use agent_crds::model::Model;
+use agent_crds::model_selection::{NoMatch, Readiness, select_model};
 use agent_crds::recipe::Recipe;
 use agent_crds::render::ResolvedReferences;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -16,7 +17,6 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use super::build::labels::{config_map_name, data_claim_name, headless_service_name};
-use super::model_selection::{NoMatch, select_model};
 use super::secrets::{SecretKeys, referenced_secret_keys};
 
 /// What the reconcile found in the cluster.
@@ -151,7 +151,7 @@ async fn find_model(models: &Api<Model>, agent: &Agent) -> Result<ModelLookup, k
     let Some(selector) = &agent.spec.model.selector else { return Ok(ModelLookup::NotLookedUp) };
     let all = models.list(&ListParams::default()).await?.items;
     let bound = agent.status.as_ref().and_then(|s| s.bound_model.as_deref());
-    Ok(match select_model(selector, &all, bound) {
+    Ok(match select_model(selector, &all, bound, Readiness::FromStatus) {
         Ok(model) => ModelLookup::Found(Box::new(model.clone())),
         Err(no_match) => ModelLookup::NoMatch(no_match),
     })

@@ -3,7 +3,6 @@
 pub mod apply;
 pub mod build;
 pub mod dereference;
-pub mod model_selection;
 pub mod secrets;
 pub mod status;
 pub mod validate;
@@ -12,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_crds::Agent;
-use agent_crds::conditions::ACCEPTED;
+use agent_crds::conditions::{ACCEPTED, Status};
 use agent_crds::model::Model;
 use agent_crds::recipe::Recipe;
 use agent_crds::render::{RenderError, render_runtime_config};
@@ -178,7 +177,7 @@ async fn announce_acceptance_change(ctx: &Context, agent: &Agent, status: &agent
     let before = agent.status.as_ref().and_then(|s| crate::conditions::find(&s.conditions, ACCEPTED));
     let Some(after) = crate::conditions::find(&status.conditions, ACCEPTED) else { return };
     let changed = before.is_none_or(|b| b.status != after.status || b.message != after.message);
-    if changed && after.status == "False" {
+    if changed && Status::of(&after.status) == Status::False {
         ctx.publish(agent, EventType::Warning, &after.reason, after.message.clone()).await;
     }
 }

@@ -2,7 +2,7 @@
 //! written only when they changed.
 
 use agent_crds::agent::OperatingMode;
-use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, reason};
+use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, Status, reason};
 use agent_crds::render::{RenderError, agent_service_url};
 use agent_crds::{Agent, AgentStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -87,7 +87,7 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
         ModelLookup::Found(model) => {
             let name = model.name_any();
             match model.status.as_ref().and_then(|s| find(&s.conditions, READY)) {
-                Some(c) if c.status == "True" => {
+                Some(c) if Status::of(&c.status) == Status::True => {
                     Computed::yes(MODEL_READY, reason::MODEL_READY, format!("Model {name} is ready"))
                 }
                 Some(c) => Computed::no(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_crds::Agent;
-use agent_crds::conditions::READY;
+use agent_crds::conditions::{READY, Status, holds};
 use agent_crds::model::{Model, ModelStatus, reason};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -163,8 +163,8 @@ async fn serve(
         .as_ref()
         .and_then(|claim| claim.metadata.annotations.as_ref()?.get(CACHE_SOURCE_ANNOTATION))
         .is_some_and(|digest| *digest == source.digest());
-    let cache_ready = cache_condition(&source, observed.children.download_job.as_ref(), cache_recorded).status
-        == crate::conditions::Status::True;
+    let cache_ready =
+        cache_condition(&source, observed.children.download_job.as_ref(), cache_recorded).status == Status::True;
     let input = BuildInput {
         model,
         serve,
@@ -178,10 +178,8 @@ async fn serve(
     let written = apply::apply(&ctx.base.client, &namespace, &children, &observed.children).await?;
     tracing::debug!(model = %key(model), written, "applied children");
     let outcome = Outcome::Applied { source, cache_ready, cache_recorded };
-    let ready = status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now()))
-        .conditions
-        .iter()
-        .any(|c| c.type_ == READY && c.status == "True");
+    let ready =
+        holds(&status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now())).conditions, READY);
     Ok((outcome, Action::requeue(if ready { RESYNC } else { PROGRESS })))
 }
 
@@ -229,7 +227,7 @@ async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelS
     if progress.contains(&after.reason.as_str()) {
         return;
     }
-    let type_ = if after.status == "True" { EventType::Normal } else { EventType::Warning };
+    let type_ = if Status::of(&after.status) == Status::True { EventType::Normal } else { EventType::Warning };
     ctx.publish(model, type_, &after.reason, after.message.clone()).await;
 }
 

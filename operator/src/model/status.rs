@@ -2,7 +2,7 @@
 //! number of bound agents, computed from the outcome of a reconcile (pure) and written only when
 //! they changed.
 
-use agent_crds::conditions::READY;
+use agent_crds::conditions::{READY, Status};
 use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, Model, ModelStatus, reason};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -150,7 +150,9 @@ pub fn cache_condition(source: &Source, job: Option<&Job>, recorded: bool) -> Co
     if status.succeeded.unwrap_or(0) >= 1 {
         return downloaded();
     }
-    if let Some(failed) = status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && c.status == "True") {
+    if let Some(failed) =
+        status.conditions.iter().flatten().find(|c| c.type_ == "Failed" && Status::of(&c.status) == Status::True)
+    {
         let why = failed.message.clone().or_else(|| failed.reason.clone()).unwrap_or_default();
         return Computed::no(
             CACHE_READY,
@@ -199,8 +201,13 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
 
 /// `pod <name>: <scheduler message>` of a pod the scheduler could not place.
 fn unschedulable_message(pod: &Pod) -> Option<String> {
-    let condition =
-        pod.status.as_ref()?.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    let condition = pod
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && Status::of(&c.status) == Status::False)?;
     let why = condition.message.clone().or_else(|| condition.reason.clone()).unwrap_or_default();
     Some(format!("pod {} cannot be scheduled: {why}", pod.name_any()))
 }
@@ -250,7 +257,7 @@ mod tests {
             Some(&job(JobStatus {
                 conditions: Some(vec![JobCondition {
                     type_: "Failed".into(),
-                    status: "True".into(),
+                    status: Status::True.to_string(),
                     message: Some("Job has reached the specified backoff limit".into()),
                     ..JobCondition::default()
                 }]),
@@ -279,7 +286,7 @@ mod tests {
             failed: Some(5),
             conditions: Some(vec![JobCondition {
                 type_: "Failed".into(),
-                status: "True".into(),
+                status: Status::True.to_string(),
                 reason: Some("BackoffLimitExceeded".into()),
                 ..JobCondition::default()
             }]),
@@ -292,7 +299,7 @@ mod tests {
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason::DOWNLOAD_FAILED));
+        assert_eq!((Status::of(&ready.status), ready.reason.as_str()), (Status::False, reason::DOWNLOAD_FAILED));
         assert!(
             ready.message.contains("BackoffLimitExceeded") && ready.message.contains("delete the Job"),
             "{ready:?}"
@@ -331,7 +338,7 @@ mod tests {
             status: Some(PodStatus {
                 conditions: Some(vec![PodCondition {
                     type_: "PodScheduled".into(),
-                    status: "False".into(),
+                    status: Status::False.to_string(),
                     reason: Some("Unschedulable".into()),
                     message: Some("0/3 nodes are available: 3 cannot allocate all claims.".into()),
                     ..PodCondition::default()
