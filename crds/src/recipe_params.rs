@@ -10,8 +10,83 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::recipe::{ParameterType, RecipeParameter, RecipeSpec, RerankStrategy, SummaryStrategy};
-use crate::render::RenderError;
-use crate::templates::check_recipe;
+use crate::templates::{TemplateError, check_recipe};
+
+/// Why an agent's parameters do not suit its recipe; each names the recipe.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParameterError {
+    /// The agent sets a parameter the recipe does not declare.
+    #[error("recipe {recipe} has no parameter {name}; it declares: {declared}")]
+    UnknownParameter {
+        /// Recipe name.
+        recipe: String,
+        /// Offending parameter.
+        name: String,
+        /// Declared parameters, comma separated.
+        declared: String,
+    },
+    /// A parameter value has the wrong type.
+    #[error("parameter {name} of recipe {recipe} must be {expected}, got {got}")]
+    WrongParameterType {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// Declared type.
+        expected: &'static str,
+        /// The JSON given.
+        got: String,
+    },
+    /// A parameter without default was not set.
+    #[error("recipe {recipe} needs parameter {name}")]
+    MissingParameter {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+    },
+    /// A parameter value is not one of the parameter's allowed values.
+    #[error("parameter {name} of recipe {recipe} must be one of {allowed}; got {got}")]
+    ParameterNotAllowed {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// The allowed values as JSON, comma separated.
+        allowed: String,
+        /// The JSON given.
+        got: String,
+    },
+    /// A parameter overriding a pipeline setting has a value the setting does not take.
+    #[error("parameter {name} of recipe {recipe} sets {field}, which {reason}")]
+    InvalidOverride {
+        /// Recipe name.
+        recipe: String,
+        /// Parameter name.
+        name: String,
+        /// The overridden setting, e.g. `retrieve.topK`.
+        field: &'static str,
+        /// What the setting takes.
+        reason: String,
+    },
+    /// The recipe's pipeline, with the parameters' overrides, breaks a rule of the Recipe schema.
+    #[error("recipe {recipe} with these parameters: {problems}")]
+    InvalidPipeline {
+        /// Recipe name.
+        recipe: String,
+        /// The broken rules, `; ` separated.
+        problems: String,
+    },
+    /// A template of the recipe does not parse or uses a variable the runtime does not give it.
+    #[error("recipe {recipe}: {error}")]
+    Template {
+        /// Recipe name.
+        recipe: String,
+        /// The template's field and what is wrong.
+        #[source]
+        error: TemplateError,
+    },
+}
 
 /// Parameter names that override a pipeline setting, and the setting each overrides.
 pub const OVERRIDES: [(&str, &str); 9] = [
@@ -32,10 +107,10 @@ pub fn resolve(
     recipe: &str,
     set: &BTreeMap<String, Value>,
     spec: &RecipeSpec,
-) -> Result<(BTreeMap<String, Value>, RecipeSpec), RenderError> {
+) -> Result<(BTreeMap<String, Value>, RecipeSpec), ParameterError> {
     let declared = &spec.parameters;
     if let Some(unknown) = set.keys().find(|k| !declared.iter().any(|p| &p.name == *k)) {
-        return Err(RenderError::UnknownParameter {
+        return Err(ParameterError::UnknownParameter {
             recipe: recipe.to_owned(),
             name: unknown.clone(),
             declared: declared.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", "),
@@ -44,12 +119,11 @@ pub fn resolve(
     let mut parameters = BTreeMap::new();
     let mut effective = spec.clone();
     for parameter in declared {
-        let value = set
-            .get(&parameter.name)
-            .or(parameter.default.as_ref())
-            .ok_or_else(|| RenderError::MissingParameter { recipe: recipe.to_owned(), name: parameter.name.clone() })?;
+        let value = set.get(&parameter.name).or(parameter.default.as_ref()).ok_or_else(|| {
+            ParameterError::MissingParameter { recipe: recipe.to_owned(), name: parameter.name.clone() }
+        })?;
         check_value(recipe, parameter, value)?;
-        apply_override(&mut effective, &parameter.name, value).map_err(|reason| RenderError::InvalidOverride {
+        apply_override(&mut effective, &parameter.name, value).map_err(|reason| ParameterError::InvalidOverride {
             recipe: recipe.to_owned(),
             name: parameter.name.clone(),
             field: OVERRIDES.iter().find(|(name, _)| *name == parameter.name).map_or("", |(_, field)| field),
@@ -59,16 +133,16 @@ pub fn resolve(
     }
     let problems = pipeline_problems(&effective);
     if !problems.is_empty() {
-        return Err(RenderError::InvalidPipeline { recipe: recipe.to_owned(), problems: problems.join("; ") });
+        return Err(ParameterError::InvalidPipeline { recipe: recipe.to_owned(), problems: problems.join("; ") });
     }
     check_recipe(&effective, &parameters)
-        .map_err(|error| RenderError::Template { recipe: recipe.to_owned(), error })?;
+        .map_err(|error| ParameterError::Template { recipe: recipe.to_owned(), error })?;
     Ok((parameters, effective))
 }
 
-fn check_value(recipe: &str, parameter: &RecipeParameter, value: &Value) -> Result<(), RenderError> {
+fn check_value(recipe: &str, parameter: &RecipeParameter, value: &Value) -> Result<(), ParameterError> {
     if !has_type(value, parameter.kind) {
-        return Err(RenderError::WrongParameterType {
+        return Err(ParameterError::WrongParameterType {
             recipe: recipe.to_owned(),
             name: parameter.name.clone(),
             expected: type_name(parameter.kind),
@@ -76,7 +150,7 @@ fn check_value(recipe: &str, parameter: &RecipeParameter, value: &Value) -> Resu
         });
     }
     if !parameter.allowed.is_empty() && !parameter.allowed.iter().any(|allowed| same_value(allowed, value)) {
-        return Err(RenderError::ParameterNotAllowed {
+        return Err(ParameterError::ParameterNotAllowed {
             recipe: recipe.to_owned(),
             name: parameter.name.clone(),
             allowed: parameter.allowed.iter().map(Value::to_string).collect::<Vec<_>>().join(", "),
@@ -203,8 +277,7 @@ pub fn recipe_problems(recipe: &crate::Recipe) -> Vec<String> {
         .map(|p| (p.name.clone(), sample_value(p)))
         .collect();
     let name = recipe.metadata.name.clone().unwrap_or_default();
-    let knowledge = crate::agent::Knowledge { recipe: name, parameters: samples, sources: Vec::new() };
-    if let Err(error) = crate::render::render_recipe_config(&knowledge, recipe) {
+    if let Err(error) = resolve(&name, &samples, &recipe.spec) {
         problems.push(format!("with its defaults: {error}"));
     }
     problems
@@ -300,7 +373,7 @@ mod tests {
         let mut spec = summarizer();
         spec.generate.system_template = Some("Be {{params.tone}}.".into());
         let error = resolve("docsum", &BTreeMap::new(), &spec).unwrap_err();
-        assert!(matches!(&error, RenderError::Template { error, .. } if error.field == "generate.systemTemplate"));
+        assert!(matches!(&error, ParameterError::Template { error, .. } if error.field == "generate.systemTemplate"));
         assert!(error.to_string().contains("params.tone"), "{error}");
     }
 

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use crate::agent::{Agent, Knowledge, MemoryBackend, Tool};
 use crate::model::Model;
 use crate::recipe::Recipe;
+use crate::recipe_params::ParameterError;
 use crate::references::ValueFrom;
 use crate::runtime_config::{
     AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig, MemoryConfig,
     ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig,
     ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
 };
-use crate::templates::TemplateError;
 use kube::ResourceExt;
 
 /// The objects an Agent references, already read from the cluster (or from local files).
@@ -60,77 +60,9 @@ pub enum RenderError {
         builtin = crate::catalogue::names().join(", ")
     )]
     RecipeMissing(String),
-    /// The agent sets a parameter the recipe does not declare.
-    #[error("recipe {recipe} has no parameter {name}; it declares: {declared}")]
-    UnknownParameter {
-        /// Recipe name.
-        recipe: String,
-        /// Offending parameter.
-        name: String,
-        /// Declared parameters, comma separated.
-        declared: String,
-    },
-    /// A parameter value has the wrong type.
-    #[error("parameter {name} of recipe {recipe} must be {expected}, got {got}")]
-    WrongParameterType {
-        /// Recipe name.
-        recipe: String,
-        /// Parameter name.
-        name: String,
-        /// Declared type.
-        expected: &'static str,
-        /// The JSON given.
-        got: String,
-    },
-    /// A parameter without default was not set.
-    #[error("recipe {recipe} needs parameter {name}")]
-    MissingParameter {
-        /// Recipe name.
-        recipe: String,
-        /// Parameter name.
-        name: String,
-    },
-    /// A parameter value is not one of the parameter's allowed values.
-    #[error("parameter {name} of recipe {recipe} must be one of {allowed}; got {got}")]
-    ParameterNotAllowed {
-        /// Recipe name.
-        recipe: String,
-        /// Parameter name.
-        name: String,
-        /// The allowed values as JSON, comma separated.
-        allowed: String,
-        /// The JSON given.
-        got: String,
-    },
-    /// A parameter overriding a pipeline setting has a value the setting does not take.
-    #[error("parameter {name} of recipe {recipe} sets {field}, which {reason}")]
-    InvalidOverride {
-        /// Recipe name.
-        recipe: String,
-        /// Parameter name.
-        name: String,
-        /// The overridden setting, e.g. `retrieve.topK`.
-        field: &'static str,
-        /// What the setting takes.
-        reason: String,
-    },
-    /// The recipe's pipeline, with the parameters' overrides, breaks a rule of the Recipe schema.
-    #[error("recipe {recipe} with these parameters: {problems}")]
-    InvalidPipeline {
-        /// Recipe name.
-        recipe: String,
-        /// The broken rules, `; ` separated.
-        problems: String,
-    },
-    /// A template of the recipe does not parse or uses a variable the runtime does not give it.
-    #[error("recipe {recipe}: {error}")]
-    Template {
-        /// Recipe name.
-        recipe: String,
-        /// The template's field and what is wrong.
-        #[source]
-        error: TemplateError,
-    },
+    /// The agent's recipe parameters do not suit the recipe, or make its pipeline or templates invalid.
+    #[error(transparent)]
+    Recipe(#[from] ParameterError),
     /// The retention duration does not parse.
     #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
     BadRetention(String),

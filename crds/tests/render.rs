@@ -3,6 +3,7 @@
 
 mod common;
 
+use agent_crds::recipe_params::ParameterError;
 use agent_crds::render::{RenderError, ResolvedReferences, parse_duration_seconds, render_runtime_config};
 use agent_crds::runtime_config::{EmbeddingConfig, PodPaths, TextSource, VectorStoreConfig};
 use agent_crds::{Agent, Model, Recipe};
@@ -207,7 +208,7 @@ fn an_unknown_recipe_a_bad_parameter_and_a_bad_template_are_clear_errors() {
     let recipe = references.recipe.as_mut().unwrap();
     recipe.spec.generate.sources_template = Some("{{#each chunks}}{{documentTitle}}{{/each}}".into());
     let error = render_runtime_config(&agent, &references, &PodPaths::default()).unwrap_err();
-    assert!(matches!(&error, RenderError::Template { .. }), "{error}");
+    assert!(matches!(&error, RenderError::Recipe(ParameterError::Template { .. })), "{error}");
     let message = error.to_string();
     assert!(message.starts_with("recipe chatqna: generate.sourcesTemplate: "), "{message}");
     assert!(message.contains("documentTitle"), "the message names the missing variable: {message}");

@@ -3,6 +3,7 @@
 
 use agent_crds::agent::OperatingMode;
 use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, Status, reason};
+use agent_crds::recipe_params::ParameterError;
 use agent_crds::render::{RenderError, agent_service_url};
 use agent_crds::{Agent, AgentStatus};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -63,13 +64,15 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
 pub fn render_outcome(error: &RenderError) -> Outcome {
     let reason = match error {
         RenderError::RecipeMissing(_) => reason::RECIPE_NOT_FOUND,
-        RenderError::UnknownParameter { .. }
-        | RenderError::WrongParameterType { .. }
-        | RenderError::MissingParameter { .. }
-        | RenderError::ParameterNotAllowed { .. }
-        | RenderError::InvalidOverride { .. }
-        | RenderError::InvalidPipeline { .. } => reason::INVALID_RECIPE_PARAMETERS,
-        RenderError::Template { .. } => reason::INVALID_RECIPE_TEMPLATE,
+        RenderError::Recipe(ParameterError::Template { .. }) => reason::INVALID_RECIPE_TEMPLATE,
+        RenderError::Recipe(
+            ParameterError::UnknownParameter { .. }
+            | ParameterError::WrongParameterType { .. }
+            | ParameterError::MissingParameter { .. }
+            | ParameterError::ParameterNotAllowed { .. }
+            | ParameterError::InvalidOverride { .. }
+            | ParameterError::InvalidPipeline { .. },
+        ) => reason::INVALID_RECIPE_PARAMETERS,
         RenderError::MissingNamespace
         | RenderError::ModelMissing(_)
         | RenderError::ModelCannotChat(_)
