@@ -169,6 +169,13 @@ spec:
     }
 
     #[test]
+    fn an_agent_using_a_field_not_implemented_yet_fails_at_start_naming_the_field() {
+        let spec = "  model: {modelRef: {name: chat-only}}\n  task: {mode: Once, input: go}\n";
+        let error = load_agent("once", spec).unwrap_err().to_string();
+        assert_eq!(error, "Agent a: task.mode: Once is not implemented by this version (only Chat is)");
+    }
+
+    #[test]
     fn a_selector_binds_a_model_by_the_operators_rule_and_says_why_none_matches() {
         let config = load_agent("selector", "  model: {selector: {capabilities: [chat, tools]}}\n").unwrap();
         assert_eq!(config.model.model_object, "with-tools");

@@ -32,7 +32,8 @@ pub struct AgentSpec {
     /// Who the agent is: its name, description and system prompt.
     #[serde(default)]
     pub persona: Persona,
-    /// What the agent does: chat on demand, run once, or run on a schedule.
+    /// What the agent does: chat on demand, run once, or run on a schedule (only chat is
+    /// implemented by this version).
     #[serde(default)]
     pub task: Task,
     /// Which model the agent talks to, and with which generation parameters.
@@ -97,6 +98,8 @@ pub struct Task {
     #[schemars(length(max = 65536))]
     pub instructions: Option<String>,
     /// `Chat` serves requests; `Once` runs `input` once; `Schedule` runs `input` on `schedule`.
+    /// Only `Chat` is implemented by this version: an Agent with `Once` or `Schedule` is refused
+    /// (`Accepted=False`, reason `NotYetSupported`) until a release implements them.
     #[serde(default)]
     pub mode: TaskMode,
     /// Cron schedule (5 fields, UTC) for mode `Schedule`.
@@ -115,9 +118,9 @@ pub enum TaskMode {
     /// Answer requests on the HTTP API.
     #[default]
     Chat,
-    /// Run the task input once at start and record the result.
+    /// Run the task input once at start and record the result (not implemented yet: refused).
     Once,
-    /// Run the task input on a cron schedule.
+    /// Run the task input on a cron schedule (not implemented yet: refused).
     Schedule,
 }
 
@@ -294,7 +297,9 @@ pub struct Tool {
     /// A tool built into the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<BuiltinTool>,
-    /// An MCP server reached over streamable HTTP.
+    /// An MCP server reached over streamable HTTP. Not implemented by this version: an Agent with
+    /// an MCP tool is refused (`Accepted=False`, reason `NotYetSupported`) until a release
+    /// implements MCP tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpTool>,
     /// Another `Agent` in the same namespace, asked through its chat API.
@@ -345,7 +350,9 @@ pub struct McpTool {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub allow: Vec<String>,
-    /// Tools that need a human approval before each call.
+    /// Tools that need a human approval before each call. Not implemented by this version: a
+    /// non-empty list is refused (`Accepted=False`, reason `NotYetSupported`) until a release
+    /// implements approvals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub require_approval: Vec<String>,
@@ -456,36 +463,4 @@ pub struct AgentStatus {
     /// The `Model` the agent is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_model: Option<String>,
-    /// Tools the runtime discovered (MCP tools included).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<String>,
-    /// Tokens used since the agent was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_usage: Option<TokenUsage>,
-    /// Summary of the last task run (modes `Once` and `Schedule`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_task_result: Option<TaskResult>,
-}
-
-/// Token counters.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenUsage {
-    /// Prompt tokens.
-    pub input: i64,
-    /// Completion tokens.
-    pub output: i64,
-}
-
-/// A short record of a task run; the transcript stays on the agent's volume.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskResult {
-    /// Whether the run succeeded.
-    pub succeeded: bool,
-    /// One-paragraph summary.
-    #[schemars(length(max = 4096))]
-    pub summary: String,
-    /// When the run finished (RFC 3339).
-    pub finished_at: String,
 }

@@ -17,6 +17,7 @@ pub const READY: &str = "Ready";
 pub enum Status {
     /// The condition holds.
     True,
+    /// The condition does not hold.
     False,
     /// Not known yet.
     Unknown,
@@ -88,6 +89,9 @@ pub mod reason {
     pub const INVALID_RECIPE_TEMPLATE: &str = "InvalidRecipeTemplate";
     /// The spec was not accepted, so nothing runs.
     pub const NOT_ACCEPTED: &str = "NotAccepted";
+    /// The spec uses a field this version accepts in its schema but does not implement yet
+    /// (see [`crate::unsupported`]).
+    pub const NOT_YET_SUPPORTED: &str = "NotYetSupported";
 }
 
 #[cfg(test)]

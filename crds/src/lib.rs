@@ -19,6 +19,7 @@ pub mod runtime_config;
 mod schema;
 pub mod structural;
 pub mod templates;
+pub mod unsupported;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use model::{Model, ModelSpec, ModelStatus};

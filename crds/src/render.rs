@@ -13,6 +13,7 @@ use crate::runtime_config::{
     ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig,
     ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
 };
+use crate::unsupported::{NotYetSupported, check_supported};
 use kube::ResourceExt;
 
 /// The objects an Agent references, already read from the cluster (or from local files).
@@ -63,17 +64,22 @@ pub enum RenderError {
     /// The agent's recipe parameters do not suit the recipe, or make its pipeline or templates invalid.
     #[error(transparent)]
     Recipe(#[from] ParameterError),
+    /// The agent uses a field this version does not implement.
+    #[error(transparent)]
+    NotYetSupported(#[from] NotYetSupported),
     /// The retention duration does not parse.
     #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
     BadRetention(String),
 }
 
-/// Renders the RuntimeConfig of `agent` from its resolved references.
+/// Renders the RuntimeConfig of `agent` from its resolved references. An agent using a field this
+/// version does not implement is refused ([`crate::unsupported`]).
 pub fn render_runtime_config(
     agent: &Agent,
     refs: &ResolvedReferences,
     paths: &PodPaths,
 ) -> Result<RuntimeConfig, RenderError> {
+    check_supported(&agent.spec)?;
     let name = agent.name_any();
     let namespace = agent.namespace().ok_or(RenderError::MissingNamespace)?;
     let spec = &agent.spec;

@@ -54,7 +54,7 @@ fn every_example_object_satisfies_the_rules() {
     let mut files: Vec<String> = [
         "examples/chat-agent.yaml",
         "examples/rag-agent.yaml",
-        "examples/scheduled-agent.yaml",
+        "examples/suspended-agent.yaml",
         "examples/served-model.yaml",
         "recipes/catalogue.yaml",
     ]

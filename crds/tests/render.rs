@@ -121,6 +121,28 @@ fn a_model_without_chat_is_rejected_and_a_missing_model_is_reported() {
 }
 
 #[test]
+fn an_agent_using_a_field_this_version_does_not_implement_is_refused_naming_the_field() {
+    let mut helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
+    let refs = ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
+    helpdesk.spec.task.mode = agent_crds::agent::TaskMode::Once;
+    helpdesk.spec.task.input = Some("Report.".into());
+    helpdesk.spec.tools.push(
+        serde_json::from_value(
+            json!({"name": "tickets", "mcp": {"url": "http://mcp/mcp", "requireApproval": ["close"]}}),
+        )
+        .unwrap(),
+    );
+    let error = render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap_err();
+    assert!(matches!(error, RenderError::NotYetSupported(_)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "task.mode: Once is not implemented by this version (only Chat is); \
+         tools[tickets].mcp: MCP tools are not implemented by this version; \
+         tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
+    );
+}
+
+#[test]
 fn durations_parse_in_hours_minutes_and_seconds() {
     assert_eq!(parse_duration_seconds("720h"), Ok(2_592_000));
     assert_eq!(parse_duration_seconds("1h30m15s"), Ok(5415));

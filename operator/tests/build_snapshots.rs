@@ -24,8 +24,8 @@ fn rag_agent_children() {
 }
 
 #[test]
-fn scheduled_agent_children() {
-    insta::assert_yaml_snapshot!(children_of("examples/scheduled-agent.yaml", "nightly-report"));
+fn suspended_agent_children() {
+    insta::assert_yaml_snapshot!(children_of("examples/suspended-agent.yaml", "incident-report"));
 }
 
 #[test]

@@ -156,6 +156,48 @@ async fn an_invalid_agent_gets_a_warning_event_and_no_children() {
 }
 
 #[tokio::test]
+async fn an_agent_using_fields_not_implemented_yet_is_not_accepted_and_waits_for_a_change() {
+    let cluster = cluster_with_model_and_secrets();
+    let mut agent = helpdesk();
+    agent["spec"]["tools"].as_array_mut().unwrap().push(json!({
+        "name": "tickets",
+        "mcp": {"url": "http://tickets-mcp.demo.svc:8000/mcp", "requireApproval": ["close_ticket"]}
+    }));
+    let (result, calls, _) = run(&cluster, &agent).await;
+    assert_eq!(result, Ok(Action::await_change()), "an unsupported spec waits for a change instead of retrying");
+    assert_eq!(
+        writes(&calls),
+        [
+            "POST /apis/events.k8s.io/v1/namespaces/demo/events",
+            "PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status",
+        ],
+        "no child is applied"
+    );
+    let event = calls[calls.len() - 2].body.as_ref().unwrap();
+    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("NotYetSupported")));
+    let status = status_patch(&calls);
+    let accepted = condition(status, "Accepted");
+    assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("NotYetSupported")));
+    assert_eq!(
+        accepted["message"],
+        "tools[tickets].mcp: MCP tools are not implemented by this version; \
+         tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
+    );
+    assert_eq!(condition(status, "Ready")["reason"], "NotAccepted");
+    let (_, again, _) = run(&cluster, &stored_agent(&cluster)).await;
+    assert_eq!(writes(&again), Vec::<String>::new(), "no repeated event or status write while nothing changes");
+
+    let cluster = cluster_with_model_and_secrets();
+    let mut scheduled = helpdesk();
+    scheduled["spec"]["task"] = json!({"mode": "Schedule", "schedule": "0 2 * * *", "input": "report"});
+    let (result, calls, _) = run(&cluster, &scheduled).await;
+    assert_eq!(result, Ok(Action::await_change()));
+    let accepted = condition(status_patch(&calls), "Accepted");
+    assert_eq!(accepted["reason"], "NotYetSupported");
+    assert_eq!(accepted["message"], "task.mode: Schedule is not implemented by this version (only Chat is)");
+}
+
+#[tokio::test]
 async fn a_missing_model_gives_model_ready_false_with_a_reason_and_no_children() {
     let cluster = Cluster::default();
     cluster.put(secret("demo", "helpdesk-api", &["token"]));

@@ -6,7 +6,7 @@ use agent_crds::manifests::Manifests;
 use agent_operator::offline::{children, children_as_values};
 use agent_tests::{repo_root, run_checked};
 
-const EXAMPLES: [&str; 3] = ["examples/chat-agent.yaml", "examples/rag-agent.yaml", "examples/scheduled-agent.yaml"];
+const EXAMPLES: [&str; 3] = ["examples/chat-agent.yaml", "examples/rag-agent.yaml", "examples/suspended-agent.yaml"];
 
 #[test]
 fn every_built_object_validates_against_the_kubernetes_1_34_schemas() {

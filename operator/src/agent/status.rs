@@ -27,6 +27,8 @@ pub enum Outcome {
         /// What is wrong.
         message: String,
     },
+    /// The spec uses fields this version does not implement; nothing was built.
+    NotYetSupported(String),
     /// References are missing; nothing was built.
     MissingReferences(Vec<String>),
     /// The model is not available; nothing was built.
@@ -37,10 +39,11 @@ pub enum Outcome {
 
 /// Computes the agent's status from what was observed and how the reconcile ended.
 pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now: &Time) -> AgentStatus {
-    let previous = agent.status.clone().unwrap_or_default();
+    let previous = agent.status.as_ref().map_or(&[][..], |s| s.conditions.as_slice());
     let accepted = match outcome {
         Outcome::Invalid(message) => Computed::no(ACCEPTED, reason::INVALID_SPEC, message.clone()),
         Outcome::InvalidRecipe { reason, message } => Computed::no(ACCEPTED, reason, message.clone()),
+        Outcome::NotYetSupported(message) => Computed::no(ACCEPTED, reason::NOT_YET_SUPPORTED, message.clone()),
         Outcome::MissingReferences(missing) => Computed::no(ACCEPTED, reason::REFERENCE_NOT_FOUND, missing.join("; ")),
         Outcome::NoModel | Outcome::Applied => Computed::yes(ACCEPTED, reason::VALID, "spec and references are valid"),
     };
@@ -52,15 +55,15 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
     };
     AgentStatus {
         observed_generation: agent.metadata.generation,
-        conditions: merge(&previous.conditions, vec![accepted, model_ready, ready], agent.metadata.generation, now),
+        conditions: merge(previous, vec![accepted, model_ready, ready], agent.metadata.generation, now),
         endpoint: (*outcome == Outcome::Applied)
             .then(|| agent_service_url(&agent.name_any(), &agent.namespace().unwrap_or_default())),
         bound_model,
-        ..previous
     }
 }
 
-/// The outcome of a RuntimeConfig that does not render: recipe problems get their own reasons.
+/// The outcome of a RuntimeConfig that does not render: recipe problems and fields this version
+/// does not implement get their own reasons.
 pub fn render_outcome(error: &RenderError) -> Outcome {
     let reason = match error {
         RenderError::RecipeMissing(_) => reason::RECIPE_NOT_FOUND,
@@ -73,6 +76,7 @@ pub fn render_outcome(error: &RenderError) -> Outcome {
             | ParameterError::InvalidOverride { .. }
             | ParameterError::InvalidPipeline { .. },
         ) => reason::INVALID_RECIPE_PARAMETERS,
+        RenderError::NotYetSupported(unsupported) => return Outcome::NotYetSupported(unsupported.to_string()),
         RenderError::MissingNamespace
         | RenderError::ModelMissing(_)
         | RenderError::ModelCannotChat(_)
@@ -117,7 +121,10 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
 
 fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
     match outcome {
-        Outcome::Invalid(_) | Outcome::InvalidRecipe { .. } | Outcome::MissingReferences(_) => {
+        Outcome::Invalid(_)
+        | Outcome::InvalidRecipe { .. }
+        | Outcome::NotYetSupported(_)
+        | Outcome::MissingReferences(_) => {
             return Computed::no(READY, reason::NOT_ACCEPTED, "the spec was not accepted; see the Accepted condition");
         }
         Outcome::NoModel => return Computed::no(READY, model.reason, model.message.clone()),

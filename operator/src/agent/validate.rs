@@ -4,6 +4,7 @@ use agent_crds::Agent;
 use agent_crds::agent::{BuiltinToolKind, TaskMode};
 use agent_crds::conditions::reason;
 use agent_crds::render::render_recipe_config;
+use agent_crds::unsupported::check_supported;
 use kube::ResourceExt;
 
 use super::dereference::Observed;
@@ -55,6 +56,12 @@ pub fn validate(agent: &Agent) -> Result<(), String> {
         problems.push("runtime.image must be an image reference without spaces".to_owned());
     }
     if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+}
+
+/// Refuses fields the schema accepts but this version does not implement (MCP tools, approvals,
+/// task modes other than Chat), with agent-crds' rule, which local mode applies too.
+pub fn validate_supported(agent: &Agent) -> Result<(), Outcome> {
+    check_supported(&agent.spec).map_err(|unsupported| Outcome::NotYetSupported(unsupported.to_string()))
 }
 
 /// Checks the agent's recipe: it resolved, the agent's parameters suit it, and its templates
