@@ -390,6 +390,10 @@ pub mod reason {
 /// Port the operator's served-model Services listen on.
 pub const SERVED_MODEL_PORT: u16 = 8000;
 
+/// Suffix of a served Model's Service name. An Agent's API Service is named after the Agent, so
+/// without it an Agent and a Model of the same name in one namespace would share a Service.
+pub const SERVED_MODEL_SERVICE_SUFFIX: &str = "-model";
+
 /// How to reach a model over the OpenAI API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenAiEndpoint {
@@ -404,6 +408,18 @@ pub struct OpenAiEndpoint {
 }
 
 impl Model {
+    /// Name of the Service in front of a served Model: `<name>-model`.
+    pub fn service_name(&self) -> String {
+        use kube::ResourceExt;
+        format!("{}{SERVED_MODEL_SERVICE_SUFFIX}", self.name_any())
+    }
+
+    /// In-cluster base URL (with `/v1`) of a served Model's Service; `None` without a namespace.
+    pub fn service_url(&self) -> Option<String> {
+        use kube::ResourceExt;
+        Some(format!("http://{}.{}.svc:{SERVED_MODEL_PORT}/v1", self.service_name(), self.namespace()?))
+    }
+
     /// The OpenAI-compatible endpoint of this model: the external endpoint, or the in-cluster
     /// Service of a served model. `None` for a served model without a namespace.
     pub fn openai_endpoint(&self) -> Option<OpenAiEndpoint> {
@@ -420,7 +436,7 @@ impl Model {
         let name = self.name_any();
         let base_url = match self.status.as_ref().and_then(|s| s.endpoint.clone()) {
             Some(url) => url,
-            None => format!("http://{name}.{}.svc:{SERVED_MODEL_PORT}/v1", self.namespace()?),
+            None => self.service_url()?,
         };
         Some(OpenAiEndpoint {
             base_url,

@@ -59,7 +59,7 @@ fn a_rag_agent_renders_its_recipe_with_defaults_and_overrides() {
     assert_eq!(recipe.parameters["topK"], json!(6), "the agent's value wins");
     assert_eq!(recipe.parameters["answerStyle"], json!("concise"), "the recipe's default fills in");
     assert_eq!(
-        config.model.base_url, "http://llama-8b.research.svc:8000/v1",
+        config.model.base_url, "http://llama-8b-model.research.svc:8000/v1",
         "a served model is reached through its Service"
     );
     assert_eq!(config.model.model, "llama-3.1-8b");

@@ -143,7 +143,7 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
             "PATCH /api/v1/namespaces/models/persistentvolumeclaims/llama-8b-cache".to_owned(),
             format!("PATCH /apis/batch/v1/namespaces/models/jobs/{job}"),
             "PATCH /apis/apps/v1/namespaces/models/deployments/llama-8b".to_owned(),
-            "PATCH /api/v1/namespaces/models/services/llama-8b".to_owned(),
+            "PATCH /api/v1/namespaces/models/services/llama-8b-model".to_owned(),
             format!("PATCH {MODELS}/llama-8b/status"),
         ]
     );
@@ -162,7 +162,7 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
     assert_eq!(reason(status, "CacheReady"), ("False".into(), "Downloading".into()));
     assert_eq!(reason(status, "ClaimsAllocated"), ("Unknown".into(), "NoClaims".into()));
     assert_eq!(reason(status, "Ready"), ("False".into(), "CacheNotReady".into()));
-    assert_eq!(status["endpoint"], "http://llama-8b.models.svc:8000/v1");
+    assert_eq!(status["endpoint"], "http://llama-8b-model.models.svc:8000/v1");
     assert_eq!(status["boundAgents"], 0);
     assert_eq!(events(&calls), Vec::<(String, String)>::new(), "progress is not an event");
 }
@@ -335,7 +335,7 @@ async fn a_failed_apply_is_retried_with_backoff_and_counted() {
     assert!(error.contains("applying Deployment llama-8b"), "{error}");
     assert!(!calls.iter().any(|c| c.path.ends_with("/status")), "no status write after a failed apply");
     assert!(
-        !calls.iter().any(|c| c.is_write() && c.path.ends_with("/services/llama-8b")),
+        !calls.iter().any(|c| c.is_write() && c.path.ends_with("/services/llama-8b-model")),
         "apply stops at the failure"
     );
 }

@@ -155,6 +155,6 @@ async fn observe_children(
             None
         },
         deployment: Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&name).await?,
-        service: Api::<Service>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        service: Api::<Service>::namespaced(client.clone(), namespace).get_opt(&model.service_name()).await?,
     })
 }

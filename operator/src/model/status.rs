@@ -11,7 +11,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
 use super::build::Devices;
-use super::build::service::service_url;
 use super::dereference::Observed;
 use super::probe::ProbeFailure;
 use super::source::Source;
@@ -68,7 +67,7 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
             }]
         }
         Outcome::Applied { source, cache_ready, cache_recorded } => {
-            endpoint = Some(service_url(model));
+            endpoint = model.service_url();
             let serving = serve_conditions(model, observed, source, *cache_ready, *cache_recorded);
             if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
                 served_models = model
@@ -304,7 +303,7 @@ mod tests {
             ready.message.contains("BackoffLimitExceeded") && ready.message.contains("delete the Job"),
             "{ready:?}"
         );
-        assert_eq!(status.endpoint.as_deref(), Some("http://m.ml.svc:8000/v1"));
+        assert_eq!(status.endpoint.as_deref(), Some("http://m-model.ml.svc:8000/v1"));
     }
 
     fn claim(allocated: bool) -> ResourceClaim {

@@ -1,4 +1,6 @@
 //! Names, labels and annotations of a served Model's child objects; one place so they never drift.
+//! The Service's name (`<name>-model`) is agent-crds' [`Model::service_name`], since the agents'
+//! RuntimeConfig points at it too.
 
 use std::collections::BTreeMap;
 

@@ -1,16 +1,18 @@
-//! The Service agents reach a served Model through, on [`SERVED_MODEL_PORT`].
+//! The Service agents reach a served Model through, on [`SERVED_MODEL_PORT`]. It is named
+//! `<name>-model` ([`Model::service_name`]), so it never collides with the API Service of an Agent
+//! of the same name.
 
 use agent_crds::model::{Model, SERVED_MODEL_PORT};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
 
 use super::labels::{child_meta, selector_labels};
 
-/// Builds the ClusterIP Service named after the Model; its URL is the Model's `status.endpoint`.
+/// Builds the ClusterIP Service of the Model; its URL ([`Model::service_url`]) is the Model's
+/// `status.endpoint`.
 pub fn build_service(model: &Model) -> Service {
     Service {
-        metadata: child_meta(model, model.name_any()),
+        metadata: child_meta(model, model.service_name()),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector_labels(model)),
@@ -26,9 +28,4 @@ pub fn build_service(model: &Model) -> Service {
         }),
         ..Service::default()
     }
-}
-
-/// The in-cluster base URL (with `/v1`) of a served Model's Service.
-pub fn service_url(model: &Model) -> String {
-    format!("http://{}.{}.svc:{SERVED_MODEL_PORT}/v1", model.name_any(), model.namespace().unwrap_or_default())
 }
