@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agent_runtime::ServeOptions;
 use agent_runtime::http::ApiLimits;
 use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
 use agent_runtime::provider::openai::CallPolicy;
 use agent_runtime::recipes_cli::{self, RecipesCommand};
+use agent_runtime::{BusySession, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 
 /// The agent runtime: serves one agent's OpenAI-compatible API.
@@ -103,6 +103,9 @@ struct ServeArgs {
     /// Largest document upload in bytes.
     #[arg(long, env = "AGENT_MAX_DOCUMENT_BYTES", default_value_t = 32 << 20)]
     max_document_bytes: usize,
+    /// What a turn on a session that is busy with another turn does: wait for it, or get 409.
+    #[arg(long, env = "AGENT_BUSY_SESSION", value_enum, default_value_t = BusySession::Queue)]
+    busy_session: BusySession,
     /// Model API key, used when the Model names no key Secret (e.g. `OPENAI_API_KEY` locally).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     model_api_key: Option<String>,
@@ -127,6 +130,7 @@ impl ServeArgs {
             max_tool_steps: self.max_tool_steps,
             model_api_key: self.model_api_key.clone(),
             embedding_model_dir: Some(self.embedding_model_dir.clone()),
+            busy_session: self.busy_session,
         }
     }
 }

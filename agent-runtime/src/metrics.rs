@@ -31,10 +31,17 @@ pub struct TokenLabels {
 /// Labels of tool calls.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ToolLabels {
-    /// Tool name.
+    /// Name of a configured tool, or `unknown` (never a name the model made up).
     pub tool: String,
     /// `ok`, `error`, `timeout`, `unknown`.
     pub outcome: &'static str,
+}
+
+/// Labels of component readiness.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    /// `model`, `knowledge`, `vectorStore`, ...
+    pub component: &'static str,
 }
 
 /// Labels of vector store and embedding calls.
@@ -58,6 +65,7 @@ pub struct Metrics {
     vector_operations: Family<OperationLabels, Histogram>,
     embeddings: Family<OperationLabels, Histogram>,
     embedded_texts: Counter,
+    component_ready: Family<ComponentLabels, Gauge>,
 }
 
 /// Buckets of vector store and embedding latency: 100 µs to 10 s.
@@ -94,6 +102,12 @@ impl Default for Metrics {
         );
         registry.register("embedding_seconds", "Embedding calls by outcome", embeddings.clone());
         registry.register("embedded_texts", "Texts embedded (chunks, queries, memories)", embedded_texts.clone());
+        let component_ready = Family::default();
+        registry.register(
+            "component_ready",
+            "Whether a component can serve (1) or not (0); see /readyz for the reason",
+            component_ready.clone(),
+        );
         Self {
             registry,
             requests,
@@ -105,6 +119,7 @@ impl Default for Metrics {
             vector_operations,
             embeddings,
             embedded_texts,
+            component_ready,
         }
     }
 }
@@ -149,6 +164,11 @@ impl Metrics {
         if ok {
             self.embedded_texts.inc_by(texts as u64);
         }
+    }
+
+    /// Records whether `component` can serve.
+    pub fn component_ready(&self, component: &'static str, ready: bool) {
+        self.component_ready.get_or_create(&ComponentLabels { component }).set(i64::from(ready));
     }
 
     /// Marks a stream as active until the guard drops.

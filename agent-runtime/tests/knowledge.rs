@@ -301,9 +301,10 @@ async fn the_ingest_command_sends_a_folder_and_reports_each_file() {
 }
 
 /// Documents by URL from a real local web server: an HTML page and a PDF are fetched and read;
-/// a body past the document limit (sent without a length) and a 404 are refused clearly.
+/// a body past the document limit (sent without a length), a 404 and a loopback host the agent
+/// does not allow are refused clearly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documents_given_by_url_are_fetched_and_oversized_or_missing_ones_refused() {
+async fn documents_given_by_url_are_fetched_and_oversized_missing_or_internal_ones_refused() {
     use axum::response::IntoResponse;
     let pdf =
         std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/documents/orbital-greenhouse.pdf")).unwrap();
@@ -332,7 +333,16 @@ async fn documents_given_by_url_are_fetched_and_oversized_or_missing_ones_refuse
     let site_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, site).into_future());
     let upstream = Upstream::start(vec![]).await;
-    let agent = knowledge_state("urls", &upstream);
+    let dir = temp_dir("urls");
+    let mut options = quick_options();
+    options.embedding_model_dir = Some(support::minilm_dir());
+    options.limits.max_document_bytes = 256 * 1024;
+    let allowed = format!("  api: {{fetchAllowedUrls: [\"{site_url}/\"]}}\n");
+    let agent = support::state(config(&upstream.base_url(), &allowed, &dir, "Chat"), &options);
+    let refused = json!({"urls": [format!("http://localhost:{}/guide.html", site_url.rsplit(':').next().unwrap())]});
+    let (status, text) = send(&agent, post("/v1/knowledge/documents", &refused)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a loopback host the agent does not allow: {text}");
+    assert!(text.contains("internal address"), "{text}");
 
     let urls = json!({"urls": [format!("{site_url}/guide.html"), format!("{site_url}/manual")]});
     let (status, text) = send(&agent, post("/v1/knowledge/documents", &urls)).await;

@@ -444,6 +444,13 @@ pub struct ApiSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub allowed_namespaces: Vec<String>,
+    /// URL prefixes clients may ask the agent to fetch documents from (`POST
+    /// /v1/knowledge/documents` with `urls`) even when their host resolves to a loopback, private,
+    /// link-local or metadata address; public URLs need no entry. The recipe's `sources` are
+    /// always allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub fetch_allowed_urls: Vec<String>,
 }
 
 /// The observed state of an agent.

@@ -124,6 +124,7 @@ pub fn render_runtime_config(
             port: RUNTIME_PORT,
             api_key_file: spec.api.auth_secret_ref.as_ref().map(|s| paths.secret_file(s)),
             data_dir: paths.data_dir.clone(),
+            fetch_allowed_urls: spec.api.fetch_allowed_urls.clone(),
         },
     })
 }

@@ -254,6 +254,9 @@ pub struct ServerConfig {
     pub api_key_file: Option<String>,
     /// Directory for sessions and the embedded vector store (the agent's volume).
     pub data_dir: String,
+    /// URL prefixes documents may be fetched from even when their host is internal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetch_allowed_urls: Vec<String>,
 }
 
 /// Where things live inside the agent pod; the operator mounts, the renderer points at them.

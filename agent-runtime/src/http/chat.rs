@@ -14,10 +14,10 @@ use futures::Stream;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::ApiError;
 use super::AppState;
 use super::extract::ApiJson;
-use crate::agent::Event;
-use crate::error::ApiError;
+use crate::agent::{Event, TurnInput};
 use crate::metrics::StreamGuard;
 use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Citation, Delta, Message, Role, Usage};
 use crate::sessions::valid_session_id;
@@ -46,12 +46,13 @@ pub async fn chat_completions(
     let started = Instant::now();
     let stream = request.stream;
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let mut events = state.agent.start_turn(request, session).await?;
+    let input = TurnInput { messages: request.messages, parameters: request.extra, session };
+    let mut events = state.agent.start_turn(input).await?;
     let identity = Identity::new(&state.agent.config.agent.name);
     if stream {
         let first = events.recv().await.ok_or_else(|| ApiError::Internal("the turn ended without an answer".into()))?;
         if let Event::Error(error) = first {
-            return Err(error);
+            return Err(error.into());
         }
         let body = sse(state, events, first, identity, include_usage, started, permit);
         Ok(Sse::new(body).keep_alive(KeepAlive::default()).into_response())
@@ -81,7 +82,7 @@ async fn collect(
                 text.push_str(&piece);
             }
             Event::Done { finish_reason, usage, citations } => return Ok((text, finish_reason, usage, citations)),
-            Event::Error(error) => return Err(error),
+            Event::Error(error) => return Err(error.into()),
         }
     }
     Err(ApiError::Internal("the turn ended without an answer".into()))
@@ -149,7 +150,7 @@ fn sse(
                 }
                 Some(Event::Error(error)) => {
                     sse.finished = true;
-                    error.body().to_string()
+                    ApiError::from(error).body().to_string()
                 }
             };
             Some((Ok(SseEvent::default().data(data)), sse))

@@ -6,8 +6,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use super::ApiError;
 use super::AppState;
-use crate::error::ApiError;
 
 /// `Json<T>` with API errors.
 pub struct ApiJson<T>(pub T);

@@ -10,11 +10,9 @@ use axum::http::{StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::extract::ApiJson;
-use crate::error::ApiError;
-use crate::knowledge::parse::ParseError;
-use crate::knowledge::{Ingested, Knowledge, KnowledgeError};
+use super::{ApiError, AppState};
+use crate::knowledge::{Ingested, Knowledge};
 use crate::vector::Match;
 
 /// A document given inline.
@@ -68,21 +66,9 @@ fn yes() -> bool {
 
 fn knowledge(state: &AppState) -> Result<Arc<Knowledge>, ApiError> {
     state.knowledge.clone().ok_or_else(|| {
-        ApiError::Unavailable(
-            "knowledge is not enabled: the runtime has no embedding model (see --embedding-model-dir)".into(),
-        )
+        let why = state.knowledge_off.as_deref().unwrap_or("no embedding model");
+        ApiError::Unavailable(format!("knowledge is off: {why}"))
     })
-}
-
-impl From<KnowledgeError> for ApiError {
-    fn from(error: KnowledgeError) -> Self {
-        match error {
-            KnowledgeError::Parse(ParseError::Unsupported(_)) => ApiError::UnsupportedMediaType(error.to_string()),
-            KnowledgeError::Parse(_) => ApiError::BadRequest(error.to_string()),
-            KnowledgeError::TooLarge { .. } => ApiError::TooLargeDocument(error.to_string()),
-            KnowledgeError::Embed(_) | KnowledgeError::Store(_) => ApiError::Internal(error.to_string()),
-        }
-    }
 }
 
 /// Ingests documents from a JSON body or a multipart upload.
@@ -111,8 +97,8 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
             );
         }
         for url in body.urls {
-            let (content_type, bytes) = fetch(&url, state.limits.max_document_bytes).await?;
-            results.push(knowledge.ingest(&url, content_type.as_deref(), &bytes).await?);
+            let fetched = state.fetcher.document(&url, state.limits.max_document_bytes).await?;
+            results.push(knowledge.ingest(&url, fetched.content_type.as_deref(), &fetched.bytes).await?);
         }
     }
     if results.is_empty() {
@@ -120,37 +106,6 @@ pub async fn ingest(State(state): State<AppState>, request: Request) -> Result<(
     }
     let status = if results.iter().any(|r| r.created) { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({"documents": results}))))
-}
-
-/// Fetches a document, refusing one larger than `limit` bytes without reading past the limit.
-pub(crate) async fn fetch(url: &str, limit: usize) -> Result<(Option<String>, Vec<u8>), ApiError> {
-    crate::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response =
-        client.get(url).send().await.map_err(|e| ApiError::BadRequest(format!("cannot fetch {url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(ApiError::BadRequest(format!("fetching {url} answered {}", response.status())));
-    }
-    let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let too_large =
-        |bytes: u64| ApiError::TooLargeDocument(format!("{url} has {bytes} bytes or more; the limit is {limit}"));
-    if let Some(length) = response.content_length().filter(|&length| length > limit as u64) {
-        return Err(too_large(length));
-    }
-    // Read in chunks and stop at the limit: a server may send more than it announced.
-    let mut bytes = Vec::new();
-    while let Some(chunk) =
-        response.chunk().await.map_err(|e| ApiError::BadRequest(format!("cannot read {url}: {e}")))?
-    {
-        if bytes.len() + chunk.len() > limit {
-            return Err(too_large((bytes.len() + chunk.len()) as u64));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok((content_type, bytes))
 }
 
 /// Lists stored documents.

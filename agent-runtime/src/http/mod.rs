@@ -3,6 +3,7 @@
 //! the chat handler also sheds load beyond its concurrency bound with a 429.
 
 pub mod chat;
+pub mod error;
 pub mod extract;
 pub mod knowledge;
 pub mod ops;
@@ -20,10 +21,12 @@ use axum::routing::{delete, get, post};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+pub use self::error::ApiError;
 use crate::agent::Agent;
-use crate::error::ApiError;
+use crate::fetch::Fetcher;
 use crate::knowledge::Knowledge;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// Limits of the API.
 #[derive(Clone, Copy, Debug)]
@@ -51,22 +54,14 @@ pub struct AppState {
     pub limits: ApiLimits,
     /// Permits for concurrent chat requests.
     pub permits: Arc<Semaphore>,
-    /// The agent's documents, when an embedding model is available.
+    /// The agent's documents, when knowledge is on.
     pub knowledge: Option<Arc<Knowledge>>,
-}
-
-impl AppState {
-    /// State for `agent`.
-    pub fn new(
-        agent: Arc<Agent>,
-        metrics: Arc<Metrics>,
-        api_key: Option<String>,
-        limits: ApiLimits,
-        knowledge: Option<Arc<Knowledge>>,
-    ) -> Self {
-        let permits = Arc::new(Semaphore::new(limits.max_concurrency));
-        Self { agent, metrics, api_key: api_key.map(Arc::from), limits, permits, knowledge }
-    }
+    /// Why knowledge is off, when it is.
+    pub knowledge_off: Option<String>,
+    /// Fetches documents clients name by URL.
+    pub fetcher: Fetcher,
+    /// Readiness of the runtime's components.
+    pub readiness: Arc<Readiness>,
 }
 
 /// The agent's router.

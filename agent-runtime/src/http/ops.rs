@@ -7,14 +7,23 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::readiness::ComponentState;
 
-/// Ready once the model has answered at least once.
+/// Readiness name of the model component.
+const MODEL: &str = "model";
+
+/// Ready once the model has answered at least once and no component is not ready; the body
+/// lists each component with its state and reason.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.agent.model_reached() {
-        (StatusCode::OK, "ready".to_owned())
+    let model = if state.agent.model_reached() {
+        ComponentState::Ready
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("waiting for the model at {}", state.agent.config.model.base_url))
-    }
+        ComponentState::NotReady(format!("waiting for the model at {}", state.agent.config.model.base_url))
+    };
+    state.metrics.component_ready(MODEL, model.serves());
+    let report = state.readiness.report([(MODEL, model)]);
+    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report))
 }
 
 /// Prometheus metrics.

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
+use super::ApiError;
 use super::AppState;
-use crate::error::ApiError;
 use crate::sessions::{Session, valid_session_id};
 
 fn checked(id: &str) -> Result<(), ApiError> {
@@ -15,20 +15,13 @@ fn checked(id: &str) -> Result<(), ApiError> {
 /// The stored session.
 pub async fn get_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Session>, ApiError> {
     checked(&id)?;
-    state
-        .agent
-        .sessions()
-        .get(&id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no session {id}")))
+    state.agent.sessions().get(&id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no session {id}")))
 }
 
 /// Forgets the session.
 pub async fn delete_session(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     checked(&id)?;
-    if state.agent.sessions().delete(&id).await.map_err(|e| ApiError::Internal(e.to_string()))? {
+    if state.agent.sessions().delete(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no session {id}")))

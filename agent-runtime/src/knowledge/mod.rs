@@ -3,6 +3,7 @@
 //! hash of their text, so ingesting the same content twice stores it once.
 
 pub mod chunk;
+pub mod open;
 pub mod parse;
 
 use std::sync::Arc;

@@ -11,7 +11,6 @@ use futures::Stream;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
 use crate::openai::{ChatChunk, Message, ToolSpec};
 
 /// A stream of chunks from the model.
@@ -70,16 +69,6 @@ impl ProviderError {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Unreachable(_) => true,
             Self::Timeout(_) | Self::Malformed(_) => false,
-        }
-    }
-}
-
-impl From<ProviderError> for ApiError {
-    fn from(error: ProviderError) -> Self {
-        match error {
-            ProviderError::Timeout(after) => ApiError::ModelTimeout(after.as_secs()),
-            ProviderError::Unreachable(why) => ApiError::ModelUnreachable(why),
-            other => ApiError::ModelFailed(other.to_string()),
         }
     }
 }

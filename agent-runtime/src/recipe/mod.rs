@@ -37,8 +37,8 @@ pub enum RecipeError {
     #[error("recipe template {0}")]
     Template(#[from] TemplateError),
     /// A model call of a multi-step recipe failed.
-    #[error("{0}")]
-    Model(String),
+    #[error(transparent)]
+    Model(#[from] crate::provider::ProviderError),
     /// The input does not fit the recipe.
     #[error("{0}")]
     Input(String),

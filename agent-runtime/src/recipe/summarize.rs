@@ -105,10 +105,10 @@ async fn complete(
     }
     messages.push(Message::text(Role::User, prompt));
     let request = ModelRequest { messages, tools: Vec::new(), parameters: parameters.clone() };
-    let mut stream = provider.stream(request).await.map_err(|e| RecipeError::Model(e.to_string()))?;
+    let mut stream = provider.stream(request).await?;
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {
-        for choice in chunk.map_err(|e| RecipeError::Model(e.to_string()))?.choices {
+        for choice in chunk?.choices {
             text.push_str(choice.delta.content.as_deref().unwrap_or_default());
         }
     }

@@ -2,32 +2,33 @@
 //! (`POST {url}/v1/chat/completions`, one user message, not streamed) and its answer comes back
 //! as the result. A `doc-retriever` agent used this way is a search tool over its documents.
 
-use std::time::Duration;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolError};
-use crate::error::error_chain;
+use crate::fetch::Fetcher;
 use crate::openai::FunctionSpec;
+
+/// Largest answer read from the other agent.
+const MAX_ANSWER: usize = 1 << 20;
+
+/// The chat endpoint of the agent whose API is at `base_url`.
+pub fn chat_endpoint(base_url: &str) -> String {
+    format!("{}/v1/chat/completions", base_url.trim_end_matches('/'))
+}
 
 /// A tool that asks another agent.
 pub struct AgentTool {
     name: String,
     url: String,
-    client: reqwest::Client,
+    fetcher: Fetcher,
 }
 
 impl AgentTool {
-    /// A tool named `name` asking the agent whose API is at `url` (its base URL).
-    pub fn new(name: &str, url: &str, timeout: Duration) -> Self {
-        crate::install_crypto_provider();
-        Self {
-            name: name.replace('-', "_"),
-            url: format!("{}/v1/chat/completions", url.trim_end_matches('/')),
-            client: reqwest::Client::builder().timeout(timeout).build().unwrap_or_default(),
-        }
+    /// A tool named `name` asking the agent whose chat endpoint is `url`.
+    pub fn new(name: &str, url: &str, fetcher: Fetcher) -> Self {
+        Self { name: name.replace('-', "_"), url: url.to_owned(), fetcher }
     }
 }
 
@@ -51,18 +52,15 @@ impl Tool for AgentTool {
                 .filter(|q| !q.trim().is_empty())
                 .ok_or_else(|| ToolError::BadArguments("needs a non-empty question string".into()))?;
             let request = json!({"messages": [{"role": "user", "content": question}], "stream": false});
-            let response = self
-                .client
-                .post(&self.url)
-                .json(&request)
-                .send()
+            let answer = self
+                .fetcher
+                .post_json(&self.url, &request, MAX_ANSWER)
                 .await
-                .map_err(|e| ToolError::Failed(format!("cannot reach {}: {}", self.url, error_chain(&e))))?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
+                .map_err(|e| ToolError::Failed(e.to_string()))?;
+            let body: Value = serde_json::from_slice(&answer.bytes).unwrap_or(Value::Null);
+            if !(200..300).contains(&answer.status) {
                 let message = body["error"]["message"].as_str().unwrap_or("no error message");
-                return Err(ToolError::Failed(format!("the agent answered {status}: {message}")));
+                return Err(ToolError::Failed(format!("the agent answered HTTP {}: {message}", answer.status)));
             }
             body["choices"][0]["message"]["content"]
                 .as_str()

@@ -1,14 +1,16 @@
 //! An HTTP endpoint configured by the agent's author as a tool: the model's arguments are POSTed
 //! as JSON and the response text is the result.
 
-use std::time::Duration;
-
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Tool, ToolError};
+use crate::fetch::Fetcher;
 use crate::openai::FunctionSpec;
+
+/// Largest answer returned to the model.
+const MAX_ANSWER: usize = 256 * 1024;
 
 /// A configured HTTP tool.
 pub struct HttpTool {
@@ -16,18 +18,18 @@ pub struct HttpTool {
     url: String,
     description: String,
     parameters: Value,
-    client: reqwest::Client,
+    fetcher: Fetcher,
 }
 
 impl HttpTool {
-    /// A tool named `name` that POSTs to `url`.
-    pub fn new(name: &str, url: &str, description: &str, parameters: Option<Value>, timeout: Duration) -> Self {
+    /// A tool named `name` that POSTs to `url` with `fetcher`.
+    pub fn new(name: &str, url: &str, description: &str, parameters: Option<Value>, fetcher: Fetcher) -> Self {
         Self {
             name: name.replace('-', "_"),
             url: url.to_owned(),
             description: description.to_owned(),
             parameters: parameters.unwrap_or_else(|| json!({"type": "object"})),
-            client: reqwest::Client::builder().timeout(timeout).build().unwrap_or_default(),
+            fetcher,
         }
     }
 }
@@ -43,16 +45,17 @@ impl Tool for HttpTool {
 
     fn call(&self, arguments: Value) -> BoxFuture<'_, Result<String, ToolError>> {
         async move {
-            let response = self
-                .client
-                .post(&self.url)
-                .json(&arguments)
-                .send()
+            let answer = self
+                .fetcher
+                .post_json(&self.url, &arguments, MAX_ANSWER)
                 .await
                 .map_err(|e| ToolError::Failed(e.to_string()))?;
-            let status = response.status();
-            let text = response.text().await.map_err(|e| ToolError::Failed(e.to_string()))?;
-            if status.is_success() { Ok(text) } else { Err(ToolError::Failed(format!("HTTP {status}: {text}"))) }
+            let text = String::from_utf8_lossy(&answer.bytes).into_owned();
+            if (200..300).contains(&answer.status) {
+                Ok(text)
+            } else {
+                Err(ToolError::Failed(format!("HTTP {}: {text}", answer.status)))
+            }
         }
         .boxed()
     }

@@ -1,0 +1,39 @@
+//! Why a turn failed, with the failing layer's own error kept whole: an edge (HTTP, A2A, the
+//! task runner) decides what each kind means to its client.
+
+use crate::provider::ProviderError;
+use crate::recipe::RecipeError;
+use crate::sessions::StoreError;
+
+/// Why a turn failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// The request cannot be a turn (no messages, ends with the assistant's...).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A model call failed: the answer, a history summary, or a recipe's intermediate step.
+    #[error(transparent)]
+    Model(#[from] ProviderError),
+    /// The recipe failed (retrieval, rerank, templates, or one of its model calls).
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// The session could not be read or committed.
+    #[error(transparent)]
+    Session(#[from] StoreError),
+    /// The model asked for tools at every step it was allowed.
+    #[error("the model kept calling tools after {0} tool steps")]
+    ToolStepsExhausted(usize),
+    /// Another turn holds the session and the agent refuses to queue (`--busy-session reject`).
+    #[error("session {0} is busy with another turn; retry when it has answered")]
+    SessionBusy(String),
+}
+
+impl TurnError {
+    /// The provider error behind this one, wherever the model call happened.
+    pub fn provider_error(&self) -> Option<&ProviderError> {
+        match self {
+            Self::Model(error) | Self::Recipe(RecipeError::Model(error)) => Some(error),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The agent's turn, read top-down in [`Agent::start_turn`]: take the session, fold old turns
+//! into a summary past the context budget, run the recipe, recall memories, assemble the
+//! context (pure, [`context`]), run the tool loop ([`tool_loop`]) and commit the session before
+//! the listener sees the end of the answer. Nothing here knows which protocol serves the turn:
+//! the chat API, and later A2A and the task runner, call the same [`Agent::start_turn`] and map
+//! [`TurnError`] to their own wire format.
+
+pub mod context;
+pub mod error;
+pub mod history;
+pub mod parameters;
+pub mod recipe_step;
+pub mod session_lock;
+pub mod tool_loop;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use agent_crds::RuntimeConfig;
+use agent_crds::runtime_config::TextSource;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use self::context::{Context, assemble, join_sections, unseen_messages};
+pub use self::error::TurnError;
+use self::recipe_step::{RecipeTurn, recipe_turn};
+pub use self::session_lock::BusySession;
+use self::session_lock::{SessionGuard, SessionLocks};
+use self::tool_loop::{Answer, Stopped, ToolLoop};
+use crate::budget::estimate_tokens;
+use crate::memory::Memory;
+use crate::metrics::Metrics;
+use crate::openai::{Citation, Message, Role, Usage};
+use crate::provider::ModelProvider;
+use crate::recipe::Pipeline;
+use crate::sessions::{Session, SessionStore};
+use crate::tools::ToolRegistry;
+
+/// What a turn produces, in order: content pieces, then `Done` or `Error`.
+#[derive(Debug)]
+pub enum Event {
+    /// A piece of the answer.
+    Content(String),
+    /// The answer is complete (and, in a session, committed).
+    Done {
+        /// Why the model stopped.
+        finish_reason: String,
+        /// Tokens used by every model call of the turn.
+        usage: Usage,
+        /// The knowledge chunks the answer was given (recipes).
+        citations: Vec<Citation>,
+    },
+    /// The turn failed.
+    Error(TurnError),
+}
+
+/// What a turn is asked to do, whichever protocol asked.
+#[derive(Clone, Debug, Default)]
+pub struct TurnInput {
+    /// The messages of the turn (a client may resend the whole conversation).
+    pub messages: Vec<Message>,
+    /// Generation parameters the client chose; they override the agent's.
+    pub parameters: Map<String, Value>,
+    /// The session the turn belongs to; `None` keeps nothing.
+    pub session: Option<String>,
+}
+
+/// Bounds of the agent loop.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Model calls that may request tools before the model must answer.
+    pub max_tool_steps: usize,
+    /// Tokens of history sent to the model.
+    pub context_budget: usize,
+}
+
+/// Tokens of recalled memories added to a turn.
+const MEMORY_BUDGET: usize = 300;
+
+/// Recalled memories per turn, at most.
+const MEMORIES_RECALLED: usize = 5;
+
+/// The parts an agent is made of.
+pub struct AgentParts {
+    /// The configuration it serves.
+    pub config: Arc<RuntimeConfig>,
+    /// Its model.
+    pub provider: Arc<dyn ModelProvider>,
+    /// The tools the model may call.
+    pub tools: ToolRegistry,
+    /// Where conversations are kept.
+    pub sessions: SessionStore,
+    /// Where turns are counted.
+    pub metrics: Arc<Metrics>,
+    /// Bounds of the loop.
+    pub limits: Limits,
+    /// Long-term memory, when knowledge is on.
+    pub memory: Option<Arc<Memory>>,
+    /// The RAG recipe run on every turn.
+    pub pipeline: Option<Arc<Pipeline>>,
+    /// What a turn on a busy session does.
+    pub busy_session: BusySession,
+}
+
+/// A running agent.
+pub struct Agent {
+    /// The configuration it serves.
+    pub config: Arc<RuntimeConfig>,
+    provider: Arc<dyn ModelProvider>,
+    tools: ToolRegistry,
+    sessions: SessionStore,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    /// Persona and task instructions, joined once.
+    persona: String,
+    model_reached: AtomicBool,
+    memory: Option<Arc<Memory>>,
+    pipeline: Option<Arc<Pipeline>>,
+    locks: SessionLocks,
+}
+
+/// A turn between its start and its commit.
+struct Pending {
+    /// The session with the turn's new messages, and the lock that keeps other turns out.
+    session: Option<(Session, Vec<Message>, SessionGuard)>,
+    /// Text appended to the answer (a recipe's sources).
+    appendix: Option<String>,
+    /// The chunks the answer was given.
+    citations: Vec<Citation>,
+}
+
+impl Agent {
+    /// An agent; reads the persona's prompt file when it has one.
+    pub fn new(parts: AgentParts) -> std::io::Result<Self> {
+        let AgentParts { config, provider, tools, sessions, metrics, limits, memory, pipeline, busy_session } = parts;
+        let prompt = match &config.persona.system_prompt {
+            Some(TextSource::Inline(text)) => Some(text.clone()),
+            Some(TextSource::File(path)) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
+            None => None,
+        };
+        let persona = join_sections([prompt.as_deref(), config.task.instructions.as_deref()]);
+        Ok(Self {
+            config,
+            provider,
+            tools,
+            sessions,
+            metrics,
+            limits,
+            persona,
+            model_reached: AtomicBool::new(false),
+            memory,
+            pipeline,
+            locks: SessionLocks::new(busy_session),
+        })
+    }
+
+    /// The agent's recipe, when it has one.
+    pub fn pipeline(&self) -> Option<&Arc<Pipeline>> {
+        self.pipeline.as_ref()
+    }
+
+    /// The session store.
+    pub fn sessions(&self) -> &SessionStore {
+        &self.sessions
+    }
+
+    /// The agent's long-term memory, when enabled.
+    pub fn memory(&self) -> Option<&Arc<Memory>> {
+        self.memory.as_ref()
+    }
+
+    /// The tools the model may call.
+    pub fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    /// Whether the model has answered at least once.
+    pub fn model_reached(&self) -> bool {
+        self.model_reached.load(Ordering::Relaxed)
+    }
+
+    /// Asks the model whether it is there; remembers success.
+    pub async fn check_model(&self) -> Result<(), crate::provider::ProviderError> {
+        self.provider.check().await?;
+        self.model_reached.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Starts a turn; its events arrive on the returned channel. Fails early for a bad request,
+    /// a busy or unreadable session, a failed summary or a failed recipe step. A turn on a
+    /// session holds it until the turn is committed or fails.
+    pub async fn start_turn(self: &Arc<Self>, input: TurnInput) -> Result<mpsc::Receiver<Event>, TurnError> {
+        check_messages(&input.messages)?;
+        let (mut session, new_messages) = self.open_session(input.session.as_deref(), input.messages).await?;
+        if let Some((session, _)) = &mut session {
+            let budget = self.history_budget(&new_messages);
+            history::fold_history(self.provider.as_ref(), session, budget).await?;
+        }
+        let parameters = parameters::merge(&self.config.model.parameters, &input.parameters);
+        let recipe = self.recipe_turn(&new_messages, &parameters).await?;
+        let memories = self.recall(&new_messages, input.session.as_deref()).await;
+        let stored = session.as_ref().map(|(s, _)| s);
+        let messages = assemble(&Context {
+            persona: &self.persona,
+            recipe_system: recipe.system.as_deref(),
+            summary: stored.and_then(|s| s.summary.as_deref()),
+            memories: &memories,
+            history: stored.map_or(&[], |s| s.messages.as_slice()),
+            new_messages: &new_messages,
+            prompt: recipe.prompt.as_deref(),
+        });
+        let pending = Pending {
+            session: session.map(|(session, guard)| (session, new_messages, guard)),
+            appendix: recipe.appendix.clone(),
+            citations: recipe.citations.clone(),
+        };
+        let (events, receiver) = mpsc::channel(64);
+        let agent = self.clone();
+        tokio::spawn(async move { agent.answer(messages, parameters, recipe, pending, events).await });
+        Ok(receiver)
+    }
+
+    /// Takes and reads the session (a new one when it does not exist yet) and returns it with
+    /// the turn's messages it does not hold yet.
+    async fn open_session(
+        &self,
+        id: Option<&str>,
+        messages: Vec<Message>,
+    ) -> Result<(Option<(Session, SessionGuard)>, Vec<Message>), TurnError> {
+        let Some(id) = id else { return Ok((None, messages)) };
+        let guard = self.locks.lock(id).await?;
+        let session =
+            self.sessions.get(id).await?.unwrap_or_else(|| Session { id: id.to_owned(), ..Session::default() });
+        let new_messages = unseen_messages(&session.messages, &messages);
+        Ok((Some((session, guard)), new_messages))
+    }
+
+    /// Tokens the kept history may use beside the persona and the new messages.
+    fn history_budget(&self, new_messages: &[Message]) -> usize {
+        let persona = estimate_tokens(&[Message::text(Role::System, self.persona.clone())]);
+        self.limits.context_budget.saturating_sub(estimate_tokens(new_messages) + persona)
+    }
+
+    async fn recipe_turn(
+        &self,
+        new_messages: &[Message],
+        parameters: &Map<String, Value>,
+    ) -> Result<RecipeTurn, TurnError> {
+        let Some(pipeline) = &self.pipeline else { return Ok(RecipeTurn::default()) };
+        let budget = self.limits.context_budget;
+        Ok(recipe_turn(pipeline, self.provider.as_ref(), new_messages, parameters, budget).await?)
+    }
+
+    /// Memories relevant to the newest user message, within the memory budget; a failing memory
+    /// store costs the turn its memories, not the answer.
+    async fn recall(&self, new_messages: &[Message], session: Option<&str>) -> Vec<String> {
+        let Some(memory) = &self.memory else { return Vec::new() };
+        let Some(question) = new_messages.iter().rev().find(|m| m.role == Role::User) else { return Vec::new() };
+        match memory.recall(question.content_str(), session, MEMORIES_RECALLED, MEMORY_BUDGET).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "recalling memories failed; answering without them");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Produces the answer (the recipe's text, or the tool loop's) and commits the turn.
+    async fn answer(
+        self: Arc<Self>,
+        messages: Vec<Message>,
+        parameters: Map<String, Value>,
+        recipe: RecipeTurn,
+        pending: Pending,
+        events: mpsc::Sender<Event>,
+    ) {
+        let answer = if recipe.direct {
+            let text = recipe.prompt.unwrap_or_default();
+            if events.send(Event::Content(text.clone())).await.is_err() {
+                return;
+            }
+            Answer { text, ..Answer::default() }
+        } else {
+            let offers_tools = !recipe.without_tools && self.provider.supports_tools();
+            let tool_loop = ToolLoop {
+                provider: self.provider.as_ref(),
+                tools: &self.tools,
+                metrics: &self.metrics,
+                specs: if offers_tools { self.tools.specs() } else { Vec::new() },
+                max_tool_steps: self.limits.max_tool_steps,
+                parameters,
+            };
+            match tool_loop.run(messages, &events).await {
+                Ok(answer) => answer,
+                Err(Stopped::Failed(error)) => {
+                    let _ = events.send(Event::Error(error)).await;
+                    return;
+                }
+                Err(Stopped::Abandoned) => return,
+            }
+        };
+        if !recipe.direct {
+            self.model_reached.store(true, Ordering::Relaxed);
+        }
+        self.commit(pending, answer, &events).await;
+    }
+
+    /// Appends the recipe's appendix, commits the session, then reports the end of the turn.
+    async fn commit(&self, pending: Pending, mut answer: Answer, events: &mpsc::Sender<Event>) {
+        if let Some(appendix) = pending.appendix.filter(|a| !a.is_empty()) {
+            answer.text.push_str(&appendix);
+            if events.send(Event::Content(appendix)).await.is_err() {
+                return;
+            }
+        }
+        if let Some((mut session, new_messages, _guard)) = pending.session {
+            let kept = new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant));
+            session.messages.extend(kept);
+            session.messages.push(Message::text(Role::Assistant, answer.text));
+            session.turns += 1;
+            session.updated = jiff::Timestamp::now().to_string();
+            if let Err(error) = self.sessions.put(session).await {
+                let _ = events.send(Event::Error(error.into())).await;
+                return;
+            }
+        }
+        self.metrics.tokens(answer.usage.prompt_tokens, answer.usage.completion_tokens);
+        let finish_reason = answer.finish_reason.unwrap_or_else(|| "stop".into());
+        let done = Event::Done { finish_reason, usage: answer.usage, citations: pending.citations };
+        let _ = events.send(done).await;
+    }
+}
+
+/// Refuses what cannot be a turn.
+fn check_messages(messages: &[Message]) -> Result<(), TurnError> {
+    if messages.is_empty() {
+        return Err(TurnError::InvalidRequest("messages must not be empty".into()));
+    }
+    if messages.last().is_some_and(|m| m.role == Role::Assistant) {
+        return Err(TurnError::InvalidRequest("the last message must not be from the assistant".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The tool loop: call the model, stream its text to the turn's listener, run the tools it asks
+//! for and call it again with their results, until it answers without tools or the step bound
+//! is reached.
+
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use super::{Event, TurnError};
+use crate::metrics::Metrics;
+use crate::openai::{Message, Role, ToolCall, ToolCallDelta, ToolSpec, Usage};
+use crate::provider::{ModelProvider, ModelRequest};
+use crate::tools::ToolRegistry;
+
+/// The model's final answer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// Its text.
+    pub text: String,
+    /// Why the model stopped.
+    pub finish_reason: Option<String>,
+    /// Tokens of every model call of the loop.
+    pub usage: Usage,
+}
+
+/// Why the loop stopped without an answer.
+#[derive(Debug)]
+pub enum Stopped {
+    /// A model call failed or the model never stopped asking for tools.
+    Failed(TurnError),
+    /// Nobody listens to the turn any more.
+    Abandoned,
+}
+
+/// What the loop works with.
+pub struct ToolLoop<'a> {
+    /// The model.
+    pub provider: &'a dyn ModelProvider,
+    /// The tools it may call.
+    pub tools: &'a ToolRegistry,
+    /// Tool calls are counted here.
+    pub metrics: &'a Metrics,
+    /// Tools offered (empty: none).
+    pub specs: Vec<ToolSpec>,
+    /// Model calls that may request tools before the model must answer.
+    pub max_tool_steps: usize,
+    /// Sampling parameters of every call.
+    pub parameters: Map<String, Value>,
+}
+
+impl ToolLoop<'_> {
+    /// Runs the loop over `messages`, sending each piece of text to `events` as it arrives.
+    pub async fn run(&self, mut messages: Vec<Message>, events: &mpsc::Sender<Event>) -> Result<Answer, Stopped> {
+        let mut usage = Usage::default();
+        for step in 0..=self.max_tool_steps {
+            let tools = if step < self.max_tool_steps { self.specs.clone() } else { Vec::new() };
+            let request = ModelRequest { messages: messages.clone(), tools, parameters: self.parameters.clone() };
+            let (text, calls, finish_reason) = self.call_model(request, &mut usage, events).await?;
+            if calls.is_empty() {
+                return Ok(Answer { text, finish_reason, usage });
+            }
+            if step == self.max_tool_steps {
+                break;
+            }
+            messages.push(Message {
+                role: Role::Assistant,
+                content: Some(text).filter(|t| !t.is_empty()),
+                tool_calls: calls.clone(),
+                tool_call_id: None,
+                name: None,
+            });
+            for call in calls {
+                let result = self.tools.call(&call.function.name, &call.function.arguments).await;
+                self.metrics.tool_call(result.tool, result.outcome.as_str());
+                tracing::info!(tool = %call.function.name, outcome = result.outcome.as_str(), "tool call");
+                messages.push(Message {
+                    role: Role::Tool,
+                    content: Some(result.text),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call.id),
+                    name: None,
+                });
+            }
+        }
+        Err(Stopped::Failed(TurnError::ToolStepsExhausted(self.max_tool_steps)))
+    }
+
+    /// One model call: its text (streamed to `events`), the tool calls it asks for, its finish reason.
+    async fn call_model(
+        &self,
+        request: ModelRequest,
+        usage: &mut Usage,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<(String, Vec<ToolCall>, Option<String>), Stopped> {
+        let failed = |error| Stopped::Failed(TurnError::Model(error));
+        let mut stream = self.provider.stream(request).await.map_err(failed)?;
+        let mut text = String::new();
+        let mut calls: Vec<ToolCall> = Vec::new();
+        let mut finish_reason = None;
+        while let Some(item) = stream.next().await {
+            let chunk = item.map_err(failed)?;
+            if let Some(chunk_usage) = chunk.usage {
+                usage.add(chunk_usage);
+            }
+            for choice in chunk.choices {
+                if let Some(content) = choice.delta.content.filter(|c| !c.is_empty()) {
+                    text.push_str(&content);
+                    events.send(Event::Content(content)).await.map_err(|_| Stopped::Abandoned)?;
+                }
+                merge_tool_calls(&mut calls, choice.delta.tool_calls);
+                finish_reason = choice.finish_reason.or(finish_reason);
+            }
+        }
+        Ok((text, calls, finish_reason))
+    }
+}
+
+/// Merges streamed tool-call fragments into whole calls, by index.
+fn merge_tool_calls(calls: &mut Vec<ToolCall>, deltas: Vec<ToolCallDelta>) {
+    for delta in deltas {
+        while calls.len() <= delta.index {
+            let id = format!("call_{}", calls.len());
+            calls.push(ToolCall { id, kind: "function".into(), ..ToolCall::default() });
+        }
+        let call = &mut calls[delta.index];
+        if let Some(id) = delta.id.filter(|id| !id.is_empty()) {
+            call.id = id;
+        }
+        if let Some(function) = delta.function {
+            call.function.name.push_str(function.name.as_deref().unwrap_or_default());
+            call.function.arguments.push_str(function.arguments.as_deref().unwrap_or_default());
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Building a runtime from its config: each subsystem opens itself from its own slice of the
+//! RuntimeConfig (sessions, knowledge, tools, recipe, agent). A configured part that cannot
+//! start fails the build with a message naming it; a part that can recover (a Qdrant server
+//! that is down) starts not ready and is watched until it answers.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_crds::RuntimeConfig;
+use agent_crds::recipe::PipelineMode;
+
+use crate::ServeOptions;
+use crate::agent::{Agent, AgentParts, Limits};
+use crate::fetch::{FetchError, FetchPolicy, Fetcher};
+use crate::http::AppState;
+use crate::knowledge::Knowledge;
+use crate::knowledge::chunk::ChunkSize;
+use crate::knowledge::open::{KnowledgeSetup, KnowledgeSetupError, Knowledgeable, Opened};
+use crate::metrics::Metrics;
+use crate::provider::ModelProvider;
+use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
+use crate::readiness::{ComponentState, Readiness};
+use crate::recipe::{Pipeline, RecipeError};
+use crate::sessions::{SessionStore, StoreError};
+use crate::tools::{ToolDeps, ToolSetupError};
+use crate::vector::VectorStore;
+
+/// Readiness name of the knowledge component (embedder and vector store).
+pub const KNOWLEDGE: &str = "knowledge";
+
+/// Longest a document fetch (ingestion by URL, recipe sources) may take.
+const DOCUMENT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The model provider could not be set up.
+    #[error(transparent)]
+    Provider(#[from] ProviderSetupError),
+    /// The session store could not be opened.
+    #[error(transparent)]
+    Sessions(#[from] StoreError),
+    /// Knowledge (embedder, vector store) could not be opened.
+    #[error(transparent)]
+    Knowledge(#[from] KnowledgeSetupError),
+    /// A configured tool cannot be offered.
+    #[error(transparent)]
+    Tools(#[from] ToolSetupError),
+    /// The document fetcher cannot be built.
+    #[error("document fetcher: {0}")]
+    Fetcher(#[from] FetchError),
+    /// A file named by the config could not be read, or the address could not be bound.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The recipe cannot run.
+    #[error("recipe: {0}")]
+    Recipe(#[from] RecipeError),
+}
+
+/// A runtime ready to serve: the agent and what its API and background tasks need.
+pub struct Runtime {
+    /// The HTTP state (agent, knowledge, limits, readiness).
+    pub state: AppState,
+    /// The vector store when it is a server that may be down, to watch until it answers.
+    pub remote_store: Option<Arc<dyn VectorStore>>,
+}
+
+impl Runtime {
+    /// Builds the runtime of `config` with the OpenAI-compatible provider.
+    pub fn build(config: RuntimeConfig, options: &ServeOptions) -> Result<Self, StartError> {
+        crate::install_crypto_provider();
+        let provider = OpenAiProvider::new(&config.model, options.call_policy, options.model_api_key.as_deref())?;
+        Self::build_with(config, options, Arc::new(provider))
+    }
+
+    /// Builds the runtime of `config` with a given provider (an in-process model, a test double).
+    pub fn build_with(
+        config: RuntimeConfig,
+        options: &ServeOptions,
+        provider: Arc<dyn ModelProvider>,
+    ) -> Result<Self, StartError> {
+        crate::install_crypto_provider();
+        let metrics = Arc::new(Metrics::default());
+        let readiness = Arc::new(Readiness::default());
+        let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
+        let setup = KnowledgeSetup {
+            embedding_model_dir: options.embedding_model_dir.as_deref(),
+            api_key: options.model_api_key.as_deref(),
+            chunking: chunking(&config),
+            metrics: metrics.clone(),
+        };
+        let (opened, knowledge_off) = match crate::knowledge::open::open(&config.memory, &setup)? {
+            Knowledgeable::On(opened) => (Some(opened), None),
+            Knowledgeable::Off(reason) => (None, Some(reason)),
+        };
+        let knowledge_state = match (&opened, &knowledge_off) {
+            (Some(Opened { remote: true, .. }), _) => ComponentState::NotReady("connecting to the vector store".into()),
+            (_, Some(reason)) => ComponentState::Disabled(reason.clone()),
+            _ => ComponentState::Ready,
+        };
+        readiness.set(KNOWLEDGE, knowledge_state, &metrics);
+        let knowledge = opened.as_ref().map(|o| o.knowledge.clone());
+        let memory = opened.as_ref().map(|o| o.memory.clone());
+        let off_reason = knowledge_off.clone().unwrap_or_default();
+        let deps =
+            ToolDeps { timeout: options.tool_timeout, memory: memory.clone(), memory_off_reason: off_reason.clone() };
+        let mut tools = crate::tools::registry(&config.tools, &deps)?;
+        let pipeline = open_pipeline(&config, knowledge.as_ref(), &off_reason, options.tool_timeout)?;
+        if let Some(pipeline) = pipeline.as_ref().filter(|p| p.mode() == PipelineMode::Agent) {
+            tools.insert(Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));
+        }
+        let api_key = match &config.server.api_key_file {
+            Some(path) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
+            None => None,
+        };
+        let fetcher = Fetcher::new(document_fetch_policy(&config), DOCUMENT_FETCH_TIMEOUT)?;
+        let limits = Limits { max_tool_steps: options.max_tool_steps, context_budget: context_budget(&config) };
+        let agent = Agent::new(AgentParts {
+            config: Arc::new(config),
+            provider,
+            tools,
+            sessions,
+            metrics: metrics.clone(),
+            limits,
+            memory,
+            pipeline,
+            busy_session: options.busy_session,
+        })?;
+        let state = AppState {
+            agent: Arc::new(agent),
+            metrics,
+            api_key: api_key.map(Arc::from),
+            limits: options.limits,
+            permits: Arc::new(tokio::sync::Semaphore::new(options.limits.max_concurrency)),
+            knowledge,
+            knowledge_off,
+            fetcher,
+            readiness,
+        };
+        let remote_store = opened.filter(|o| o.remote).map(|o| o.store);
+        Ok(Self { state, remote_store })
+    }
+}
+
+/// The recipe, ready to run; a recipe that retrieves needs knowledge.
+fn open_pipeline(
+    config: &RuntimeConfig,
+    knowledge: Option<&Arc<Knowledge>>,
+    knowledge_off: &str,
+    timeout: Duration,
+) -> Result<Option<Arc<Pipeline>>, RecipeError> {
+    let Some(recipe) = &config.recipe else { return Ok(None) };
+    let pipeline = Pipeline::new(recipe.clone(), knowledge.cloned(), timeout)?;
+    if pipeline.mode() != PipelineMode::Summarize && knowledge.is_none() {
+        return Err(RecipeError::Input(format!(
+            "recipe {} retrieves from the agent's knowledge, which is off: {knowledge_off}",
+            recipe.name
+        )));
+    }
+    tracing::info!(recipe = %recipe.name, mode = ?pipeline.mode(), "running recipe");
+    Ok(Some(Arc::new(pipeline)))
+}
+
+/// Document URLs may reach internal hosts under the configured prefixes and the recipe's sources.
+fn document_fetch_policy(config: &RuntimeConfig) -> FetchPolicy {
+    let mut allowed = config.server.fetch_allowed_urls.clone();
+    allowed.extend(config.recipe.iter().flat_map(|r| r.sources.iter().cloned()));
+    FetchPolicy::public_and(allowed)
+}
+
+/// Chunking of ingested documents: the recipe's, or 256 tokens with 32 of overlap.
+fn chunking(config: &RuntimeConfig) -> ChunkSize {
+    config.recipe.as_ref().map_or(ChunkSize { size: 256, overlap: 32 }, |recipe| ChunkSize {
+        size: usize::try_from(recipe.spec.ingest.chunk_size).unwrap_or(256),
+        overlap: usize::try_from(recipe.spec.ingest.chunk_overlap).unwrap_or(32),
+    })
+}
+
+/// Tokens of history sent to the model: the configured budget, or three quarters of the
+/// model's context (the rest is for the answer), or 3072.
+fn context_budget(config: &RuntimeConfig) -> usize {
+    let configured = config.model.parameters.context_budget.or(config.model.context_length.map(|c| c * 3 / 4));
+    configured.and_then(|tokens| usize::try_from(tokens).ok()).unwrap_or(3072)
+}
