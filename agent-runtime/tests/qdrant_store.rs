@@ -225,8 +225,12 @@ impl<const POINTS: bool> tower::Service<http::Request<Body>> for Service<POINTS>
 
 /// Starts the stand-in server on a free port; returns its state and URL.
 async fn serve(fake: Fake) -> (Arc<Fake>, String) {
+    serve_on(fake, tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"))
+}
+
+/// Starts the stand-in server on `listener`; returns its state and URL.
+fn serve_on(fake: Fake, listener: tokio::net::TcpListener) -> (Arc<Fake>, String) {
     let fake = Arc::new(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let router = Server::builder()
         .add_service(Service::<false>(Arc::clone(&fake)))
@@ -612,4 +616,39 @@ async fn qdrant_store_reads_stored_dense_vectors_for_rerankers() {
             qdrant_client::qdrant::VectorsSelector { names: vec!["dense".to_owned()] }
         ))
     );
+}
+
+#[tokio::test]
+async fn a_qdrant_server_that_is_down_keeps_knowledge_not_ready_until_it_answers() {
+    use agent_runtime::readiness::Readiness;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    let url = format!("http://127.0.0.1:{port}");
+    let readiness = Arc::new(Readiness::default());
+    let metrics = Arc::new(agent_runtime::metrics::Metrics::default());
+    let watched: Arc<dyn VectorStore> = Arc::new(store(&url));
+    tokio::spawn(agent_runtime::serve::watch_store(watched, readiness.clone(), metrics.clone()));
+    let knowledge = |readiness: &Readiness| {
+        serde_json::to_value(readiness.report([])).expect("json")["components"]["knowledge"].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while knowledge(&readiness).is_null() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let down = knowledge(&readiness);
+    assert_eq!(down["state"], "notReady", "{down}");
+    assert!(
+        down["reason"].as_str().expect("reason").contains(&format!("cannot reach the Qdrant server at {url}")),
+        "{down}"
+    );
+    assert!(!readiness.report([]).ready);
+    assert!(metrics.encode().contains(r#"agent_component_ready{component="knowledge"} 0"#));
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the same port");
+    serve_on(Fake::default(), listener);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while knowledge(&readiness)["state"] != "ready" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(readiness.report([]).ready, "{}", knowledge(&readiness));
+    assert!(metrics.encode().contains(r#"agent_component_ready{component="knowledge"} 1"#));
 }
