@@ -59,6 +59,9 @@ pub struct ServeOptions {
     pub embedding_model_dir: Option<std::path::PathBuf>,
     /// What a turn on a session busy with another turn does.
     pub busy_session: BusySession,
+    /// Runs without knowledge and long-term memory (no embedder, no vector store); `/readyz`
+    /// shows knowledge as disabled.
+    pub without_knowledge: bool,
 }
 
 impl Default for ServeOptions {
@@ -77,6 +80,7 @@ impl Default for ServeOptions {
             model_api_key: None,
             embedding_model_dir: None,
             busy_session: BusySession::Queue,
+            without_knowledge: false,
         }
     }
 }

@@ -100,6 +100,11 @@ struct ServeArgs {
     /// Folder of the built-in embedding model (all-MiniLM-L6-v2: model.safetensors, tokenizer.json, config.json).
     #[arg(long, env = "AGENT_EMBEDDING_MODEL_DIR", default_value = "/models/all-MiniLM-L6-v2")]
     embedding_model_dir: std::path::PathBuf,
+    /// Run without knowledge and long-term memory: no embedding model is loaded and no vector
+    /// store opened (`/readyz` shows knowledge as disabled; recipes that retrieve and memory tools
+    /// then refuse to start).
+    #[arg(long, env = "AGENT_WITHOUT_KNOWLEDGE")]
+    without_knowledge: bool,
     /// Largest document upload in bytes.
     #[arg(long, env = "AGENT_MAX_DOCUMENT_BYTES", default_value_t = 32 << 20)]
     max_document_bytes: usize,
@@ -131,6 +136,7 @@ impl ServeArgs {
             model_api_key: self.model_api_key.clone(),
             embedding_model_dir: Some(self.embedding_model_dir.clone()),
             busy_session: self.busy_session,
+            without_knowledge: self.without_knowledge,
         }
     }
 }

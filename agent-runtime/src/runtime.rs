@@ -90,7 +90,12 @@ impl Runtime {
             chunking: chunking(&config),
             metrics: metrics.clone(),
         };
-        let (opened, knowledge_off) = match crate::knowledge::open::open(&config.memory, &setup)? {
+        let knowledgeable = if options.without_knowledge {
+            Knowledgeable::Off("turned off (--without-knowledge)".into())
+        } else {
+            crate::knowledge::open::open(&config.memory, &setup)?
+        };
+        let (opened, knowledge_off) = match knowledgeable {
             Knowledgeable::On(opened) => (Some(opened), None),
             Knowledgeable::Off(reason) => (None, Some(reason)),
         };

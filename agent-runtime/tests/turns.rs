@@ -12,6 +12,10 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use support::{Reply, Upstream, config, post, quick_options, send, state, temp_dir};
 
+fn recipe_config(name: &str, spec: RecipeSpec) -> RecipeConfig {
+    RecipeConfig { name: name.into(), parameters: std::collections::BTreeMap::new(), spec, sources: Vec::new() }
+}
+
 fn turn_on(session: &str, content: &str) -> Request<Body> {
     Request::post("/v1/chat/completions")
         .header("content-type", "application/json")
@@ -82,8 +86,7 @@ async fn a_model_timeout_inside_a_map_reduce_summary_is_a_504() {
     spec.generate.mode = PipelineMode::Summarize;
     spec.generate.strategy = SummaryStrategy::MapReduce;
     spec.generate.combine_template = Some("Combine:{{#each summaries}}\n- {{this}}{{/each}}".into());
-    config.recipe =
-        Some(RecipeConfig { name: "summary".into(), parameters: Default::default(), spec, sources: Vec::new() });
+    config.recipe = Some(recipe_config("summary", spec));
     let agent = state(config, &quick_options());
     let long_text = "The harbour crane lifts containers from the ships onto the trucks all day. ".repeat(40);
     let request = json!({"messages": [{"role": "user", "content": long_text}]});
@@ -154,7 +157,7 @@ fn a_retrieving_recipe_without_knowledge_fails_startup() {
     let mut config = config("http://127.0.0.1:9/v1", "", &dir, "Chat");
     let spec = RecipeSpec::default();
     assert_eq!(spec.generate.mode, PipelineMode::Answer);
-    config.recipe = Some(RecipeConfig { name: "qa".into(), parameters: Default::default(), spec, sources: Vec::new() });
+    config.recipe = Some(recipe_config("qa", spec));
     let error = agent_runtime::build_state(config, &quick_options()).err().expect("the runtime must not start");
     assert!(error.to_string().contains("recipe qa retrieves from the agent's knowledge, which is off"), "{error}");
 }

@@ -71,6 +71,8 @@ pub fn write_config(dir: &Path, upstream: SocketAddr) -> Result<PathBuf, ConfigE
 pub fn command(binary: &Path, config: &Path, port: u16) -> Command {
     let mut command = Command::new(binary);
     command.arg("serve").arg("--config").arg(config).arg("--addr").arg(format!("127.0.0.1:{port}"));
+    // The chat path alone, as the proxies it is compared with have no memory to recall from.
+    command.arg("--without-knowledge");
     // Request logs at info would measure the terminal, not the runtime.
     command.env("RUST_LOG", "warn");
     command
