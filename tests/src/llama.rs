@@ -49,7 +49,10 @@ impl LlamaServer {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("llama-server did not become healthy on port {port} within 5 minutes; its stderr is in {}", stderr_path.display());
+        panic!(
+            "llama-server did not become healthy on port {port} within 5 minutes; its stderr is in {}",
+            stderr_path.display()
+        );
     }
 
     /// The all-MiniLM-L6-v2 folder `scripts/install-llm.sh` installed beside the model.
