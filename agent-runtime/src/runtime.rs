@@ -84,27 +84,8 @@ impl Runtime {
         let metrics = Arc::new(Metrics::default());
         let readiness = Arc::new(Readiness::default());
         let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-        let setup = KnowledgeSetup {
-            embedding_model_dir: options.embedding_model_dir.as_deref(),
-            api_key: options.model_api_key.as_deref(),
-            chunking: chunking(&config),
-            metrics: metrics.clone(),
-        };
-        let knowledgeable = if options.without_knowledge {
-            Knowledgeable::Off("turned off (--without-knowledge)".into())
-        } else {
-            crate::knowledge::open::open(&config.memory, &setup)?
-        };
-        let (opened, knowledge_off) = match knowledgeable {
-            Knowledgeable::On(opened) => (Some(opened), None),
-            Knowledgeable::Off(reason) => (None, Some(reason)),
-        };
-        let knowledge_state = match (&opened, &knowledge_off) {
-            (Some(Opened { remote: true, .. }), _) => ComponentState::NotReady("connecting to the vector store".into()),
-            (_, Some(reason)) => ComponentState::Disabled(reason.clone()),
-            _ => ComponentState::Ready,
-        };
-        readiness.set(KNOWLEDGE, knowledge_state, &metrics);
+        let (opened, knowledge_off) = open_knowledge(&config, options, &metrics)?;
+        readiness.set(KNOWLEDGE, knowledge_state(opened.as_ref(), knowledge_off.as_deref()), &metrics);
         let knowledge = opened.as_ref().map(|o| o.knowledge.clone());
         let memory = opened.as_ref().map(|o| o.memory.clone());
         let off_reason = knowledge_off.clone().unwrap_or_default();
@@ -145,6 +126,36 @@ impl Runtime {
         };
         let remote_store = opened.filter(|o| o.remote).map(|o| o.store);
         Ok(Self { state, remote_store })
+    }
+}
+
+/// Knowledge and memory, or why they are off.
+fn open_knowledge(
+    config: &RuntimeConfig,
+    options: &ServeOptions,
+    metrics: &Arc<Metrics>,
+) -> Result<(Option<Opened>, Option<String>), KnowledgeSetupError> {
+    if options.without_knowledge {
+        return Ok((None, Some("turned off (--without-knowledge)".into())));
+    }
+    let setup = KnowledgeSetup {
+        embedding_model_dir: options.embedding_model_dir.as_deref(),
+        api_key: options.model_api_key.as_deref(),
+        chunking: chunking(config),
+        metrics: metrics.clone(),
+    };
+    Ok(match crate::knowledge::open::open(&config.memory, &setup)? {
+        Knowledgeable::On(opened) => (Some(opened), None),
+        Knowledgeable::Off(reason) => (None, Some(reason)),
+    })
+}
+
+/// The knowledge component's state at start: a vector store server is not ready until it answers.
+fn knowledge_state(opened: Option<&Opened>, off: Option<&str>) -> ComponentState {
+    match (opened, off) {
+        (Some(Opened { remote: true, .. }), _) => ComponentState::NotReady("connecting to the vector store".into()),
+        (_, Some(reason)) => ComponentState::Disabled(reason.to_owned()),
+        _ => ComponentState::Ready,
     }
 }
 

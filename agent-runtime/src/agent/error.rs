@@ -27,13 +27,3 @@ pub enum TurnError {
     #[error("session {0} is busy with another turn; retry when it has answered")]
     SessionBusy(String),
 }
-
-impl TurnError {
-    /// The provider error behind this one, wherever the model call happened.
-    pub fn provider_error(&self) -> Option<&ProviderError> {
-        match self {
-            Self::Model(error) | Self::Recipe(RecipeError::Model(error)) => Some(error),
-            _ => None,
-        }
-    }
-}
