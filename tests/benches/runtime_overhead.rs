@@ -1,10 +1,11 @@
 //! Benchmark: the latency and throughput the agent runtime adds over calling its upstream directly,
-//! beside the LiteLLM proxy in front of the same upstream in the same run, plus the runtime's
-//! start-to-ready time and idle memory. `scripts/bench-runtime.sh` installs LiteLLM and runs it.
+//! beside two gateways in front of the same upstream in the same run (the LiteLLM proxy and the
+//! Portkey AI gateway), answers streamed and whole, plus each process's start-to-ready time and
+//! idle memory. `scripts/bench-runtime.sh` installs LiteLLM and Portkey and runs it.
 //!
-//! Every (concurrency, target) batch runs once per round, targets in a rotating order, so that the
-//! noise of a shared machine falls on all of them; the report gives medians over rounds and compares
-//! targets within a round. Nothing here asserts a timing.
+//! Every (concurrency, mode, target) batch runs once per round, targets in a rotating order, so that
+//! the noise of a shared machine falls on all of them; the report gives medians over rounds and
+//! compares targets within a round. Nothing here asserts a timing.
 
 mod support;
 
@@ -12,36 +13,47 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 
-use support::load::{self, HttpClient, Target};
+use support::load::{self, Call, HttpClient, Mode, Target};
 use support::process::{Service, StartError, free_port};
 use support::report::{Comparison, DIRECT, Report, RoundStats, Series, Setup, Startup, Summary, median};
-use support::{litellm, runtime, upstream};
+use support::{litellm, portkey, runtime, upstream};
 
 const RUNTIME: &str = "agent-runtime";
 const LITELLM: &str = "litellm";
+const PORTKEY: &str = "portkey";
+/// The gateways the runtime is compared with, in report order.
+const PEERS: [&str; 2] = [LITELLM, PORTKEY];
 /// How long the runtime may take to become ready.
 const RUNTIME_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long LiteLLM may take to become ready (it imports a lot of Python).
 const LITELLM_READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long Portkey may take to become ready (one bundled script, its dependencies and Node).
+const PORTKEY_READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests per target and mode that warm up every target before the first round.
+const WARM_UP_REQUESTS: usize = 100;
 /// How long a ready process idles before its memory is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
 
 /// Options; every one has a default, so `cargo bench --bench runtime_overhead` works as is.
 #[derive(Parser, Debug)]
-#[command(about = "Latency the agent runtime adds over its upstream, beside LiteLLM")]
+#[command(about = "Latency the agent runtime adds over its upstream, beside LiteLLM and Portkey")]
 struct Args {
-    /// Content tokens in every answer.
+    /// Content tokens in every answer, e.g. `--tokens 16` for short answers.
     #[arg(long, env = "BENCH_TOKENS", default_value_t = 64)]
     tokens: usize,
     /// Rounds; the report gives medians over them.
     #[arg(long, env = "BENCH_ROUNDS", default_value_t = 5)]
     rounds: usize,
-    /// Concurrent streams, one batch per value.
+    /// Answer modes, one batch per value: `stream` (server-sent events) and `whole` (one JSON body).
+    #[arg(long, env = "BENCH_MODES", value_enum, value_delimiter = ',', default_value = "stream,whole")]
+    modes: Vec<Mode>,
+    /// Concurrent clients, one batch per value.
     #[arg(long, env = "BENCH_CONCURRENCY", value_delimiter = ',', default_value = "1,64")]
     concurrency: Vec<usize>,
     /// Requests per batch, one per `--concurrency` value; LiteLLM's throughput (tens of requests/s
@@ -63,6 +75,16 @@ struct Args {
     /// Fail instead of reporting LiteLLM as unavailable.
     #[arg(long)]
     require_litellm: bool,
+    /// The `@portkey-ai/gateway` npm package directory [default:
+    /// `$HOME/.cache/agent-operator/bench-portkey/node_modules/@portkey-ai/gateway`].
+    #[arg(long, env = "BENCH_PORTKEY")]
+    portkey: Option<PathBuf>,
+    /// The Node.js that runs Portkey.
+    #[arg(long, env = "BENCH_NODE", default_value = "node")]
+    node: PathBuf,
+    /// Fail instead of reporting Portkey as unavailable.
+    #[arg(long)]
+    require_portkey: bool,
     /// Where the JSON report goes [default: `<target dir>/bench/runtime_overhead.json`].
     #[arg(long, env = "BENCH_OUT")]
     out: Option<PathBuf>,
@@ -76,6 +98,9 @@ fn main() -> anyhow::Result<()> {
     if args.concurrency.len() != args.requests.len() {
         bail!("--requests needs one value per --concurrency value");
     }
+    if args.modes.is_empty() {
+        bail!("--modes needs at least one of stream, whole");
+    }
     // The bench binary is `<target>/<profile>/deps/<name>`; `cargo build --release` puts the runtime in
     // `<target>/<profile>`.
     let exe = std::env::current_exe()?;
@@ -84,6 +109,7 @@ fn main() -> anyhow::Result<()> {
     let litellm_bin = args.litellm.clone().unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agent-operator/bench-venv/bin/litellm")
     });
+    let portkey_package = args.portkey.clone().unwrap_or_else(portkey::default_package);
     let out = args
         .out
         .clone()
@@ -98,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     let upstream = upstream_runtime.block_on(upstream::start(args.tokens))?;
     let load_runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
-    let plan = Plan { args, runtime_bin, litellm_bin, work: work.clone(), upstream };
+    let plan = Plan { args, runtime_bin, litellm_bin, portkey_package, work: work.clone(), upstream };
     let report = load_runtime.block_on(plan.run())?;
 
     println!("{}", report.markdown());
@@ -115,6 +141,7 @@ struct Plan {
     args: Args,
     runtime_bin: PathBuf,
     litellm_bin: PathBuf,
+    portkey_package: PathBuf,
     work: PathBuf,
     upstream: SocketAddr,
 }
@@ -132,9 +159,12 @@ impl Plan {
         let (targets, startup, unavailable) = self.start_targets().await?;
         for running in &targets {
             eprintln!("warming up {}", running.target.name);
-            load::run_batch(&running.client, &running.target, 8, 100, args.tokens)
-                .await
-                .with_context(|| format!("warm-up of {}", running.target.name))?;
+            for &mode in &args.modes {
+                let call = Arc::new(Call::new(&running.target, mode, args.tokens));
+                load::run_batch(&running.client, &call, 8, WARM_UP_REQUESTS)
+                    .await
+                    .with_context(|| format!("warm-up of {} ({})", running.target.name, mode.as_str()))?;
+            }
         }
         let mut series = self.measure_rounds(&targets).await?;
         for running in targets {
@@ -147,11 +177,15 @@ impl Plan {
             setup: Setup {
                 tokens: args.tokens,
                 rounds: args.rounds,
+                modes: args.modes.clone(),
                 requests: args.concurrency.iter().copied().zip(args.requests.iter().copied()).collect(),
                 cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
                 litellm_version: litellm::version(&self.litellm_bin),
                 litellm_flags: litellm::reported_flags(),
                 litellm_env: litellm::ENV.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                portkey_version: portkey::version(&self.portkey_package),
+                portkey_flags: portkey::reported_flags(),
+                node_version: portkey::node_version(&args.node),
             },
             unavailable,
             startup,
@@ -160,7 +194,7 @@ impl Plan {
         })
     }
 
-    /// The direct upstream, then the runtime and LiteLLM if they start and answer correctly.
+    /// The direct upstream, then the runtime and the peers if they start and answer correctly.
     async fn start_targets(&self) -> anyhow::Result<(Vec<Running>, Vec<Startup>, BTreeMap<String, String>)> {
         let mut unavailable = BTreeMap::new();
         let mut startup = Vec::new();
@@ -169,19 +203,31 @@ impl Plan {
                 name: DIRECT,
                 base_url: format!("http://{}", self.upstream),
                 model: upstream::MODEL.to_owned(),
+                headers: Vec::new(),
             },
             client: load::client(),
             service: None,
         };
-        preflight(&direct, self.args.tokens).await.context("the direct upstream fails its own check")?;
+        self.preflight(&direct).await.map_err(|e| anyhow::anyhow!("the direct upstream fails its own check: {e}"))?;
         let mut targets = vec![direct];
-        for (name, started) in [(RUNTIME, self.start_runtime().await), (LITELLM, self.start_litellm().await)] {
+        // One after the other: a start must not share the cores with another.
+        let started = [
+            (RUNTIME, self.start_runtime().await),
+            (LITELLM, self.start_litellm().await),
+            (PORTKEY, self.start_portkey().await),
+        ];
+        for (name, started) in started {
+            let required = match name {
+                LITELLM => self.args.require_litellm,
+                PORTKEY => self.args.require_portkey,
+                _ => false,
+            };
             match started {
                 Ok((running, measured)) => {
                     startup.push(measured);
                     targets.push(running);
                 }
-                Err(reason) if name == LITELLM && self.args.require_litellm => bail!("{LITELLM}: {reason}"),
+                Err(reason) if required => bail!("{name}: {reason}"),
                 Err(reason) => {
                     eprintln!("{name}: unavailable ({reason})");
                     unavailable.insert(name.to_owned(), reason);
@@ -191,41 +237,54 @@ impl Plan {
         Ok((targets, startup, unavailable))
     }
 
-    /// Every round runs one batch per concurrency and target, the targets' order rotating by round.
+    /// Every round runs one batch per concurrency, mode and target, the targets' order rotating by
+    /// round.
     async fn measure_rounds(&self, targets: &[Running]) -> anyhow::Result<Vec<Series>> {
         let args = &self.args;
         let mut series: Vec<Series> = args
             .concurrency
             .iter()
-            .flat_map(|&concurrency| {
+            .flat_map(|&concurrency| args.modes.iter().map(move |&mode| (concurrency, mode)))
+            .flat_map(|(concurrency, mode)| {
                 targets.iter().map(move |running| Series {
                     target: running.target.name.to_owned(),
+                    mode,
                     concurrency,
                     rounds: Vec::new(),
                     median: Summary::default(),
                 })
             })
             .collect();
+        let calls: Vec<Vec<Arc<Call>>> = targets
+            .iter()
+            .map(|running| {
+                args.modes.iter().map(|&mode| Arc::new(Call::new(&running.target, mode, args.tokens))).collect()
+            })
+            .collect();
         for round in 0..args.rounds {
             for (&concurrency, &requests) in args.concurrency.iter().zip(&args.requests) {
-                for offset in 0..targets.len() {
-                    let running = &targets[(round + offset) % targets.len()];
-                    let stats = measure(running, concurrency, requests, args.tokens).await?;
-                    eprintln!(
-                        "round {}/{} streams {concurrency:>3} {:<14} TTFT p50 {:8.3} ms  total p50 {:8.3} p99 {:8.3} ms  {:8.1} req/s",
-                        round + 1,
-                        args.rounds,
-                        running.target.name,
-                        stats.ttft_p50_ms,
-                        stats.total_p50_ms,
-                        stats.total_p99_ms,
-                        stats.requests_per_second,
-                    );
-                    let entry = series
-                        .iter_mut()
-                        .find(|s| s.target == running.target.name && s.concurrency == concurrency)
-                        .expect("a series per target and concurrency");
-                    entry.rounds.push(stats);
+                for (m, &mode) in args.modes.iter().enumerate() {
+                    for offset in 0..targets.len() {
+                        let index = (round + offset) % targets.len();
+                        let running = &targets[index];
+                        let stats = measure(running, &calls[index][m], concurrency, requests).await?;
+                        eprintln!(
+                            "round {}/{} {:<6} clients {concurrency:>3} {:<14} TTFT p50 {:8.3} ms  total p50 {:8.3} p99 {:8.3} ms  {:8.1} req/s",
+                            round + 1,
+                            args.rounds,
+                            mode.as_str(),
+                            running.target.name,
+                            stats.ttft_p50_ms,
+                            stats.total_p50_ms,
+                            stats.total_p99_ms,
+                            stats.requests_per_second,
+                        );
+                        let entry = series
+                            .iter_mut()
+                            .find(|s| s.target == running.target.name && s.concurrency == concurrency && s.mode == mode)
+                            .expect("a series per target, mode and concurrency");
+                        entry.rounds.push(stats);
+                    }
                 }
             }
         }
@@ -249,11 +308,16 @@ impl Plan {
         let spawn = |port| runtime::command(bin, &config, port);
         let started = self.start_repeatedly(RUNTIME, &dir, spawn, "/readyz", RUNTIME_READY_TIMEOUT).await?;
         let running = Running {
-            target: Target { name: RUNTIME, base_url: started.base_url, model: runtime::AGENT.to_owned() },
+            target: Target {
+                name: RUNTIME,
+                base_url: started.base_url,
+                model: runtime::AGENT.to_owned(),
+                headers: Vec::new(),
+            },
             client: started.client,
             service: Some(started.service),
         };
-        preflight(&running, self.args.tokens).await.map_err(|e| format!("POST /v1/chat/completions: {e}"))?;
+        self.preflight(&running).await?;
         Ok((running, started.startup))
     }
 
@@ -268,12 +332,52 @@ impl Plan {
         let spawn = |port| litellm::command(bin, &config, port);
         let started = self.start_repeatedly(LITELLM, &dir, spawn, litellm::READY_PATH, LITELLM_READY_TIMEOUT).await?;
         let running = Running {
-            target: Target { name: LITELLM, base_url: started.base_url, model: upstream::MODEL.to_owned() },
+            target: Target {
+                name: LITELLM,
+                base_url: started.base_url,
+                model: upstream::MODEL.to_owned(),
+                headers: Vec::new(),
+            },
             client: started.client,
             service: Some(started.service),
         };
-        preflight(&running, self.args.tokens).await.map_err(|e| format!("POST /v1/chat/completions: {e}"))?;
+        self.preflight(&running).await?;
         Ok((running, started.startup))
+    }
+
+    /// Starts Portkey `--starts` times, keeping the last; `Err` is the reason it is unavailable.
+    async fn start_portkey(&self) -> Result<(Running, Startup), String> {
+        let package = &self.portkey_package;
+        if !portkey::is_installed(package) {
+            return Err(format!("no Portkey gateway in {}; scripts/bench-runtime.sh installs it", package.display()));
+        }
+        let dir = dir_created(&self.work.join(PORTKEY))?;
+        let spawn = |port| portkey::command(&self.args.node, package, port);
+        let started = self.start_repeatedly(PORTKEY, &dir, spawn, portkey::READY_PATH, PORTKEY_READY_TIMEOUT).await?;
+        let running = Running {
+            target: Target {
+                name: PORTKEY,
+                base_url: started.base_url,
+                model: upstream::MODEL.to_owned(),
+                headers: portkey::headers(self.upstream),
+            },
+            client: started.client,
+            service: Some(started.service),
+        };
+        self.preflight(&running).await?;
+        Ok((running, started.startup))
+    }
+
+    /// One checked request per mode, so a target that answers wrongly is reported before it is
+    /// measured.
+    async fn preflight(&self, running: &Running) -> Result<(), String> {
+        for &mode in &self.args.modes {
+            let call = Call::new(&running.target, mode, self.args.tokens);
+            load::one_request(&running.client, &call)
+                .await
+                .map_err(|e| format!("POST /v1/chat/completions ({}): {e}", mode.as_str()))?;
+        }
+        Ok(())
     }
 
     /// Starts a process target `--starts` times, timing spawn-to-ready; keeps the last one running
@@ -335,36 +439,35 @@ fn dir_created(dir: &Path) -> Result<PathBuf, String> {
     Ok(dir.to_owned())
 }
 
-/// One checked request, so a target that answers wrongly is reported before it is measured.
-async fn preflight(running: &Running, tokens: usize) -> Result<(), load::RequestError> {
-    let url = format!("{}/v1/chat/completions", running.target.base_url);
-    let body = load::request_body(&running.target.model).into();
-    load::one_request(&running.client, &url, body, tokens, &upstream::answer(tokens)).await.map(|_| ())
-}
-
 /// One round's batch at `concurrency`, after opening that many connections.
-async fn measure(running: &Running, concurrency: usize, requests: usize, tokens: usize) -> anyhow::Result<RoundStats> {
+async fn measure(
+    running: &Running,
+    call: &Arc<Call>,
+    concurrency: usize,
+    requests: usize,
+) -> anyhow::Result<RoundStats> {
     let name = running.target.name;
-    load::run_batch(&running.client, &running.target, concurrency, concurrency, tokens)
+    load::run_batch(&running.client, call, concurrency, concurrency)
         .await
-        .with_context(|| format!("{name} at {concurrency} streams (warm-up)"))?;
-    let batch = load::run_batch(&running.client, &running.target, concurrency, requests, tokens)
+        .with_context(|| format!("{name} at {concurrency} clients (warm-up)"))?;
+    let batch = load::run_batch(&running.client, call, concurrency, requests)
         .await
-        .with_context(|| format!("{name} at {concurrency} streams: a broken target must not look fast"))?;
+        .with_context(|| format!("{name} at {concurrency} clients: a broken target must not look fast"))?;
     Ok(RoundStats::of(&batch))
 }
 
-/// Fills in every series' medians against `direct` and compares the runtime with LiteLLM.
+/// Fills in every series' medians against `direct` and compares the runtime with each peer.
 fn summarize(series: &mut [Series]) -> Vec<Comparison> {
     let directs: Vec<Series> = series.iter().filter(|s| s.target == DIRECT).cloned().collect();
     for s in series.iter_mut() {
-        s.summarize(directs.iter().find(|d| d.concurrency == s.concurrency));
+        s.summarize(directs.iter().find(|d| d.concurrency == s.concurrency && d.mode == s.mode));
     }
-    directs
+    let find = |name: &str, direct: &Series| {
+        series.iter().find(|s| s.target == name && s.concurrency == direct.concurrency && s.mode == direct.mode)
+    };
+    PEERS
         .iter()
-        .filter_map(|direct| {
-            let find = |name: &str| series.iter().find(|s| s.target == name && s.concurrency == direct.concurrency);
-            Some(Comparison::of(find(RUNTIME)?, find(LITELLM)?, direct))
-        })
+        .flat_map(|peer| directs.iter().map(move |direct| (peer, direct)))
+        .filter_map(|(peer, direct)| Some(Comparison::of(find(RUNTIME, direct)?, find(peer, direct)?, direct)))
         .collect()
 }

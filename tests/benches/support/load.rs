@@ -1,5 +1,6 @@
-//! The load generator: streaming chat completions over kept-alive HTTP/1.1 connections, `concurrency`
-//! at a time, timing each request's first content token and its `[DONE]`, and checking every answer.
+//! The load generator: chat completions, streamed or whole, over kept-alive HTTP/1.1 connections,
+//! `concurrency` at a time, timing each request's first content token and its end, and checking
+//! every answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::upstream;
 
@@ -38,6 +40,52 @@ pub struct Target {
     pub base_url: String,
     /// The `model` of each request.
     pub model: String,
+    /// Headers this target alone gets on every request (a gateway's routing headers).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// How the answer comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// `"stream": true`: server-sent events ending with `data: [DONE]`.
+    Stream,
+    /// `"stream": false`: one JSON chat completion.
+    Whole,
+}
+
+impl Mode {
+    /// The name in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stream => "stream",
+            Self::Whole => "whole",
+        }
+    }
+}
+
+/// One request to one target, prepared once and sent many times.
+pub struct Call {
+    url: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+    mode: Mode,
+    tokens: usize,
+    expected: String,
+}
+
+impl Call {
+    /// The request `target` gets in `mode`, whose answer must be `tokens` tokens long.
+    pub fn new(target: &Target, mode: Mode, tokens: usize) -> Self {
+        Self {
+            url: format!("{}/v1/chat/completions", target.base_url),
+            headers: target.headers.clone(),
+            body: Bytes::from(request_body(&target.model, mode)),
+            mode,
+            tokens,
+            expected: upstream::answer(tokens),
+        }
+    }
 }
 
 /// Why a request did not produce a complete, correct answer.
@@ -57,10 +105,10 @@ pub enum RequestError {
     /// The request took longer than [`REQUEST_TIMEOUT`].
     #[error("no complete answer within {REQUEST_TIMEOUT:?}")]
     Timeout,
-    /// A `data:` event was not a chat completion chunk.
-    #[error("bad stream event {event:?}: {reason}")]
+    /// A `data:` event was not a chat completion chunk, or a whole answer not a chat completion.
+    #[error("bad answer {event:?}: {reason}")]
     BadEvent {
-        /// The event's data.
+        /// The event's data, or the start of the whole answer.
         event: String,
         /// The parse error or the error object.
         reason: String,
@@ -73,9 +121,9 @@ pub enum RequestError {
 /// Timings of one correct request.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
-    /// From sending the request to the first non-empty content delta.
+    /// From sending the request to the first non-empty content delta (a whole answer's end).
     pub ttft: Duration,
-    /// From sending the request to `data: [DONE]`.
+    /// From sending the request to `data: [DONE]`, or to the whole answer's last byte.
     pub total: Duration,
 }
 
@@ -84,7 +132,7 @@ pub struct Sample {
 pub struct Batch {
     /// One per request.
     pub samples: Vec<Sample>,
-    /// From the first request sent to the last `[DONE]`.
+    /// From the first request sent to the last answer's end.
     pub wall: Duration,
 }
 
@@ -95,28 +143,23 @@ impl Batch {
     }
 }
 
-/// Sends `requests` streaming chat completions to `target`, `concurrency` in flight at a time, each
-/// expecting `tokens` content tokens; the first failure ends the batch.
+/// Sends `requests` copies of `call`, `concurrency` in flight at a time; the first failure ends the
+/// batch.
 pub async fn run_batch(
     client: &HttpClient,
-    target: &Target,
+    call: &Arc<Call>,
     concurrency: usize,
     requests: usize,
-    tokens: usize,
 ) -> Result<Batch, RequestError> {
-    let body = Bytes::from(request_body(&target.model));
-    let url: Arc<str> = format!("{}/v1/chat/completions", target.base_url).into();
-    let expected: Arc<str> = upstream::answer(tokens).into();
     let remaining = Arc::new(AtomicUsize::new(requests));
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency.min(requests))
         .map(|_| {
-            let (client, url, body, expected, remaining) =
-                (client.clone(), url.clone(), body.clone(), expected.clone(), remaining.clone());
+            let (client, call, remaining) = (client.clone(), call.clone(), remaining.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while take_ticket(&remaining) {
-                    samples.push(one_request(&client, &url, body.clone(), tokens, &expected).await?);
+                    samples.push(one_request(&client, &call).await?);
                 }
                 Ok::<_, RequestError>(samples)
             })
@@ -146,42 +189,34 @@ fn take_ticket(remaining: &AtomicUsize) -> bool {
     remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
 }
 
-/// The request every target gets: a short user message, streamed.
-pub fn request_body(model: &str) -> Vec<u8> {
+/// The request every target gets: a short user message, streamed or not.
+fn request_body(model: &str, mode: Mode) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "model": model,
         "messages": [{"role": "user", "content": "Count for me, please."}],
-        "stream": true,
+        "stream": mode == Mode::Stream,
     }))
     .expect("a JSON value serializes")
 }
 
-/// One streaming chat completion, timed and checked.
-pub async fn one_request(
-    client: &HttpClient,
-    url: &str,
-    body: Bytes,
-    tokens: usize,
-    expected: &str,
-) -> Result<Sample, RequestError> {
-    tokio::time::timeout(REQUEST_TIMEOUT, timed_request(client, url, body, tokens, expected))
-        .await
-        .unwrap_or(Err(RequestError::Timeout))
+/// One chat completion, timed and checked.
+pub async fn one_request(client: &HttpClient, call: &Call) -> Result<Sample, RequestError> {
+    tokio::time::timeout(REQUEST_TIMEOUT, timed_request(client, call)).await.unwrap_or(Err(RequestError::Timeout))
 }
 
-async fn timed_request(
-    client: &HttpClient,
-    url: &str,
-    body: Bytes,
-    tokens: usize,
-    expected: &str,
-) -> Result<Sample, RequestError> {
-    let request = Request::post(url)
+async fn timed_request(client: &HttpClient, call: &Call) -> Result<Sample, RequestError> {
+    let accept = match call.mode {
+        Mode::Stream => "text/event-stream",
+        Mode::Whole => "application/json",
+    };
+    let mut request = Request::post(&call.url)
         .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "text/event-stream")
-        .header(header::AUTHORIZATION, "Bearer dummy")
-        .body(Full::new(body))
-        .map_err(|e| RequestError::Http(e.to_string()))?;
+        .header(header::ACCEPT, accept)
+        .header(header::AUTHORIZATION, "Bearer dummy");
+    for (name, value) in &call.headers {
+        request = request.header(name, value);
+    }
+    let request = request.body(Full::new(call.body.clone())).map_err(|e| RequestError::Http(e.to_string()))?;
     let started = Instant::now();
     let response = client.request(request).await.map_err(|e| RequestError::Http(format!("{e:?}")))?;
     let status = response.status();
@@ -190,6 +225,13 @@ async fn timed_request(
         let bytes = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).chars().take(300).collect();
         return Err(RequestError::Status { status, body: text });
+    }
+    if call.mode == Mode::Whole {
+        let bytes = body.collect().await.map_err(|e| RequestError::Http(format!("reading the body: {e}")))?.to_bytes();
+        // The first token arrives with the whole answer.
+        let total = started.elapsed();
+        check_whole(&bytes, &call.expected)?;
+        return Ok(Sample { ttft: total, total });
     }
     let mut stream = StreamCheck::default();
     let mut lines = LineBuffer::default();
@@ -205,8 +247,46 @@ async fn timed_request(
         })?;
     }
     let total = total.ok_or_else(|| RequestError::WrongAnswer("the stream ended without data: [DONE]".into()))?;
-    let ttft = stream.check(tokens, expected)?;
+    let ttft = stream.check(call.tokens, &call.expected)?;
     Ok(Sample { ttft, total })
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    message: Option<CompletionMessage>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    content: Option<String>,
+}
+
+/// Checks a whole chat completion: one choice with the expected text, finished by `stop`.
+fn check_whole(body: &[u8], expected: &str) -> Result<(), RequestError> {
+    let bad = |reason: String| RequestError::BadEvent {
+        event: String::from_utf8_lossy(body).chars().take(300).collect(),
+        reason,
+    };
+    let completion: Completion = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let [choice] = completion.choices.as_slice() else {
+        return Err(bad(format!("{} choices, expected 1", completion.choices.len())));
+    };
+    let text = choice.message.as_ref().and_then(|m| m.content.as_deref()).unwrap_or_default();
+    if text != expected {
+        let shown: String = text.chars().take(120).collect();
+        return Err(RequestError::WrongAnswer(format!("text starts {shown:?}, not the expected answer")));
+    }
+    if choice.finish_reason.as_deref() != Some("stop") {
+        return Err(RequestError::WrongAnswer(format!("finish_reason {:?}, expected \"stop\"", choice.finish_reason)));
+    }
+    Ok(())
 }
 
 /// Splits a byte stream into lines, whatever the chunk boundaries.

@@ -1,5 +1,5 @@
 //! Statistics and the report: per-round percentiles, medians over rounds, latency added over the
-//! direct upstream and ratios against the peer in the same round, as a markdown table and JSON.
+//! direct upstream and ratios against each peer in the same round, as markdown tables and JSON.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::load::Batch;
+use super::load::{Batch, Mode};
 
 /// The name of the upstream-itself target, the baseline of "added latency".
 pub const DIRECT: &str = "direct";
@@ -21,9 +21,9 @@ pub struct RoundStats {
     pub ttft_p50_ms: f64,
     /// Time to first token, 99th percentile.
     pub ttft_p99_ms: f64,
-    /// Time to `[DONE]`, median.
+    /// Time to the end of the answer (`[DONE]`, or the whole body), median.
     pub total_p50_ms: f64,
-    /// Time to `[DONE]`, 99th percentile.
+    /// Time to the end of the answer, 99th percentile.
     pub total_p99_ms: f64,
     /// Requests divided by the batch's wall time.
     pub requests_per_second: f64,
@@ -69,12 +69,14 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
-/// One target at one concurrency over all rounds.
+/// One target in one mode at one concurrency over all rounds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Series {
     /// The target's name.
     pub target: String,
-    /// Concurrent streams.
+    /// Streamed or whole answers.
+    pub mode: Mode,
+    /// Concurrent clients.
     pub concurrency: usize,
     /// Each round's statistics, in round order.
     pub rounds: Vec<RoundStats>,
@@ -89,9 +91,9 @@ pub struct Summary {
     pub ttft_p50_ms: f64,
     /// Time to first token, median of per-round 99th percentiles.
     pub ttft_p99_ms: f64,
-    /// Time to `[DONE]`, median of per-round medians.
+    /// Time to the end of the answer, median of per-round medians.
     pub total_p50_ms: f64,
-    /// Time to `[DONE]`, median of per-round 99th percentiles.
+    /// Time to the end of the answer, median of per-round 99th percentiles.
     pub total_p99_ms: f64,
     /// Median of per-round throughputs.
     pub requests_per_second: f64,
@@ -104,7 +106,7 @@ pub struct Summary {
 }
 
 impl Series {
-    /// Fills in the medians, comparing with `direct` (the same concurrency) round by round.
+    /// Fills in the medians, comparing with `direct` (the same mode and concurrency) round by round.
     pub fn summarize(&mut self, direct: Option<&Series>) {
         let of = |field: fn(&RoundStats) -> f64| median(&self.rounds.iter().map(field).collect::<Vec<_>>());
         let added = |field: fn(&RoundStats) -> f64| {
@@ -124,10 +126,12 @@ impl Series {
     }
 }
 
-/// The runtime against the peer at one concurrency: medians of per-round ratios.
+/// The runtime against one peer in one mode at one concurrency: medians of per-round ratios.
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
-    /// Concurrent streams.
+    /// Streamed or whole answers.
+    pub mode: Mode,
+    /// Concurrent clients.
     pub concurrency: usize,
     /// The target compared.
     pub target: String,
@@ -140,7 +144,7 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Compares `target` with `peer`, both at the same concurrency as `direct`.
+    /// Compares `target` with `peer`, both in the same mode and at the same concurrency as `direct`.
     pub fn of(target: &Series, peer: &Series, direct: &Series) -> Self {
         let rounds = target.rounds.iter().zip(&peer.rounds).zip(&direct.rounds);
         let added: Vec<f64> = rounds
@@ -149,6 +153,7 @@ impl Comparison {
             .collect();
         let rps: Vec<f64> = rounds.map(|((t, p), _)| t.requests_per_second / p.requests_per_second).collect();
         Self {
+            mode: target.mode,
             concurrency: target.concurrency,
             target: target.target.clone(),
             peer: peer.target.clone(),
@@ -180,9 +185,9 @@ pub struct Report {
     pub unavailable: BTreeMap<String, String>,
     /// Start-up cost per process target.
     pub startup: Vec<Startup>,
-    /// Latency and throughput per target and concurrency.
+    /// Latency and throughput per target, mode and concurrency.
     pub series: Vec<Series>,
-    /// The runtime against the peer per concurrency.
+    /// The runtime against each peer per mode and concurrency.
     pub comparisons: Vec<Comparison>,
 }
 
@@ -191,8 +196,10 @@ pub struct Report {
 pub struct Setup {
     /// Content tokens per answer.
     pub tokens: usize,
-    /// Rounds of every (concurrency, target) batch.
+    /// Rounds of every (concurrency, mode, target) batch.
     pub rounds: usize,
+    /// The answer modes measured.
+    pub modes: Vec<Mode>,
     /// Requests per batch, by concurrency.
     pub requests: BTreeMap<usize, usize>,
     /// Cores available to the run (shared by the load generator, the upstream and the targets).
@@ -203,59 +210,103 @@ pub struct Setup {
     pub litellm_flags: Vec<String>,
     /// Its environment settings.
     pub litellm_env: Vec<String>,
+    /// The Portkey gateway version measured.
+    pub portkey_version: Option<String>,
+    /// Its command line after `--port`, and the routing headers it gets.
+    pub portkey_flags: Vec<String>,
+    /// The Node.js version it runs on.
+    pub node_version: Option<String>,
 }
 
 impl Report {
     /// The report as markdown tables.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
+        self.latency_table(&mut out);
+        self.comparison_table(&mut out);
+        self.startup_table(&mut out);
         let setup = &self.setup;
         let _ = writeln!(
             out,
-            "### Streaming chat completions: {} tokens per answer, median of {} rounds, {} cores shared\n",
+            "\nlitellm {} with {} and {}",
+            setup.litellm_version.as_deref().unwrap_or("(not installed)"),
+            setup.litellm_flags.join(" "),
+            setup.litellm_env.join(" "),
+        );
+        let _ = writeln!(
+            out,
+            "portkey {} on node {} with {}",
+            setup.portkey_version.as_deref().unwrap_or("(not installed)"),
+            setup.node_version.as_deref().unwrap_or("(not found)"),
+            setup.portkey_flags.join(" "),
+        );
+        out
+    }
+
+    fn latency_table(&self, out: &mut String) {
+        let setup = &self.setup;
+        let _ = writeln!(
+            out,
+            "### Chat completions: {} tokens per answer, median of {} rounds, {} cores shared\n",
             setup.tokens, setup.rounds, setup.cores
         );
-        out.push_str("| target | streams | requests/round | TTFT p50 | TTFT p99 | total p50 | total p99 | req/s | added p50 | added p99 |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("| target | mode | clients | requests/round | TTFT p50 | TTFT p99 | total p50 | total p99 | req/s | added p50 | added p99 |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         let mut concurrencies: Vec<usize> = self.series.iter().map(|s| s.concurrency).collect();
         concurrencies.dedup();
         for concurrency in concurrencies {
-            for series in self.series.iter().filter(|s| s.concurrency == concurrency) {
-                let m = &series.median;
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
-                    series.target,
-                    concurrency,
-                    setup.requests.get(&concurrency).copied().unwrap_or_default(),
-                    ms(m.ttft_p50_ms),
-                    ms(m.ttft_p99_ms),
-                    ms(m.total_p50_ms),
-                    ms(m.total_p99_ms),
-                    m.requests_per_second,
-                    m.added_total_p50_ms.map_or_else(|| "—".to_owned(), signed_ms),
-                    m.added_total_p99_ms.map_or_else(|| "—".to_owned(), signed_ms),
-                );
+            for &mode in &setup.modes {
+                for series in self.series.iter().filter(|s| s.concurrency == concurrency && s.mode == mode) {
+                    let m = &series.median;
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+                        series.target,
+                        mode.as_str(),
+                        concurrency,
+                        setup.requests.get(&concurrency).copied().unwrap_or_default(),
+                        ms(m.ttft_p50_ms),
+                        ms(m.ttft_p99_ms),
+                        ms(m.total_p50_ms),
+                        ms(m.total_p99_ms),
+                        m.requests_per_second,
+                        m.added_total_p50_ms.map_or_else(|| "—".to_owned(), signed_ms),
+                        m.added_total_p99_ms.map_or_else(|| "—".to_owned(), signed_ms),
+                    );
+                }
             }
             for (target, reason) in &self.unavailable {
                 let _ =
-                    writeln!(out, "| {target} | {concurrency} | unavailable ({}) | | | | | | | |", one_line(reason));
+                    writeln!(out, "| {target} | | {concurrency} | unavailable ({}) | | | | | | | |", one_line(reason));
             }
         }
-        out.push_str("\n\"added\" = total latency (request sent to `[DONE]`) minus direct's, in the same round.\n");
-        if !self.comparisons.is_empty() {
-            out.push_str("\n### agent-runtime against litellm, same run\n\n");
-            out.push_str("| streams | added p50, runtime/litellm | req/s, runtime/litellm |\n|---:|---:|---:|\n");
-            for c in &self.comparisons {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} |",
-                    c.concurrency,
-                    c.added_total_p50_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}")),
-                    c.requests_per_second_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
-                );
-            }
+        out.push_str(
+            "\n\"total\" = request sent to the end of the answer (`[DONE]`, or the whole body, where TTFT is the \
+             same); \"added\" = total minus direct's, in the same round.\n",
+        );
+    }
+
+    fn comparison_table(&self, out: &mut String) {
+        if self.comparisons.is_empty() {
+            return;
         }
+        out.push_str("\n### agent-runtime against each peer, same run\n\n");
+        out.push_str("| peer | mode | clients | added p50, runtime/peer | req/s, runtime/peer |\n");
+        out.push_str("|---|---|---:|---:|---:|\n");
+        for c in &self.comparisons {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                c.peer,
+                c.mode.as_str(),
+                c.concurrency,
+                c.added_total_p50_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}")),
+                c.requests_per_second_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
+            );
+        }
+    }
+
+    fn startup_table(&self, out: &mut String) {
         out.push_str("\n### Start-up and memory\n\n");
         out.push_str("| target | start-to-ready (median) | starts | idle RSS |\n|---|---:|---:|---:|\n");
         for s in &self.startup {
@@ -271,14 +322,6 @@ impl Report {
         for (target, reason) in &self.unavailable {
             let _ = writeln!(out, "| {target} | unavailable ({}) | | |", one_line(reason));
         }
-        let _ = writeln!(
-            out,
-            "\nlitellm {} with {} and {}",
-            setup.litellm_version.as_deref().unwrap_or("(not installed)"),
-            setup.litellm_flags.join(" "),
-            setup.litellm_env.join(" "),
-        );
-        out
     }
 }
 
