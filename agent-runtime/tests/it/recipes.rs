@@ -3,14 +3,12 @@
 //! rerank API, templates, citations in the answer and the final SSE chunk, `Retrieve` without
 //! a model call, `Summarize` by map-reduce, `Agent` with the `search_knowledge` tool.
 
-mod support;
-
+use crate::support::{Reply, Upstream, config, post, quick_options, send, temp_dir};
 use agent_crds::recipe::{PipelineMode, RecipeSpec, RerankStrategy, SummaryStrategy};
 use agent_crds::runtime_config::RecipeConfig;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, Upstream, config, post, quick_options, send, temp_dir};
 
 const DOCUMENTS: [(&str, &str); 4] = [
     ("vpn.md", "Connect to the NorthGate VPN with your YubiKey before opening the intranet."),
@@ -31,10 +29,10 @@ fn recipe(spec: RecipeSpec) -> RecipeConfig {
 async fn agent_with(name: &str, upstream: &Upstream, spec: RecipeSpec) -> agent_runtime::http::AppState {
     let dir = temp_dir(name);
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     let mut config = config(&upstream.base_url(), "", &dir, "Chat");
     config.recipe = Some(recipe(spec));
-    let state = support::state(config, &options);
+    let state = crate::support::state(config, &options);
     let documents: Vec<Value> = DOCUMENTS.iter().map(|(name, text)| json!({"name": name, "content": text})).collect();
     let (status, text) = send(&state, post("/v1/knowledge/documents", &json!({ "documents": documents }))).await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
@@ -219,12 +217,12 @@ async fn summarize_by_map_reduce_summarizes_each_part_then_combines() {
     spec.generate.combine_template = Some("Combine:{{#each summaries}}\n- {{this}}{{/each}}".into());
     let dir = temp_dir("summarize");
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     // A 512-token budget makes parts of 256 tokens (~1000 characters).
     let mut config = config(&Upstream::base_url(&upstream), "", &dir, "Chat");
     config.model.parameters.context_budget = Some(512);
     config.recipe = Some(recipe(spec.clone()));
-    let agent = support::state(config, &options);
+    let agent = crate::support::state(config, &options);
     let paragraph = "The harbour crane lifts containers from the ships onto the trucks all day. ".repeat(12);
     let long_text = [paragraph.as_str(); 3].join("\n\n");
     let (status, text) = send(&agent, ask(&long_text, false)).await;
@@ -243,10 +241,10 @@ async fn summarize_by_map_reduce_summarizes_each_part_then_combines() {
 
     spec.generate.strategy = SummaryStrategy::Stuff;
     let dir = temp_dir("summarize-stuff");
-    let mut config = support::config(&upstream.base_url(), "", &dir, "Chat");
+    let mut config = crate::support::config(&upstream.base_url(), "", &dir, "Chat");
     config.model.parameters.context_budget = Some(512);
     config.recipe = Some(recipe(spec));
-    let agent = support::state(config, &options);
+    let agent = crate::support::state(config, &options);
     let (status, text) = send(&agent, ask(&long_text, false)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
     assert!(text.contains("the Stuff strategy takes at most 256"), "{text}");
@@ -287,7 +285,7 @@ async fn recipe_sources_are_ingested_when_the_agent_starts() {
     let upstream = Upstream::start(vec![]).await;
     let dir = temp_dir("sources");
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     options.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut config = config(&upstream.base_url(), "", &dir, "Chat");
@@ -334,7 +332,7 @@ async fn a_retrieve_agent_serves_as_a_search_tool_for_another_agent() {
         name: "handbook".into(),
         kind: agent_crds::runtime_config::ToolKind::Agent { url: retriever_url },
     });
-    let asking = support::state(config, &quick_options());
+    let asking = crate::support::state(config, &quick_options());
     let (status, text) = send(&asking, ask("Where should my visitor park?", false)).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let received = upstream.received();

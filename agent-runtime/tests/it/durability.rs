@@ -1,14 +1,12 @@
 //! An acknowledged turn survives `kill -9`: the real binary is killed while clients keep
 //! writing, restarted on the same data directory, and every acknowledged turn is there.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Reply, Upstream, config, temp_dir};
 use serde_json::{Value, json};
-use support::{Reply, Upstream, config, temp_dir};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -18,7 +16,7 @@ fn start(config_file: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_agent-runtime"))
         .args(["serve", "--config", config_file.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
         .arg("--embedding-model-dir")
-        .arg(support::minilm_dir())
+        .arg(crate::support::minilm_dir())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -3,10 +3,9 @@
 //! `tests/data/knowledge` (64 short documents, 42 queries), and the HTTP API's ingest, list,
 //! search and delete are exercised with their error cases.
 
-mod support;
-
 use std::sync::{Arc, OnceLock};
 
+use crate::support::{Upstream, config, post, quick_options, send, temp_dir};
 use agent_runtime::embeddings::Embedder;
 use agent_runtime::knowledge::Knowledge;
 use agent_runtime::knowledge::chunk::{ChunkSize, EstimatedTokens};
@@ -15,7 +14,6 @@ use agent_runtime::vector::edge::EdgeStore;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use support::{Upstream, config, post, quick_options, send, temp_dir};
 
 fn corpus_file(name: &str) -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/knowledge/").to_owned() + name;
@@ -27,7 +25,7 @@ fn embedder() -> Arc<dyn Embedder> {
     EMBEDDER
         .get_or_init(|| {
             let config = agent_crds::runtime_config::EmbeddingConfig::Builtin { model: "all-MiniLM-L6-v2".into() };
-            agent_runtime::embeddings::from_config(&config, 384, Some(&support::minilm_dir()), None).unwrap()
+            agent_runtime::embeddings::from_config(&config, 384, Some(&crate::support::minilm_dir()), None).unwrap()
         })
         .clone()
 }
@@ -85,9 +83,9 @@ const HYBRID_MIN: f64 = 0.90;
 fn knowledge_state(name: &str, upstream: &Upstream) -> agent_runtime::http::AppState {
     let dir = temp_dir(name);
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     options.limits.max_document_bytes = 256 * 1024;
-    support::state(config(&upstream.base_url(), "", &dir, "Chat"), &options)
+    crate::support::state(config(&upstream.base_url(), "", &dir, "Chat"), &options)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,16 +188,16 @@ async fn unsupported_empty_and_huge_documents_get_clear_errors() {
 async fn a_fact_the_model_remembers_is_recalled_in_a_later_conversation() {
     let fact = "Ada's favourite colour is teal.";
     let script = vec![
-        support::Reply::ToolCall("remember".into(), json!({"fact": fact}).to_string()),
-        support::Reply::Text("Noted.".into()),
-        support::Reply::Text("Teal.".into()),
+        crate::support::Reply::ToolCall("remember".into(), json!({"fact": fact}).to_string()),
+        crate::support::Reply::Text("Noted.".into()),
+        crate::support::Reply::Text("Teal.".into()),
     ];
     let upstream = Upstream::start(script).await;
     let dir = temp_dir("memory");
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     let spec = "  tools: [{name: memory, builtin: {kind: remember}}]\n";
-    let agent = support::state(config(&upstream.base_url(), spec, &dir, "Chat"), &options);
+    let agent = crate::support::state(config(&upstream.base_url(), spec, &dir, "Chat"), &options);
     let turn = |session: &str, content: &str| {
         Request::post("/v1/chat/completions")
             .header("content-type", "application/json")
@@ -335,10 +333,10 @@ async fn documents_given_by_url_are_fetched_and_oversized_missing_or_internal_on
     let upstream = Upstream::start(vec![]).await;
     let dir = temp_dir("urls");
     let mut options = quick_options();
-    options.embedding_model_dir = Some(support::minilm_dir());
+    options.embedding_model_dir = Some(crate::support::minilm_dir());
     options.limits.max_document_bytes = 256 * 1024;
     let allowed = format!("  api: {{fetchAllowedUrls: [\"{site_url}/\"]}}\n");
-    let agent = support::state(config(&upstream.base_url(), &allowed, &dir, "Chat"), &options);
+    let agent = crate::support::state(config(&upstream.base_url(), &allowed, &dir, "Chat"), &options);
     let refused = json!({"urls": [format!("http://localhost:{}/guide.html", site_url.rsplit(':').next().unwrap())]});
     let (status, text) = send(&agent, post("/v1/knowledge/documents", &refused)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a loopback host the agent does not allow: {text}");

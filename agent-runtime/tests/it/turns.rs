@@ -2,15 +2,13 @@
 //! edge, bounded metric labels, and a runtime that refuses to start without what its config
 //! asks for instead of running with parts silently off.
 
-mod support;
-
+use crate::support::{Reply, Upstream, config, post, quick_options, send, state, temp_dir};
 use agent_crds::recipe::{PipelineMode, RecipeSpec, SummaryStrategy};
 use agent_crds::runtime_config::RecipeConfig;
 use agent_runtime::BusySession;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, Upstream, config, post, quick_options, send, state, temp_dir};
 
 fn recipe_config(name: &str, spec: RecipeSpec) -> RecipeConfig {
     RecipeConfig { name: name.into(), parameters: std::collections::BTreeMap::new(), spec, sources: Vec::new() }

@@ -1,12 +1,10 @@
 //! The chat API against a scripted OpenAI-compatible upstream: the wire format, sessions, the
 //! tool loop, and a clear error for every way a request or the model can fail.
 
-mod support;
-
+use crate::support::{Reply, Upstream, config, post, quick_options, send, state, temp_dir};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use support::{Reply, Upstream, config, post, quick_options, send, state, temp_dir};
 
 fn chat(content: &str, stream: bool) -> Value {
     json!({"model": "helper", "messages": [{"role": "user", "content": content}], "stream": stream})

@@ -8,8 +8,7 @@ use agent_crds::runtime_config::Distance;
 use agent_runtime::vector::{EdgeStore, Hit, Point};
 use serde_json::{Map, Value};
 
-#[path = "support/scratch.rs"]
-mod scratch;
+use crate::support::scratch;
 
 /// Dimension of the small test vectors.
 const DIM: usize = 8;
@@ -389,7 +388,11 @@ mod vector_store {
     async fn acknowledged_points_survive_kill_9_of_the_writing_process() {
         let dir = temp_dir("kill");
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["vector_store::writer_child_acknowledges_batches_until_killed", "--exact", "--ignored"])
+            .args([
+                "vector_store::vector_store::writer_child_acknowledges_batches_until_killed",
+                "--exact",
+                "--ignored",
+            ])
             .args(["--nocapture", "--test-threads=1"])
             .env(WRITER_DIR_ENV, &dir)
             .stdout(Stdio::piped())

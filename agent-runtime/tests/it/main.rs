@@ -1,0 +1,12 @@
+//! The runtime's integration tests, one binary with a module per area: one link instead of eight
+//! (each of those binaries held its own copy of the runtime, about 600 MB of debug build).
+
+mod chat_api;
+mod durability;
+mod knowledge;
+mod qdrant_store;
+mod recipes;
+mod recipes_cli;
+mod support;
+mod turns;
+mod vector_store;
