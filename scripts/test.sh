@@ -14,6 +14,8 @@ bash scripts/install-system.sh
 echo "== installing test tools (kubernetes-validate, kubectl, helm)"
 bash scripts/install-tools.sh
 export PATH="$AGENT_TOOLS_DIR/bin:$PATH"
+echo "== installing the protocol peers (official MCP Python SDK, a2a-sdk) into their venv (cached)"
+bash scripts/install-peers.sh
 
 echo "== installing llama-server and Gemma 3 270M for the real-model tests (cached)"
 bash scripts/install-llm.sh

@@ -37,7 +37,8 @@ use crate::http::{ApiLimits, AppState};
 use crate::provider::ModelProvider;
 use crate::provider::openai::CallPolicy;
 pub use crate::runtime::{Runtime, StartError};
-pub use crate::serve::serve;
+pub use crate::serve::{serve, watch_tool_servers};
+pub use crate::tools::mcp::McpTiming;
 
 /// Settings of the serving process (flags with env fallbacks, parsed once in `main`).
 #[derive(Clone, Debug)]
@@ -62,6 +63,8 @@ pub struct ServeOptions {
     /// Runs without knowledge and long-term memory (no embedder, no vector store); `/readyz`
     /// shows knowledge as disabled.
     pub without_knowledge: bool,
+    /// How MCP servers are pinged and reconnected.
+    pub mcp: McpTiming,
 }
 
 impl Default for ServeOptions {
@@ -81,6 +84,7 @@ impl Default for ServeOptions {
             embedding_model_dir: None,
             busy_session: BusySession::Queue,
             without_knowledge: false,
+            mcp: McpTiming::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
 use agent_runtime::provider::openai::CallPolicy;
 use agent_runtime::recipes_cli::{self, RecipesCommand};
-use agent_runtime::{BusySession, ServeOptions};
+use agent_runtime::{BusySession, McpTiming, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 
 /// The agent runtime: serves one agent's OpenAI-compatible API.
@@ -105,6 +105,10 @@ struct ServeArgs {
     /// then refuse to start).
     #[arg(long, env = "AGENT_WITHOUT_KNOWLEDGE")]
     without_knowledge: bool,
+    /// Seconds between pings of an idle MCP server (how soon one that went away is noticed
+    /// and reconnected).
+    #[arg(long, env = "AGENT_MCP_PING_SECONDS", default_value_t = 15)]
+    mcp_ping_seconds: u64,
     /// Largest document upload in bytes.
     #[arg(long, env = "AGENT_MAX_DOCUMENT_BYTES", default_value_t = 32 << 20)]
     max_document_bytes: usize,
@@ -137,6 +141,7 @@ impl ServeArgs {
             embedding_model_dir: Some(self.embedding_model_dir.clone()),
             busy_session: self.busy_session,
             without_knowledge: self.without_knowledge,
+            mcp: McpTiming { ping_every: Duration::from_secs(self.mcp_ping_seconds.max(1)), ..McpTiming::default() },
         }
     }
 }

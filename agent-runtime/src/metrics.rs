@@ -40,8 +40,8 @@ pub struct ToolLabels {
 /// Labels of component readiness.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabels {
-    /// `model`, `knowledge`, `vectorStore`, ...
-    pub component: &'static str,
+    /// `model`, `knowledge`, `mcp/<tool entry>`: one per configured part, so bounded.
+    pub component: String,
 }
 
 /// Labels of vector store and embedding calls.
@@ -167,8 +167,8 @@ impl Metrics {
     }
 
     /// Records whether `component` can serve.
-    pub fn component_ready(&self, component: &'static str, ready: bool) {
-        self.component_ready.get_or_create(&ComponentLabels { component }).set(i64::from(ready));
+    pub fn component_ready(&self, component: &str, ready: bool) {
+        self.component_ready.get_or_create(&ComponentLabels { component: component.to_owned() }).set(i64::from(ready));
     }
 
     /// Marks a stream as active until the guard drops.

@@ -1,7 +1,8 @@
 //! Readiness by component: the model, knowledge (embedder and vector store), and whatever
 //! else the runtime depends on. `/readyz` lists each with its state and reason, and the
 //! `agent_component_ready` gauge carries the same, so a component that cannot serve is never
-//! silently off: it is `NotReady` (the runtime is not ready) or `Disabled` (said, and ready).
+//! silently off: it is `NotReady` (the runtime is not ready), `Degraded` (the runtime serves
+//! without it, as with an MCP server that is down) or `Disabled` (off by configuration).
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -18,6 +19,8 @@ pub enum ComponentState {
     Ready,
     /// Not serving yet or any more; the runtime is not ready.
     NotReady(String),
+    /// Down, but the runtime serves without it (an MCP server's tools are absent until it is back).
+    Degraded(String),
     /// Off by configuration; the runtime is ready without it.
     Disabled(String),
 }
@@ -25,7 +28,7 @@ pub enum ComponentState {
 /// The readiness of every component.
 #[derive(Default)]
 pub struct Readiness {
-    components: RwLock<BTreeMap<&'static str, ComponentState>>,
+    components: RwLock<BTreeMap<String, ComponentState>>,
 }
 
 /// What `/readyz` answers.
@@ -34,28 +37,29 @@ pub struct Report {
     /// Whether every component is ready or disabled.
     pub ready: bool,
     /// Each component's state.
-    pub components: BTreeMap<&'static str, ComponentState>,
+    pub components: BTreeMap<String, ComponentState>,
 }
 
 impl Readiness {
     /// Records the state of `component` (and its gauge).
-    pub fn set(&self, component: &'static str, state: ComponentState, metrics: &Metrics) {
-        metrics.component_ready(component, state.serves());
+    pub fn set(&self, component: &str, state: ComponentState, metrics: &Metrics) {
+        metrics.component_ready(component, !matches!(state, ComponentState::NotReady(_) | ComponentState::Degraded(_)));
         let mut components = self.components.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if components.get(component) != Some(&state) {
             match &state {
                 ComponentState::NotReady(reason) => tracing::warn!(component, %reason, "component not ready"),
+                ComponentState::Degraded(reason) => tracing::warn!(component, %reason, "component degraded"),
                 ComponentState::Disabled(reason) => tracing::warn!(component, %reason, "component disabled"),
                 ComponentState::Ready => tracing::info!(component, "component ready"),
             }
-            components.insert(component, state);
+            components.insert(component.to_owned(), state);
         }
     }
 
     /// The report, with `extra` (states computed on request) added.
     pub fn report(&self, extra: impl IntoIterator<Item = (&'static str, ComponentState)>) -> Report {
         let mut components = self.components.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        components.extend(extra);
+        components.extend(extra.into_iter().map(|(name, state)| (name.to_owned(), state)));
         let ready = components.values().all(ComponentState::serves);
         Report { ready, components }
     }

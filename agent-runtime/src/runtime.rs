@@ -94,7 +94,7 @@ impl Runtime {
         let mut tools = crate::tools::registry(&config.tools, &deps)?;
         let pipeline = open_pipeline(&config, knowledge.as_ref(), &off_reason, options.tool_timeout)?;
         if let Some(pipeline) = pipeline.as_ref().filter(|p| p.mode() == PipelineMode::Agent) {
-            tools.insert(Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));
+            tools.insert("recipe", Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));
         }
         let api_key = match &config.server.api_key_file {
             Some(path) => Some(std::fs::read_to_string(path)?.trim().to_owned()),

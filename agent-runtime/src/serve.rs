@@ -13,6 +13,7 @@ use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::readiness::{ComponentState, Readiness};
 use crate::runtime::{KNOWLEDGE, Runtime, StartError};
+use crate::tools::mcp::McpTiming;
 use crate::vector::VectorStore;
 use crate::{ServeOptions, http};
 
@@ -25,6 +26,7 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
     tokio::spawn(watch_model(state.agent.clone()));
+    watch_tool_servers(&state, options.mcp);
     if let Some(store) = remote_store {
         tokio::spawn(watch_store(store, state.readiness.clone(), state.metrics.clone()));
     }
@@ -48,6 +50,16 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts watching (connecting to) every MCP server of the agent; each is a degraded readiness
+/// component until it has listed its tools.
+pub fn watch_tool_servers(state: &http::AppState, timing: McpTiming) {
+    for server in state.agent.tools().servers() {
+        let waiting = ComponentState::Degraded("connecting".into());
+        state.readiness.set(&server.component(), waiting, &state.metrics);
+        tokio::spawn(server.clone().watch(state.readiness.clone(), state.metrics.clone(), timing));
+    }
 }
 
 /// Ingests the recipe's source URLs at start (already stored content is recognised by its hash

@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::references::{LocalObjectReference, SecretKeyReference, ValueFrom};
+use crate::references::{ConfigMapKeyReference, LocalObjectReference, SecretKeyReference, ValueFrom};
 
 /// The desired state of an agent.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -297,9 +297,7 @@ pub struct Tool {
     /// A tool built into the runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<BuiltinTool>,
-    /// An MCP server reached over streamable HTTP. Not implemented by this version: an Agent with
-    /// an MCP tool is refused (`Accepted=False`, reason `NotYetSupported`) until a release
-    /// implements MCP tools.
+    /// An MCP server (streamable HTTP or HTTP+SSE) whose tools the model may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpTool>,
     /// Another `Agent` in the same namespace, asked through its chat API.
@@ -338,15 +336,21 @@ pub enum BuiltinToolKind {
     Recall,
 }
 
-/// An MCP server.
+/// An MCP server whose tools the model may call.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct McpTool {
-    /// Streamable HTTP URL of the server.
+    /// URL of the server: its streamable HTTP endpoint (e.g. `http://tickets:8000/mcp`), or with
+    /// `transport: SSE` its event-stream URL (e.g. `http://tickets:8000/sse`).
     #[schemars(length(min = 1, max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "url must be an absolute URL" }]))]
     pub url: String,
-    /// Tools of the server the agent may call; empty allows all.
+    /// How the server is reached: `StreamableHTTP` (the current MCP transport) or `SSE` (the
+    /// older HTTP+SSE transport of MCP 2024-11-05).
+    #[serde(default)]
+    pub transport: McpTransport,
+    /// Tools of the server the model is offered: exact names or globs (`*` any run of
+    /// characters, `?` one); empty offers all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub allow: Vec<String>,
@@ -356,9 +360,52 @@ pub struct McpTool {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub require_approval: Vec<String>,
-    /// A Secret whose key is sent as a bearer token.
+    /// A Secret key sent as a bearer token (`Authorization: Bearer <value>`); mounted as a
+    /// file in the pod, never copied into its ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret_ref: Option<SecretKeyReference>,
+    /// Extra HTTP headers sent with every request, each value read from a Secret key (mounted
+    /// as a file, never copied into the pod's ConfigMap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub headers_from: Vec<McpHeader>,
+    /// A ConfigMap key holding PEM CA certificates trusted for the server's TLS, beside the
+    /// system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_config_map_ref: Option<ConfigMapKeyReference>,
+    /// Longest one call to a tool of this server may take, in seconds; a call past it is
+    /// cancelled (`notifications/cancelled`) and the model told. Defaults to the runtime's tool
+    /// timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// How an MCP server is reached.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum McpTransport {
+    /// Streamable HTTP: one endpoint for requests, answers and server notifications.
+    #[default]
+    #[serde(rename = "StreamableHTTP")]
+    StreamableHttp,
+    /// HTTP+SSE (MCP 2024-11-05): an event stream, and a POST endpoint it names.
+    #[serde(rename = "SSE")]
+    Sse,
+}
+
+/// An HTTP header sent to an MCP server, its value from a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!(self.name.lowerAscii() in ['accept', 'authorization', 'content-type', 'host', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id'])",
+    "message": "this header is set by the MCP client itself (use authSecretRef for a bearer token)"
+}]))]
+pub struct McpHeader {
+    /// Header name, e.g. `X-Api-Key`.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"))]
+    pub name: String,
+    /// The Secret key holding the value.
+    pub secret_key_ref: SecretKeyReference,
 }
 
 /// A plain HTTP endpoint exposed to the model as a tool.

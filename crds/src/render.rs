@@ -118,7 +118,7 @@ pub fn render_runtime_config(
             embedding: embedding.0,
             retention_seconds: spec.memory.retention.as_deref().map(parse_duration_seconds).transpose()?,
         },
-        tools: spec.tools.iter().map(|tool| render_tool(tool, &namespace, paths)).collect(),
+        tools: spec.tools.iter().map(|tool| render_tool(tool, &namespace, paths, refs)).collect(),
         recipe: render_recipe(agent, refs)?,
         server: ServerConfig {
             port: RUNTIME_PORT,
@@ -205,15 +205,26 @@ fn render_embedding(
     ))
 }
 
-fn render_tool(tool: &Tool, namespace: &str, paths: &PodPaths) -> ToolConfig {
+fn render_tool(tool: &Tool, namespace: &str, paths: &PodPaths, refs: &ResolvedReferences) -> ToolConfig {
     let kind = if let Some(builtin) = &tool.builtin {
         ToolKind::Builtin { tool: builtin.kind, allowed_urls: builtin.allowed_urls.clone() }
     } else if let Some(mcp) = &tool.mcp {
         ToolKind::Mcp {
             url: mcp.url.clone(),
+            transport: mcp.transport,
             allow: mcp.allow.clone(),
             require_approval: mcp.require_approval.clone(),
             token_file: mcp.auth_secret_ref.as_ref().map(|s| paths.secret_file(s)),
+            header_files: mcp
+                .headers_from
+                .iter()
+                .map(|h| (h.name.clone(), paths.secret_file(&h.secret_key_ref)))
+                .collect(),
+            ca_pem: mcp
+                .ca_config_map_ref
+                .as_ref()
+                .and_then(|ca| refs.config_map_values.get(&(ca.name.clone(), ca.key.clone())).cloned()),
+            timeout_seconds: mcp.timeout_seconds,
         }
     } else if let Some(other) = &tool.agent {
         ToolKind::Agent { url: agent_service_url(&other.name, namespace) }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BuiltinToolKind, GenerationParameters, TaskMode};
+use crate::agent::{BuiltinToolKind, GenerationParameters, McpTransport, TaskMode};
 use crate::model::PromptFormat;
 use crate::recipe::RecipeSpec;
 use crate::references::SecretKeyReference;
@@ -205,14 +205,26 @@ pub enum ToolKind {
     },
     /// An MCP server.
     Mcp {
-        /// Streamable HTTP URL.
+        /// Streamable HTTP endpoint, or the event-stream URL with the SSE transport.
         url: String,
-        /// Allowed tools; empty allows all.
+        /// How the server is reached.
+        #[serde(default)]
+        transport: McpTransport,
+        /// Offered tools, exact names or globs; empty offers all.
         allow: Vec<String>,
         /// Tools needing approval.
         require_approval: Vec<String>,
         /// File holding a bearer token.
         token_file: Option<String>,
+        /// Extra headers: name -> file holding the value.
+        #[serde(default)]
+        header_files: BTreeMap<String, String>,
+        /// PEM CA certificates trusted beside the system roots.
+        #[serde(default)]
+        ca_pem: Option<String>,
+        /// Longest one tool call may take, in seconds; `None` uses the runtime's tool timeout.
+        #[serde(default)]
+        timeout_seconds: Option<u32>,
     },
     /// Another agent, asked through its chat API.
     Agent {

@@ -12,7 +12,6 @@ pub fn unsupported_fields(spec: &AgentSpec) -> Vec<String> {
     }
     for tool in &spec.tools {
         let Some(mcp) = &tool.mcp else { continue };
-        fields.push(format!("tools[{}].mcp: MCP tools are not implemented by this version", tool.name));
         if !mcp.require_approval.is_empty() {
             fields.push(format!(
                 "tools[{}].mcp.requireApproval: approvals are not implemented by this version",
@@ -61,7 +60,7 @@ mod tests {
     }
 
     #[test]
-    fn task_modes_mcp_tools_and_approvals_are_each_named_as_not_implemented() {
+    fn task_modes_and_approvals_are_each_named_as_not_implemented_and_mcp_tools_are_not() {
         let spec = AgentSpec {
             task: Task { mode: TaskMode::Schedule, schedule: Some("0 2 * * *".into()), ..Task::default() },
             tools: vec![mcp("tickets", &["get_ticket"]), mcp("search", &[])],
@@ -71,9 +70,7 @@ mod tests {
             unsupported_fields(&spec),
             [
                 "task.mode: Schedule is not implemented by this version (only Chat is)",
-                "tools[tickets].mcp: MCP tools are not implemented by this version",
                 "tools[tickets].mcp.requireApproval: approvals are not implemented by this version",
-                "tools[search].mcp: MCP tools are not implemented by this version",
             ]
         );
         let once = AgentSpec { task: Task { mode: TaskMode::Once, ..Task::default() }, ..AgentSpec::default() };

@@ -55,6 +55,7 @@ fn every_example_object_satisfies_the_rules() {
         "examples/chat-agent.yaml",
         "examples/rag-agent.yaml",
         "examples/suspended-agent.yaml",
+        "examples/mcp-agent.yaml",
         "examples/served-model.yaml",
         "recipes/catalogue.yaml",
     ]
@@ -149,6 +150,16 @@ fn agent_cross_field_rules_reject_bad_combinations() {
         (
             with(agent(), "/spec/tools/0", json!({"name": "web", "http": {"url": "not a url", "description": "d"}})),
             "url must be an absolute URL",
+        ),
+        (
+            with(
+                agent(),
+                "/spec/tools/0",
+                json!({"name": "tickets", "mcp": {"url": "http://mcp:8000/mcp", "headersFrom": [
+                    {"name": "Mcp-Session-Id", "secretKeyRef": {"name": "s", "key": "k"}}
+                ]}}),
+            ),
+            "set by the MCP client itself",
         ),
     ];
     for (object, message) in cases {

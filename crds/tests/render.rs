@@ -137,7 +137,6 @@ fn an_agent_using_a_field_this_version_does_not_implement_is_refused_naming_the_
     assert_eq!(
         error.to_string(),
         "task.mode: Once is not implemented by this version (only Chat is); \
-         tools[tickets].mcp: MCP tools are not implemented by this version; \
          tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
     );
 }

@@ -180,8 +180,7 @@ async fn an_agent_using_fields_not_implemented_yet_is_not_accepted_and_waits_for
     assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("NotYetSupported")));
     assert_eq!(
         accepted["message"],
-        "tools[tickets].mcp: MCP tools are not implemented by this version; \
-         tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
+        "tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
     );
     assert_eq!(condition(status, "Ready")["reason"], "NotAccepted");
     let (_, again, _) = run(&cluster, &stored_agent(&cluster)).await;

@@ -70,7 +70,12 @@ impl ToolLoop<'_> {
                 name: None,
             });
             for call in calls {
-                let result = self.tools.call(&call.function.name, &call.function.arguments).await;
+                // A turn nobody listens to any more stops here; dropping the call cancels it
+                // (an MCP server is sent `notifications/cancelled`).
+                let result = tokio::select! {
+                    result = self.tools.call(&call.function.name, &call.function.arguments) => result,
+                    () = events.closed() => return Err(Stopped::Abandoned),
+                };
                 self.metrics.tool_call(result.tool, result.outcome.as_str());
                 tracing::info!(tool = %call.function.name, outcome = result.outcome.as_str(), "tool call");
                 messages.push(Message {

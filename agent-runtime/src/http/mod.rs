@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(ops::models))
+        .route("/v1/tools", get(ops::tools))
         .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
         .route(
             "/v1/knowledge/documents",

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::readiness::ComponentState;
+use crate::tools::ToolListing;
 
 /// Readiness name of the model component.
 const MODEL: &str = "model";
@@ -24,6 +25,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let report = state.readiness.report([(MODEL, model)]);
     let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(report))
+}
+
+/// Every tool the agent offers now (name, source, description, schema, whether it needs an
+/// approval), and the ones it does not offer with the reason.
+pub async fn tools(State(state): State<AppState>) -> Json<ToolListing> {
+    Json(state.agent.tools().listing())
 }
 
 /// Prometheus metrics.

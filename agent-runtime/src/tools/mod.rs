@@ -1,10 +1,12 @@
-//! Tools the model may call. Each tool implements [`Tool`]; the registry offers their specs to
-//! the model and runs calls with a timeout, turning failures into text the model can read.
+//! Tools the model may call. Each tool implements [`Tool`], or comes from an MCP server whose
+//! tool list changes while the agent runs; the registry offers their specs to the model and runs
+//! calls with a timeout, turning failures into text the model can read.
 
 pub mod agent_tool;
 pub mod builtin;
 pub mod http_get;
 pub mod http_tool;
+pub mod mcp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +15,11 @@ use std::time::Duration;
 use agent_crds::agent::BuiltinToolKind;
 use agent_crds::runtime_config::{ToolConfig, ToolKind};
 use futures::future::BoxFuture;
+use serde::Serialize;
 use serde_json::Value;
 
+use self::mcp::McpServer;
+use self::mcp::client::{Endpoint, EndpointError};
 use crate::fetch::{FetchError, FetchPolicy, Fetcher};
 use crate::memory::Memory;
 use crate::memory::tools::{Recall, Remember};
@@ -41,6 +46,9 @@ pub enum ToolError {
     /// The tool failed.
     #[error("failed: {0}")]
     Failed(String),
+    /// The tool ran and reported an error (an MCP result flagged `isError`).
+    #[error("the tool reported an error: {0}")]
+    Reported(String),
 }
 
 /// Outcome of a call, for metrics.
@@ -68,11 +76,54 @@ impl Outcome {
     }
 }
 
-/// The agent's tools by name.
+/// The agent's tools: fixed ones by name, and the MCP servers whose tools come and go.
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
+    tools: BTreeMap<String, Registered>,
+    servers: Vec<Arc<McpServer>>,
     timeout: Duration,
+}
+
+#[derive(Clone)]
+struct Registered {
+    tool: Arc<dyn Tool>,
+    source: String,
+}
+
+/// One tool as `GET /v1/tools` lists it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolDescription {
+    /// The name the model calls it by.
+    pub name: String,
+    /// Where it comes from: `builtin`, `http/<entry>`, `agent/<entry>`, `mcp/<entry>`, `recipe`.
+    pub source: String,
+    /// What it does.
+    pub description: String,
+    /// JSON schema of its arguments.
+    pub parameters: Value,
+    /// Whether each call waits for a human approval.
+    pub requires_approval: bool,
+}
+
+/// A tool a source has but the model is not offered, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedDescription {
+    /// Its name at the source.
+    pub name: String,
+    /// Where it comes from.
+    pub source: String,
+    /// Why it is not offered.
+    pub reason: String,
+}
+
+/// Every tool the agent offers now, and the ones it does not offer with the reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct ToolListing {
+    /// Offered tools, by name.
+    pub tools: Vec<ToolDescription>,
+    /// Tools not offered.
+    pub skipped: Vec<SkippedDescription>,
 }
 
 /// What a tool call gave the model, and how it went.
@@ -123,15 +174,49 @@ pub enum ToolSetupError {
         /// Why.
         source: FetchError,
     },
+    /// An MCP server's connection settings cannot be used.
+    #[error("tool {tool}: {source}")]
+    Mcp {
+        /// The tool entry.
+        tool: String,
+        /// Why.
+        source: EndpointError,
+    },
 }
 
 /// Builds the tools of `configs`; a tool that cannot be offered fails the whole set, so an
-/// agent never runs with fewer tools than its author gave it.
+/// agent never runs with fewer tools than its author gave it. MCP servers are only set up here:
+/// [`ToolRegistry::servers`] are watched (connected) by the caller.
 pub fn registry(configs: &[ToolConfig], deps: &ToolDeps) -> Result<ToolRegistry, ToolSetupError> {
-    let mut registry = ToolRegistry { tools: BTreeMap::new(), timeout: deps.timeout };
+    let mut registry = ToolRegistry { timeout: deps.timeout, ..ToolRegistry::default() };
     for config in configs {
+        if let ToolKind::Mcp {
+            url,
+            transport,
+            allow,
+            require_approval,
+            token_file,
+            header_files,
+            ca_pem,
+            timeout_seconds,
+        } = &config.kind
+        {
+            if !require_approval.is_empty() {
+                return Err(ToolSetupError::NotImplemented { tool: config.name.clone(), kind: "approval" });
+            }
+            let endpoint = Endpoint::new(url, *transport, token_file.as_deref(), header_files, ca_pem.as_deref())
+                .map_err(|source| ToolSetupError::Mcp { tool: config.name.clone(), source })?;
+            let timeout = timeout_seconds.map(|s| Duration::from_secs(u64::from(s)));
+            registry.servers.push(Arc::new(McpServer::new(&config.name, endpoint, allow.clone(), timeout)));
+            continue;
+        }
+        let source = match config.kind {
+            ToolKind::Builtin { .. } => "builtin".to_owned(),
+            ToolKind::Http { .. } => format!("http/{}", config.name),
+            _ => format!("agent/{}", config.name),
+        };
         for tool in tools(config, deps)? {
-            registry.insert(tool);
+            registry.insert(&source, tool);
         }
     }
     Ok(registry)
@@ -174,42 +259,102 @@ fn tools(config: &ToolConfig, deps: &ToolDeps) -> Result<Vec<Arc<dyn Tool>>, Too
                 fetcher(FetchPolicy::only(vec![endpoint.clone()]))?,
             ))
         }
-        ToolKind::Mcp { .. } => {
-            return Err(ToolSetupError::NotImplemented { tool: config.name.clone(), kind: "MCP" });
-        }
+        ToolKind::Mcp { .. } => unreachable!("MCP servers are set up by `registry`"),
     };
     Ok(vec![tool])
 }
 
+/// Where a call goes.
+enum Target<'a> {
+    Fixed(&'a Arc<dyn Tool>),
+    Mcp(&'a McpServer),
+}
+
 impl ToolRegistry {
-    /// Adds a tool (tests and later tool kinds).
-    pub fn insert(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.spec().name, tool);
+    /// Adds a tool from `source` (`builtin`, `recipe`, ...).
+    pub fn insert(&mut self, source: &str, tool: Arc<dyn Tool>) {
+        self.tools.insert(tool.spec().name, Registered { tool, source: source.to_owned() });
     }
 
-    /// Specs offered to the model.
+    /// The MCP servers, to be watched.
+    pub fn servers(&self) -> &[Arc<McpServer>] {
+        &self.servers
+    }
+
+    /// Specs offered to the model now.
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.values().map(|t| ToolSpec { kind: "function".into(), function: t.spec() }).collect()
+        self.listing()
+            .tools
+            .into_iter()
+            .map(|t| ToolSpec {
+                kind: "function".into(),
+                function: FunctionSpec { name: t.name, description: t.description, parameters: t.parameters },
+            })
+            .collect()
     }
 
-    /// Whether there are no tools.
+    /// Whether no tool is configured (MCP servers count even while they offer nothing).
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty()
+        self.tools.is_empty() && self.servers.is_empty()
     }
 
-    /// Names of the tools, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.tools.keys().map(String::as_str)
+    /// Every tool offered now: the fixed ones, then each MCP server's in configuration order; a
+    /// server tool whose name is taken is skipped.
+    pub fn listing(&self) -> ToolListing {
+        let mut tools: Vec<ToolDescription> = self
+            .tools
+            .values()
+            .map(|registered| {
+                let spec = registered.tool.spec();
+                ToolDescription {
+                    name: spec.name,
+                    source: registered.source.clone(),
+                    description: spec.description,
+                    parameters: spec.parameters,
+                    requires_approval: false,
+                }
+            })
+            .collect();
+        let mut skipped = Vec::new();
+        for server in &self.servers {
+            let source = server.component();
+            for tool in server.skipped() {
+                skipped.push(SkippedDescription { name: tool.name, source: source.clone(), reason: tool.reason });
+            }
+            for tool in server.tools() {
+                if let Some(taken) = tools.iter().find(|t| t.name == tool.name) {
+                    let reason = format!("the name is taken by a tool from {}", taken.source);
+                    skipped.push(SkippedDescription { name: tool.name, source: source.clone(), reason });
+                    continue;
+                }
+                tools.push(ToolDescription {
+                    name: tool.name,
+                    source: source.clone(),
+                    description: tool.description,
+                    parameters: tool.schema,
+                    requires_approval: false,
+                });
+            }
+        }
+        ToolListing { tools, skipped }
+    }
+
+    /// Where a call to `name` goes, and its bounded metric label.
+    fn target(&self, name: &str) -> Option<(Target<'_>, &str)> {
+        if let Some((name, registered)) = self.tools.get_key_value(name) {
+            return Some((Target::Fixed(&registered.tool), name.as_str()));
+        }
+        self.servers.iter().find(|s| s.offers(name)).map(|s| (Target::Mcp(s.as_ref()), s.entry()))
     }
 
     /// Runs the call `name(arguments)`; the text is what the model sees.
     pub async fn call(&self, name: &str, arguments: &str) -> CallResult<'_> {
-        let Some((tool_name, tool)) = self.tools.get_key_value(name) else {
-            let known: Vec<&str> = self.names().collect();
+        let Some((target, label)) = self.target(name) else {
+            let known: Vec<String> = self.listing().tools.into_iter().map(|t| t.name).collect();
             let text = format!("error: there is no tool named {name}; available: {}", known.join(", "));
             return CallResult { text, outcome: Outcome::Unknown, tool: "unknown" };
         };
-        let result = |text, outcome| CallResult { text, outcome, tool: tool_name.as_str() };
+        let result = |text, outcome| CallResult { text, outcome, tool: label };
         let arguments: Value = if arguments.trim().is_empty() {
             Value::Object(serde_json::Map::new())
         } else {
@@ -218,12 +363,19 @@ impl ToolRegistry {
                 Err(error) => return result(format!("error: arguments are not valid JSON: {error}"), Outcome::Error),
             }
         };
-        match tokio::time::timeout(self.timeout, tool.call(arguments)).await {
+        let (timeout, call) = match target {
+            Target::Fixed(tool) => (self.timeout, tool.call(arguments)),
+            Target::Mcp(server) => {
+                (server.timeout().unwrap_or(self.timeout), Box::pin(server.call(name, arguments)) as BoxFuture<'_, _>)
+            }
+        };
+        match tokio::time::timeout(timeout, call).await {
             Ok(Ok(text)) => result(text, Outcome::Ok),
             Ok(Err(error)) => result(format!("error: {error}"), Outcome::Error),
-            Err(_) => {
-                result(format!("error: {name} did not answer within {} s", self.timeout.as_secs()), Outcome::Timeout)
-            }
+            Err(_) => result(
+                format!("error: {name} did not answer within {} s and was cancelled", timeout.as_secs_f32()),
+                Outcome::Timeout,
+            ),
         }
     }
 }

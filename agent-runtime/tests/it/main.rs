@@ -4,6 +4,7 @@
 mod chat_api;
 mod durability;
 mod knowledge;
+mod mcp;
 mod qdrant_store;
 mod recipes;
 mod recipes_cli;

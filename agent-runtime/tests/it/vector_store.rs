@@ -66,7 +66,7 @@ fn sorted(mut ids: Vec<u64>) -> Vec<u64> {
     ids
 }
 
-mod vector_store {
+mod edge {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     use std::sync::Arc;
@@ -389,7 +389,7 @@ mod vector_store {
         let dir = temp_dir("kill");
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
             .args([
-                "vector_store::vector_store::writer_child_acknowledges_batches_until_killed",
+                "vector_store::edge::writer_child_acknowledges_batches_until_killed",
                 "--exact",
                 "--ignored",
             ])

@@ -105,6 +105,14 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
             Err(missing) => observed.missing.push(missing),
         }
     }
+    for ca in agent.spec.tools.iter().filter_map(|t| t.mcp.as_ref()).filter_map(|m| m.ca_config_map_ref.as_ref()) {
+        match config_map_value(&config_maps, &ca.name, &ca.key).await? {
+            Ok(value) => {
+                observed.references.config_map_values.insert((ca.name.clone(), ca.key.clone()), value);
+            }
+            Err(missing) => observed.missing.push(missing),
+        }
+    }
     if let ModelLookup::Found(model) = &observed.model
         && let Some(ca) = model.spec.endpoint.as_ref().and_then(|e| e.ca_config_map_ref.as_ref())
     {

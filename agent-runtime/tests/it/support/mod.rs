@@ -2,6 +2,7 @@
 //! The upstream is a test double on purpose: it makes the model call tools, fail, or hang on
 //! cue, which a real small model cannot do reliably. Real-model tests live in `tests/`.
 
+pub mod peers;
 pub mod scratch;
 
 use std::collections::VecDeque;
