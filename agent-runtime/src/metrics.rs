@@ -66,6 +66,14 @@ pub struct Metrics {
     embeddings: Family<OperationLabels, Histogram>,
     embedded_texts: Counter,
     component_ready: Family<ComponentLabels, Gauge>,
+    approvals: Family<ApprovalLabels, Counter>,
+}
+
+/// Labels of approval events.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApprovalLabels {
+    /// `requested`, `approved`, `denied` or `expired`.
+    pub outcome: &'static str,
 }
 
 /// Buckets of vector store and embedding latency: 100 µs to 10 s.
@@ -108,6 +116,12 @@ impl Default for Metrics {
             "Whether a component can serve (1) or not (0); see /readyz for the reason",
             component_ready.clone(),
         );
+        let approvals = Family::default();
+        registry.register(
+            "approvals",
+            "Tool calls put before a human, and how they were decided (requested, approved, denied, expired)",
+            approvals.clone(),
+        );
         Self {
             registry,
             requests,
@@ -120,6 +134,7 @@ impl Default for Metrics {
             embeddings,
             embedded_texts,
             component_ready,
+            approvals,
         }
     }
 }
@@ -144,6 +159,11 @@ impl Metrics {
     pub fn tokens(&self, prompt: u64, completion: u64) {
         self.tokens.get_or_create(&TokenLabels { direction: "in" }).inc_by(prompt);
         self.tokens.get_or_create(&TokenLabels { direction: "out" }).inc_by(completion);
+    }
+
+    /// Counts an approval event.
+    pub fn approval(&self, outcome: &'static str) {
+        self.approvals.get_or_create(&ApprovalLabels { outcome }).inc();
     }
 
     /// Counts a tool call.

@@ -163,6 +163,10 @@ pub struct ChatResponse {
     /// The knowledge chunks the answer was given (recipes), numbered as the answer cites them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub citations: Vec<Citation>,
+    /// The approval the turn waits on, when a tool call needs a human decision (an extension
+    /// field: OpenAI SDKs keep it as an extra attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<Value>,
 }
 
 /// A knowledge chunk an answer was given, numbered as the prompt showed it.
@@ -220,6 +224,9 @@ pub struct ChatChunk {
     /// The knowledge chunks the answer was given (recipes), in the final chunk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub citations: Vec<Citation>,
+    /// The approval the turn waits on (final chunk; see [`ChatResponse::pending_approval`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_approval: Option<Value>,
 }
 
 /// One choice of a chunk.

@@ -56,6 +56,9 @@ pub enum StartError {
     /// The recipe cannot run.
     #[error("recipe: {0}")]
     Recipe(#[from] RecipeError),
+    /// The approvals waiting for a decision cannot be read.
+    #[error("pending approvals: {0}")]
+    Approvals(String),
 }
 
 /// A runtime ready to serve: the agent and what its API and background tasks need.
@@ -92,6 +95,7 @@ impl Runtime {
         let deps =
             ToolDeps { timeout: options.tool_timeout, memory: memory.clone(), memory_off_reason: off_reason.clone() };
         let mut tools = crate::tools::registry(&config.tools, &deps)?;
+        tools.require_approval(config.approval.tools.clone());
         let pipeline = open_pipeline(&config, knowledge.as_ref(), &off_reason, options.tool_timeout)?;
         if let Some(pipeline) = pipeline.as_ref().filter(|p| p.mode() == PipelineMode::Agent) {
             tools.insert("recipe", Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));

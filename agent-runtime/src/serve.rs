@@ -27,6 +27,10 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
     tokio::spawn(watch_model(state.agent.clone()));
     watch_tool_servers(&state, options.mcp);
+    let pending = state.agent.watch_approvals().await.map_err(|e| StartError::Approvals(e.to_string()))?;
+    if pending > 0 {
+        tracing::info!(pending, "tool calls still wait for an approval");
+    }
     if let Some(store) = remote_store {
         tokio::spawn(watch_store(store, state.readiness.clone(), state.metrics.clone()));
     }

@@ -5,12 +5,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::openai::Message;
 
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+
+/// A table of JSON records kept beside the sessions, in the same durable database.
+pub type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// Turns paused for a human decision ([`crate::agent::approval::Approval`]).
+pub const APPROVALS: RecordTable = TableDefinition::new("approvals");
 /// Longest accepted session id.
 pub const MAX_SESSION_ID: usize = 128;
 
@@ -28,6 +35,30 @@ pub struct Session {
     pub turns: u64,
     /// When the session was last written (RFC 3339).
     pub updated: String,
+    /// Human decisions on its tool calls, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// A human decision on a tool call, as the session keeps it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// The approval it answered.
+    pub approval: String,
+    /// The tool.
+    pub tool: String,
+    /// The call's arguments (JSON text, as the model wrote them).
+    pub arguments: String,
+    /// Whether the call was allowed to run.
+    pub approved: bool,
+    /// Who decided (`timeout` when nobody did in time).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Why, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Why the store failed.
@@ -58,6 +89,7 @@ impl SessionStore {
         let db = Database::create(dir.join("sessions.redb")).map_err(db_error)?;
         let write = db.begin_write().map_err(db_error)?;
         write.open_table(SESSIONS).map_err(db_error)?;
+        write.open_table(APPROVALS).map_err(db_error)?;
         write.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -102,6 +134,60 @@ impl SessionStore {
             };
             write.commit().map_err(db_error)?;
             Ok(existed)
+        })
+        .await
+    }
+
+    /// The record `key` of `table`, if it exists.
+    pub async fn record<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: RecordTable,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let db = self.db.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let read = db.begin_read().map_err(db_error)?;
+            let table = read.open_table(table).map_err(db_error)?;
+            let Some(bytes) = table.get(key.as_str()).map_err(db_error)? else { return Ok(None) };
+            serde_json::from_slice(bytes.value()).map(Some).map_err(|e| StoreError::Corrupt(key.clone(), e))
+        })
+        .await
+    }
+
+    /// Writes the record `key` of `table`; returns once it is durable.
+    pub async fn put_record<T: Serialize>(&self, table: RecordTable, key: &str, record: &T) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let key = key.to_owned();
+        let bytes = serde_json::to_vec(record).map_err(db_error)?;
+        blocking(move || {
+            let write = db.begin_write().map_err(db_error)?;
+            {
+                let mut table = write.open_table(table).map_err(db_error)?;
+                table.insert(key.as_str(), bytes.as_slice()).map_err(db_error)?;
+            }
+            write.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    /// Every record of `table`, by key.
+    pub async fn records<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: RecordTable,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = self.db.clone();
+        blocking(move || {
+            let read = db.begin_read().map_err(db_error)?;
+            let table = read.open_table(table).map_err(db_error)?;
+            let mut records = Vec::new();
+            for entry in table.iter().map_err(db_error)? {
+                let (key, bytes) = entry.map_err(db_error)?;
+                let record = serde_json::from_slice(bytes.value())
+                    .map_err(|e| StoreError::Corrupt(key.value().to_owned(), e))?;
+                records.push(record);
+            }
+            Ok(records)
         })
         .await
     }

@@ -46,6 +46,9 @@ pub struct AgentSpec {
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub tools: Vec<Tool>,
+    /// Tool calls that wait for a human decision (`POST /v1/approvals/{id}`) before they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     /// A RAG recipe from the catalogue (a `Recipe` object or a built-in one) and its parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<Knowledge>,
@@ -58,6 +61,24 @@ pub struct AgentSpec {
     /// Access to the agent's HTTP API.
     #[serde(default)]
     pub api: ApiSettings,
+}
+
+/// Human approval of tool calls: the turn pauses before a listed tool runs, is kept on the
+/// agent's volume (a pending approval survives restarts), and resumes once someone approves or
+/// denies the call, or is denied when nobody decides in time.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// Tools (as the model names them, from any source) that need an approval: exact names or
+    /// globs (`*` any run, `?` one character); `*` puts every tool call before a human. An MCP
+    /// tool entry's `requireApproval` adds to this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub tools: Vec<String>,
+    /// Seconds a call waits for a decision before it is denied (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 604_800))]
+    pub timeout_seconds: Option<u32>,
 }
 
 /// Who the agent is.
@@ -354,9 +375,8 @@ pub struct McpTool {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub allow: Vec<String>,
-    /// Tools that need a human approval before each call. Not implemented by this version: a
-    /// non-empty list is refused (`Accepted=False`, reason `NotYetSupported`) until a release
-    /// implements approvals.
+    /// Tools of this server that need a human approval before each call: exact names or globs
+    /// (see `spec.approval` for the flow and its timeout).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub require_approval: Vec<String>,

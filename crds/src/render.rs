@@ -9,9 +9,10 @@ use crate::recipe::Recipe;
 use crate::recipe_params::ParameterError;
 use crate::references::ValueFrom;
 use crate::runtime_config::{
-    AgentIdentity, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL, Distance, EmbeddingConfig, MemoryConfig,
-    ModelConfig, PersonaConfig, PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig,
-    ServerConfig, TaskConfig, TextSource, ToolConfig, ToolKind, VectorStoreConfig,
+    AgentIdentity, ApprovalConfig, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL,
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig, PodPaths,
+    RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig, ServerConfig, TaskConfig, TextSource,
+    ToolConfig, ToolKind, VectorStoreConfig,
 };
 use crate::unsupported::{NotYetSupported, check_supported};
 use kube::ResourceExt;
@@ -119,6 +120,14 @@ pub fn render_runtime_config(
             retention_seconds: spec.memory.retention.as_deref().map(parse_duration_seconds).transpose()?,
         },
         tools: spec.tools.iter().map(|tool| render_tool(tool, &namespace, paths, refs)).collect(),
+        approval: ApprovalConfig {
+            tools: spec.approval.as_ref().map(|a| a.tools.clone()).unwrap_or_default(),
+            timeout_seconds: spec
+                .approval
+                .as_ref()
+                .and_then(|a| a.timeout_seconds)
+                .unwrap_or(DEFAULT_APPROVAL_TIMEOUT_SECONDS),
+        },
         recipe: render_recipe(agent, refs)?,
         server: ServerConfig {
             port: RUNTIME_PORT,

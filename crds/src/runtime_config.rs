@@ -39,10 +39,32 @@ pub struct RuntimeConfig {
     pub memory: MemoryConfig,
     /// Tools the agent may call.
     pub tools: Vec<ToolConfig>,
+    /// Which tool calls wait for a human decision.
+    #[serde(default)]
+    pub approval: ApprovalConfig,
     /// The resolved RAG recipe, if any.
     pub recipe: Option<RecipeConfig>,
     /// The HTTP server.
     pub server: ServerConfig,
+}
+
+/// Which tool calls wait for a human decision, and for how long.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalConfig {
+    /// Tool names or globs, whatever their source (MCP entries add their own `require_approval`).
+    pub tools: Vec<String>,
+    /// Seconds before an undecided call is denied.
+    pub timeout_seconds: u32,
+}
+
+/// Default seconds an approval waits.
+pub const DEFAULT_APPROVAL_TIMEOUT_SECONDS: u32 = 3600;
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self { tools: Vec::new(), timeout_seconds: DEFAULT_APPROVAL_TIMEOUT_SECONDS }
+    }
 }
 
 /// Identity of the agent.

@@ -10,15 +10,6 @@ pub fn unsupported_fields(spec: &AgentSpec) -> Vec<String> {
     if spec.task.mode != TaskMode::Chat {
         fields.push(format!("task.mode: {:?} is not implemented by this version (only Chat is)", spec.task.mode));
     }
-    for tool in &spec.tools {
-        let Some(mcp) = &tool.mcp else { continue };
-        if !mcp.require_approval.is_empty() {
-            fields.push(format!(
-                "tools[{}].mcp.requireApproval: approvals are not implemented by this version",
-                tool.name
-            ));
-        }
-    }
     fields
 }
 
@@ -60,7 +51,7 @@ mod tests {
     }
 
     #[test]
-    fn task_modes_and_approvals_are_each_named_as_not_implemented_and_mcp_tools_are_not() {
+    fn task_modes_are_named_as_not_implemented_and_mcp_tools_with_approvals_are_not() {
         let spec = AgentSpec {
             task: Task { mode: TaskMode::Schedule, schedule: Some("0 2 * * *".into()), ..Task::default() },
             tools: vec![mcp("tickets", &["get_ticket"]), mcp("search", &[])],
@@ -68,10 +59,7 @@ mod tests {
         };
         assert_eq!(
             unsupported_fields(&spec),
-            [
-                "task.mode: Schedule is not implemented by this version (only Chat is)",
-                "tools[tickets].mcp.requireApproval: approvals are not implemented by this version",
-            ]
+            ["task.mode: Schedule is not implemented by this version (only Chat is)"]
         );
         let once = AgentSpec { task: Task { mode: TaskMode::Once, ..Task::default() }, ..AgentSpec::default() };
         assert_eq!(

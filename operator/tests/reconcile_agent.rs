@@ -159,10 +159,7 @@ async fn an_invalid_agent_gets_a_warning_event_and_no_children() {
 async fn an_agent_using_fields_not_implemented_yet_is_not_accepted_and_waits_for_a_change() {
     let cluster = cluster_with_model_and_secrets();
     let mut agent = helpdesk();
-    agent["spec"]["tools"].as_array_mut().unwrap().push(json!({
-        "name": "tickets",
-        "mcp": {"url": "http://tickets-mcp.demo.svc:8000/mcp", "requireApproval": ["close_ticket"]}
-    }));
+    agent["spec"]["task"] = json!({"mode": "Once", "input": "summarise the open tickets"});
     let (result, calls, _) = run(&cluster, &agent).await;
     assert_eq!(result, Ok(Action::await_change()), "an unsupported spec waits for a change instead of retrying");
     assert_eq!(
@@ -178,10 +175,7 @@ async fn an_agent_using_fields_not_implemented_yet_is_not_accepted_and_waits_for
     let status = status_patch(&calls);
     let accepted = condition(status, "Accepted");
     assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("NotYetSupported")));
-    assert_eq!(
-        accepted["message"],
-        "tools[tickets].mcp.requireApproval: approvals are not implemented by this version"
-    );
+    assert_eq!(accepted["message"], "task.mode: Once is not implemented by this version (only Chat is)");
     assert_eq!(condition(status, "Ready")["reason"], "NotAccepted");
     let (_, again, _) = run(&cluster, &stored_agent(&cluster)).await;
     assert_eq!(writes(&again), Vec::<String>::new(), "no repeated event or status write while nothing changes");

@@ -26,4 +26,15 @@ pub enum TurnError {
     /// Another turn holds the session and the agent refuses to queue (`--busy-session reject`).
     #[error("session {0} is busy with another turn; retry when it has answered")]
     SessionBusy(String),
+    /// There is no approval with this id.
+    #[error("there is no approval {0}")]
+    ApprovalNotFound(String),
+    /// The approval was decided already.
+    #[error("approval {id} was already {state}")]
+    AlreadyDecided {
+        /// The approval.
+        id: String,
+        /// `approved` or `denied`, with by whom.
+        state: String,
+    },
 }

@@ -5,6 +5,7 @@
 //! the chat API, and later A2A and the task runner, call the same [`Agent::start_turn`] and map
 //! [`TurnError`] to their own wire format.
 
+pub mod approval;
 pub mod context;
 pub mod error;
 pub mod history;
@@ -21,12 +22,14 @@ use agent_crds::runtime_config::TextSource;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use self::approval::Continuation;
+pub use self::approval::{ApprovalView, Decision};
 use self::context::{Context, assemble, join_sections, unseen_messages};
 pub use self::error::TurnError;
 use self::recipe_step::{RecipeTurn, recipe_turn};
 pub use self::session_lock::BusySession;
 use self::session_lock::{SessionGuard, SessionLocks};
-use self::tool_loop::{Answer, Stopped, ToolLoop};
+use self::tool_loop::{Answer, ToolLoop};
 use crate::budget::estimate_tokens;
 use crate::memory::Memory;
 use crate::metrics::Metrics;
@@ -49,6 +52,8 @@ pub enum Event {
         usage: Usage,
         /// The knowledge chunks the answer was given (recipes).
         citations: Vec<Citation>,
+        /// The approval the turn paused on, when a tool call waits for a human.
+        approval: Option<Box<ApprovalView>>,
     },
     /// The turn failed.
     Error(TurnError),
@@ -117,6 +122,8 @@ pub struct Agent {
     memory: Option<Arc<Memory>>,
     pipeline: Option<Arc<Pipeline>>,
     locks: SessionLocks,
+    /// Taken while an approval is read and decided, so each is decided once.
+    deciding: tokio::sync::Mutex<()>,
 }
 
 /// A turn between its start and its commit.
@@ -151,6 +158,7 @@ impl Agent {
             memory,
             pipeline,
             locks: SessionLocks::new(busy_session),
+            deciding: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -274,60 +282,56 @@ impl Agent {
         pending: Pending,
         events: mpsc::Sender<Event>,
     ) {
-        let answer = if recipe.direct {
+        if recipe.direct {
             let text = recipe.prompt.unwrap_or_default();
-            if events.send(Event::Content(text.clone())).await.is_err() {
-                return;
+            if events.send(Event::Content(text.clone())).await.is_ok() {
+                self.commit(pending, Answer { text, ..Answer::default() }, &events).await;
             }
-            Answer { text, ..Answer::default() }
-        } else {
-            let offers_tools = !recipe.without_tools && self.provider.supports_tools();
-            let tool_loop = ToolLoop {
-                provider: self.provider.as_ref(),
-                tools: &self.tools,
-                metrics: &self.metrics,
-                specs: if offers_tools { self.tools.specs() } else { Vec::new() },
-                max_tool_steps: self.limits.max_tool_steps,
-                parameters,
-            };
-            match tool_loop.run(messages, &events).await {
-                Ok(answer) => answer,
-                Err(Stopped::Failed(error)) => {
-                    let _ = events.send(Event::Error(error)).await;
-                    return;
-                }
-                Err(Stopped::Abandoned) => return,
-            }
-        };
-        if !recipe.direct {
-            self.model_reached.store(true, Ordering::Relaxed);
+            return;
         }
-        self.commit(pending, answer, &events).await;
+        let continuation =
+            Continuation { parameters, offers_tools: !recipe.without_tools && self.provider.supports_tools() };
+        let outcome = self.tool_loop(&continuation).run(messages, &events).await;
+        self.finish(outcome, continuation, pending, &events).await;
     }
 
-    /// Appends the recipe's appendix, commits the session, then reports the end of the turn.
-    async fn commit(&self, pending: Pending, mut answer: Answer, events: &mpsc::Sender<Event>) {
+    /// The tool loop of a turn that calls the model as `continuation` says.
+    fn tool_loop(&self, continuation: &Continuation) -> ToolLoop<'_> {
+        ToolLoop {
+            provider: self.provider.as_ref(),
+            tools: &self.tools,
+            metrics: &self.metrics,
+            specs: if continuation.offers_tools { self.tools.specs() } else { Vec::new() },
+            max_tool_steps: self.limits.max_tool_steps,
+            parameters: continuation.parameters.clone(),
+        }
+    }
+
+    /// Appends the recipe's appendix, commits the session, then reports the end of the turn;
+    /// returns the committed answer.
+    async fn commit(&self, pending: Pending, mut answer: Answer, events: &mpsc::Sender<Event>) -> Option<String> {
         if let Some(appendix) = pending.appendix.filter(|a| !a.is_empty()) {
             answer.text.push_str(&appendix);
             if events.send(Event::Content(appendix)).await.is_err() {
-                return;
+                return None;
             }
         }
         if let Some((mut session, new_messages, _guard)) = pending.session {
             let kept = new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant));
             session.messages.extend(kept);
-            session.messages.push(Message::text(Role::Assistant, answer.text));
+            session.messages.push(Message::text(Role::Assistant, answer.text.clone()));
             session.turns += 1;
             session.updated = jiff::Timestamp::now().to_string();
             if let Err(error) = self.sessions.put(session).await {
                 let _ = events.send(Event::Error(error.into())).await;
-                return;
+                return None;
             }
         }
         self.metrics.tokens(answer.usage.prompt_tokens, answer.usage.completion_tokens);
         let finish_reason = answer.finish_reason.unwrap_or_else(|| "stop".into());
-        let done = Event::Done { finish_reason, usage: answer.usage, citations: pending.citations };
+        let done = Event::Done { finish_reason, usage: answer.usage, citations: pending.citations, approval: None };
         let _ = events.send(done).await;
+        Some(answer.text)
     }
 }
 

@@ -1,11 +1,14 @@
 //! The tool loop: call the model, stream its text to the turn's listener, run the tools it asks
 //! for and call it again with their results, until it answers without tools or the step bound
-//! is reached.
+//! is reached. A call to a tool that needs a human approval stops the loop with its whole
+//! state ([`LoopState`], serializable), which [`ToolLoop::resume`] continues once decided.
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::approval::Decision;
 use super::{Event, TurnError};
 use crate::metrics::Metrics;
 use crate::openai::{Message, Role, ToolCall, ToolCallDelta, ToolSpec, Usage};
@@ -30,6 +33,21 @@ pub enum Stopped {
     Failed(TurnError),
     /// Nobody listens to the turn any more.
     Abandoned,
+    /// The next call (`state.calls[0]`) waits for a human decision.
+    AwaitingApproval(LoopState),
+}
+
+/// Where the loop is: what the model has seen, and the calls it asked for that have not run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct LoopState {
+    /// The conversation so far, with the tool results given back.
+    pub messages: Vec<Message>,
+    /// Model calls made so far.
+    pub step: usize,
+    /// Tokens of those calls.
+    pub usage: Usage,
+    /// Calls the model asked for that have not run yet, in order.
+    pub calls: Vec<ToolCall>,
 }
 
 /// What the loop works with.
@@ -50,44 +68,70 @@ pub struct ToolLoop<'a> {
 
 impl ToolLoop<'_> {
     /// Runs the loop over `messages`, sending each piece of text to `events` as it arrives.
-    pub async fn run(&self, mut messages: Vec<Message>, events: &mpsc::Sender<Event>) -> Result<Answer, Stopped> {
-        let mut usage = Usage::default();
-        for step in 0..=self.max_tool_steps {
-            let tools = if step < self.max_tool_steps { self.specs.clone() } else { Vec::new() };
-            let request = ModelRequest { messages: messages.clone(), tools, parameters: self.parameters.clone() };
-            let (text, calls, finish_reason) = self.call_model(request, &mut usage, events).await?;
+    pub async fn run(&self, messages: Vec<Message>, events: &mpsc::Sender<Event>) -> Result<Answer, Stopped> {
+        self.resume(LoopState { messages, ..LoopState::default() }, None, events).await
+    }
+
+    /// Continues from `state`; `decision` is the human's about `state.calls[0]`, when it waits
+    /// for one.
+    pub async fn resume(
+        &self,
+        mut state: LoopState,
+        mut decision: Option<Decision>,
+        events: &mpsc::Sender<Event>,
+    ) -> Result<Answer, Stopped> {
+        loop {
+            while let Some(call) = state.calls.first().cloned() {
+                let text = if self.tools.requires_approval(&call.function.name) {
+                    match decision.take() {
+                        Some(decision) if decision.approved => self.call(&call, events).await?,
+                        Some(decision) => decision.refusal(),
+                        None => return Err(Stopped::AwaitingApproval(state)),
+                    }
+                } else {
+                    self.call(&call, events).await?
+                };
+                state.calls.remove(0);
+                state.messages.push(Message {
+                    role: Role::Tool,
+                    content: Some(text),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call.id),
+                    name: None,
+                });
+            }
+            let tools = if state.step < self.max_tool_steps { self.specs.clone() } else { Vec::new() };
+            let request = ModelRequest { messages: state.messages.clone(), tools, parameters: self.parameters.clone() };
+            let (text, calls, finish_reason) = self.call_model(request, &mut state.usage, events).await?;
             if calls.is_empty() {
-                return Ok(Answer { text, finish_reason, usage });
+                return Ok(Answer { text, finish_reason, usage: state.usage });
             }
-            if step == self.max_tool_steps {
-                break;
+            if state.step == self.max_tool_steps {
+                return Err(Stopped::Failed(TurnError::ToolStepsExhausted(self.max_tool_steps)));
             }
-            messages.push(Message {
+            state.step += 1;
+            state.messages.push(Message {
                 role: Role::Assistant,
                 content: Some(text).filter(|t| !t.is_empty()),
                 tool_calls: calls.clone(),
                 tool_call_id: None,
                 name: None,
             });
-            for call in calls {
-                // A turn nobody listens to any more stops here; dropping the call cancels it
-                // (an MCP server is sent `notifications/cancelled`).
-                let result = tokio::select! {
-                    result = self.tools.call(&call.function.name, &call.function.arguments) => result,
-                    () = events.closed() => return Err(Stopped::Abandoned),
-                };
-                self.metrics.tool_call(result.tool, result.outcome.as_str());
-                tracing::info!(tool = %call.function.name, outcome = result.outcome.as_str(), "tool call");
-                messages.push(Message {
-                    role: Role::Tool,
-                    content: Some(result.text),
-                    tool_calls: Vec::new(),
-                    tool_call_id: Some(call.id),
-                    name: None,
-                });
-            }
+            state.calls = calls;
         }
-        Err(Stopped::Failed(TurnError::ToolStepsExhausted(self.max_tool_steps)))
+    }
+
+    /// Runs one call; what it returns is what the model reads.
+    async fn call(&self, call: &ToolCall, events: &mpsc::Sender<Event>) -> Result<String, Stopped> {
+        // A turn nobody listens to any more stops here; dropping the call cancels it (an MCP
+        // server is sent `notifications/cancelled`).
+        let result = tokio::select! {
+            result = self.tools.call(&call.function.name, &call.function.arguments) => result,
+            () = events.closed() => return Err(Stopped::Abandoned),
+        };
+        self.metrics.tool_call(result.tool, result.outcome.as_str());
+        tracing::info!(tool = %call.function.name, outcome = result.outcome.as_str(), "tool call");
+        Ok(result.text)
     }
 
     /// One model call: its text (streamed to `events`), the tool calls it asks for, its finish reason.

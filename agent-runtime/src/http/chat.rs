@@ -12,12 +12,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::ApiError;
 use super::AppState;
 use super::extract::ApiJson;
-use crate::agent::{Event, TurnInput};
+use crate::agent::{ApprovalView, Event, TurnInput};
 use crate::metrics::StreamGuard;
 use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Citation, Delta, Message, Role, Usage};
 use crate::sessions::valid_session_id;
@@ -47,14 +47,34 @@ pub async fn chat_completions(
     let stream = request.stream;
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     let input = TurnInput { messages: request.messages, parameters: request.extra, session };
-    let mut events = state.agent.start_turn(input).await?;
+    let events = state.agent.start_turn(input).await?;
+    respond(state, events, Delivery { stream, include_usage }, started, permit).await
+}
+
+/// How the client wants the answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery {
+    /// As server-sent events.
+    pub stream: bool,
+    /// With a usage chunk at the end (streamed).
+    pub include_usage: bool,
+}
+
+/// Answers with a turn's events: streamed (the status waits for the first event) or whole.
+pub async fn respond(
+    state: AppState,
+    mut events: mpsc::Receiver<Event>,
+    delivery: Delivery,
+    started: Instant,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
     let identity = Identity::new(&state.agent.config.agent.name);
-    if stream {
+    if delivery.stream {
         let first = events.recv().await.ok_or_else(|| ApiError::Internal("the turn ended without an answer".into()))?;
         if let Event::Error(error) = first {
             return Err(error.into());
         }
-        let body = sse(state, events, first, identity, include_usage, started, permit);
+        let body = sse(state, events, first, identity, delivery.include_usage, started, permit);
         Ok(Sse::new(body).keep_alive(KeepAlive::default()).into_response())
     } else {
         let timeout = state.limits.request_timeout;
@@ -62,16 +82,24 @@ pub async fn chat_completions(
             .await
             .map_err(|_| ApiError::ModelTimeout(timeout.as_secs()))??;
         drop(permit);
-        let (text, finish_reason, usage, citations) = collected;
-        Ok(Json(identity.response(text, finish_reason, usage, citations)).into_response())
+        Ok(Json(identity.response(collected)).into_response())
     }
+}
+
+/// A whole answer.
+struct Collected {
+    text: String,
+    finish_reason: String,
+    usage: Usage,
+    citations: Vec<Citation>,
+    approval: Option<Box<ApprovalView>>,
 }
 
 async fn collect(
     state: &AppState,
     events: &mut mpsc::Receiver<Event>,
     started: Instant,
-) -> Result<(String, String, Usage, Vec<Citation>), ApiError> {
+) -> Result<Collected, ApiError> {
     let mut text = String::new();
     while let Some(event) = events.recv().await {
         match event {
@@ -81,7 +109,9 @@ async fn collect(
                 }
                 text.push_str(&piece);
             }
-            Event::Done { finish_reason, usage, citations } => return Ok((text, finish_reason, usage, citations)),
+            Event::Done { finish_reason, usage, citations, approval } => {
+                return Ok(Collected { text, finish_reason, usage, citations, approval });
+            }
             Event::Error(error) => return Err(error.into()),
         }
     }
@@ -96,7 +126,7 @@ struct SseState {
     last_token: Option<Instant>,
     finished: bool,
     _guard: StreamGuard,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 fn sse(
@@ -106,7 +136,7 @@ fn sse(
     identity: Identity,
     include_usage: bool,
     started: Instant,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let initial = SseState {
         events,
@@ -145,8 +175,8 @@ fn sse(
                     sse.role_sent = true;
                     identity.chunk(Delta { role, content: Some(piece), tool_calls: Vec::new() }, None, None)
                 }
-                Some(Event::Done { finish_reason, usage, citations }) => {
-                    identity.final_chunk(Some(finish_reason), include_usage.then_some(usage), citations)
+                Some(Event::Done { finish_reason, usage, citations, approval }) => {
+                    identity.final_chunk(Some(finish_reason), include_usage.then_some(usage), citations, approval)
                 }
                 Some(Event::Error(error)) => {
                     sse.finished = true;
@@ -184,11 +214,19 @@ impl Identity {
             choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
             usage,
             citations: Vec::new(),
+            pending_approval: None,
         })
     }
 
-    /// The last chunk: the finish reason, usage when asked, and the citations.
-    fn final_chunk(&self, finish_reason: Option<String>, usage: Option<Usage>, citations: Vec<Citation>) -> String {
+    /// The last chunk: the finish reason, usage when asked, the citations, and the approval
+    /// the turn waits on.
+    fn final_chunk(
+        &self,
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+        citations: Vec<Citation>,
+        approval: Option<Box<ApprovalView>>,
+    ) -> String {
         Self::encode(&ChatChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
@@ -197,6 +235,7 @@ impl Identity {
             choices: vec![ChunkChoice { index: 0, delta: Delta::default(), finish_reason }],
             usage,
             citations,
+            pending_approval: approval.map(|a| json!(a)),
         })
     }
 
@@ -204,7 +243,7 @@ impl Identity {
         serde_json::to_string(chunk).unwrap_or_else(|e| json!({"error": {"message": e.to_string()}}).to_string())
     }
 
-    fn response(&self, text: String, finish_reason: String, usage: Usage, citations: Vec<Citation>) -> ChatResponse {
+    fn response(&self, answer: Collected) -> ChatResponse {
         ChatResponse {
             id: self.id.clone(),
             object: "chat.completion".into(),
@@ -212,11 +251,12 @@ impl Identity {
             model: self.model.clone(),
             choices: vec![Choice {
                 index: 0,
-                message: Message::text(Role::Assistant, text),
-                finish_reason: Some(finish_reason),
+                message: Message::text(Role::Assistant, answer.text),
+                finish_reason: Some(answer.finish_reason),
             }],
-            usage: Some(usage),
-            citations,
+            usage: Some(answer.usage),
+            citations: answer.citations,
+            pending_approval: answer.approval.map(|a| json!(a)),
         }
     }
 }

@@ -141,7 +141,8 @@ impl From<TurnError> for ApiError {
             TurnError::Recipe(error) => error.into(),
             TurnError::Session(error) => error.into(),
             TurnError::ToolStepsExhausted(_) => Self::ModelFailed(error.to_string()),
-            TurnError::SessionBusy(_) => Self::Conflict(error.to_string()),
+            TurnError::SessionBusy(_) | TurnError::AlreadyDecided { .. } => Self::Conflict(error.to_string()),
+            TurnError::ApprovalNotFound(_) => Self::NotFound(error.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`). Limits are layers: body size, API key, request metrics;
 //! the chat handler also sheds load beyond its concurrency bound with a 429.
 
+pub mod approvals;
 pub mod chat;
 pub mod error;
 pub mod extract;
@@ -70,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(ops::models))
         .route("/v1/tools", get(ops::tools))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::get).post(approvals::decide))
         .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
         .route(
             "/v1/knowledge/documents",
@@ -117,6 +120,8 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/v1/chat/completions") => "chat_completions",
         Some("/v1/models") => "models",
         Some("/v1/sessions/{id}") => "sessions",
+        Some("/v1/tools") => "tools",
+        Some("/v1/approvals" | "/v1/approvals/{id}") => "approvals",
         Some("/v1/knowledge/documents" | "/v1/knowledge/documents/{id}") => "knowledge_documents",
         Some("/v1/knowledge/search") => "knowledge_search",
         Some("/healthz") => "healthz",

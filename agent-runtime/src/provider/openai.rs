@@ -288,6 +288,7 @@ impl CompletionChunk {
                 .collect(),
             usage: self.usage,
             citations: Vec::new(),
+            pending_approval: None,
         }
     }
 }

@@ -82,6 +82,8 @@ pub struct ToolRegistry {
     tools: BTreeMap<String, Registered>,
     servers: Vec<Arc<McpServer>>,
     timeout: Duration,
+    /// Tool names or globs whose calls wait for a human decision, whatever their source.
+    approval: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -201,13 +203,11 @@ pub fn registry(configs: &[ToolConfig], deps: &ToolDeps) -> Result<ToolRegistry,
             timeout_seconds,
         } = &config.kind
         {
-            if !require_approval.is_empty() {
-                return Err(ToolSetupError::NotImplemented { tool: config.name.clone(), kind: "approval" });
-            }
             let endpoint = Endpoint::new(url, *transport, token_file.as_deref(), header_files, ca_pem.as_deref())
                 .map_err(|source| ToolSetupError::Mcp { tool: config.name.clone(), source })?;
             let timeout = timeout_seconds.map(|s| Duration::from_secs(u64::from(s)));
-            registry.servers.push(Arc::new(McpServer::new(&config.name, endpoint, allow.clone(), timeout)));
+            let server = McpServer::new(&config.name, endpoint, allow.clone(), require_approval.clone(), timeout);
+            registry.servers.push(Arc::new(server));
             continue;
         }
         let source = match config.kind {
@@ -276,6 +276,18 @@ impl ToolRegistry {
         self.tools.insert(tool.spec().name, Registered { tool, source: source.to_owned() });
     }
 
+    /// Makes calls to the tools `names` match (exact names or globs) wait for a human decision.
+    pub fn require_approval(&mut self, names: Vec<String>) {
+        self.approval = names;
+    }
+
+    /// Whether a call to `name` waits for a human decision.
+    pub fn requires_approval(&self, name: &str) -> bool {
+        mcp::offer::any_matches(&self.approval, name)
+            || (!self.tools.contains_key(name)
+                && self.servers.iter().any(|s| s.offers(name) && s.requires_approval(name)))
+    }
+
     /// The MCP servers, to be watched.
     pub fn servers(&self) -> &[Arc<McpServer>] {
         &self.servers
@@ -307,11 +319,11 @@ impl ToolRegistry {
             .map(|registered| {
                 let spec = registered.tool.spec();
                 ToolDescription {
+                    requires_approval: self.requires_approval(&spec.name),
                     name: spec.name,
                     source: registered.source.clone(),
                     description: spec.description,
                     parameters: spec.parameters,
-                    requires_approval: false,
                 }
             })
             .collect();
@@ -328,11 +340,12 @@ impl ToolRegistry {
                     continue;
                 }
                 tools.push(ToolDescription {
+                    requires_approval: mcp::offer::any_matches(&self.approval, &tool.name)
+                        || server.requires_approval(&tool.name),
                     name: tool.name,
                     source: source.clone(),
                     description: tool.description,
                     parameters: tool.schema,
-                    requires_approval: false,
                 });
             }
         }

@@ -1,73 +1,13 @@
 //! An acknowledged turn survives `kill -9`: the real binary is killed while clients keep
 //! writing, restarted on the same data directory, and every acknowledged turn is there.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Reply, Upstream, config, temp_dir};
+use crate::support::process::run_agent;
+use crate::support::{Reply, Upstream};
 use serde_json::{Value, json};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(config_file: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_agent-runtime"))
-        .args(["serve", "--config", config_file.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
-        .arg("--embedding-model-dir")
-        .arg(crate::support::minilm_dir())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// A runtime process serving an agent on `upstream`, with its config file and base URL.
-struct Running {
-    child: Child,
-    config_file: std::path::PathBuf,
-    port: u16,
-    base: String,
-    client: reqwest::Client,
-}
-
-async fn run_agent(upstream: &Upstream, name: &str) -> Running {
-    let dir = temp_dir(name);
-    let config_file = dir.join("runtime-config.json");
-    let config = config(&upstream.base_url(), "", &dir.join("data"), "Chat");
-    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
-    let port = free_port();
-    agent_runtime::install_crypto_provider();
-    let running = Running {
-        child: start(&config_file, port),
-        config_file,
-        port,
-        base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-    };
-    wait_ready(&running.client, &running.base).await;
-    running
-}
-
-impl Running {
-    /// Starts the runtime again on the same config and data.
-    async fn restart(&mut self) {
-        self.child = start(&self.config_file, self.port);
-        wait_ready(&self.client, &self.base).await;
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the runtime did not become ready");
-}
 
 #[tokio::test]
 async fn acknowledged_turns_survive_kill_9_during_a_stream_of_writes() {

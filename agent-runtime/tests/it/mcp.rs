@@ -149,6 +149,40 @@ async fn get_json_text(state: &AppState, path: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_server_tool_in_require_approval_pauses_the_turn_until_someone_decides() {
+    let mut server = McpPeer::new(TOKEN);
+    server.start();
+    let upstream = Upstream::start(vec![
+        Reply::ToolCall("echo".into(), json!({"text": "ship it"}).to_string()),
+        Reply::Text("shipped".into()),
+    ])
+    .await;
+    let yaml =
+        format!("      url: {}\n      allow: [echo, weather]\n      requireApproval: [\"ech*\"]\n", server.url());
+    let agent = agent(&upstream, "mcp-approval", &yaml, TOKEN);
+    wait_ready(&agent).await;
+    let listing = get_json(&agent, "/v1/tools").await;
+    let needs: Vec<(String, bool)> = listing["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_owned(), t["requiresApproval"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(needs, [("echo".to_owned(), true), ("weather".to_owned(), false)]);
+    let (_, paused) = chat(&agent, "deploy").await;
+    let id = paused["pending_approval"]["id"].as_str().expect("the echo call waits").to_owned();
+    assert_eq!(paused["pending_approval"]["arguments"]["text"], "ship it");
+    let (status, answer) = {
+        let request = post(&format!("/v1/approvals/{id}"), &json!({"decision": "approve"}));
+        let (status, body) = send(&agent, request).await;
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["choices"][0]["message"]["content"], "shipped");
+    assert_eq!(tool_results(&upstream), ["echo: ship it"]);
+}
+
+#[tokio::test]
 async fn a_slow_tool_past_its_timeout_is_cancelled_on_the_server_and_the_model_told() {
     let mut server = McpPeer::new(TOKEN);
     server.start();

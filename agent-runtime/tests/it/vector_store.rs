@@ -388,11 +388,7 @@ mod edge {
     async fn acknowledged_points_survive_kill_9_of_the_writing_process() {
         let dir = temp_dir("kill");
         let mut child = Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "vector_store::edge::writer_child_acknowledges_batches_until_killed",
-                "--exact",
-                "--ignored",
-            ])
+            .args(["vector_store::edge::writer_child_acknowledges_batches_until_killed", "--exact", "--ignored"])
             .args(["--nocapture", "--test-threads=1"])
             .env(WRITER_DIR_ENV, &dir)
             .stdout(Stdio::piped())

@@ -51,6 +51,7 @@ pub struct McpServer {
     entry: String,
     endpoint: Endpoint,
     allow: Vec<String>,
+    require_approval: Vec<String>,
     timeout: Option<Duration>,
     current: RwLock<Arc<Offering>>,
     check_now: Notify,
@@ -65,13 +66,21 @@ struct Offering {
 }
 
 impl McpServer {
-    /// The server of tool entry `entry`; `allow` filters its tools, `timeout` bounds each call
-    /// (`None`: the runtime's tool timeout).
-    pub fn new(entry: &str, endpoint: Endpoint, allow: Vec<String>, timeout: Option<Duration>) -> Self {
+    /// The server of tool entry `entry`; `allow` filters its tools, calls to those matching
+    /// `require_approval` wait for a human, `timeout` bounds each call (`None`: the runtime's
+    /// tool timeout).
+    pub fn new(
+        entry: &str,
+        endpoint: Endpoint,
+        allow: Vec<String>,
+        require_approval: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> Self {
         Self {
             entry: entry.to_owned(),
             endpoint,
             allow,
+            require_approval,
             timeout,
             current: RwLock::new(Arc::default()),
             check_now: Notify::new(),
@@ -101,6 +110,11 @@ impl McpServer {
     /// The allowed tools not offered, with the reason.
     pub fn skipped(&self) -> Vec<SkippedTool> {
         self.offering().skipped.clone()
+    }
+
+    /// Whether calls to its tool `name` wait for a human decision.
+    pub fn requires_approval(&self, name: &str) -> bool {
+        offer::any_matches(&self.require_approval, name)
     }
 
     /// Whether the server offers `name` now.

@@ -3,6 +3,7 @@
 //! cue, which a real small model cannot do reliably. Real-model tests live in `tests/`.
 
 pub mod peers;
+pub mod process;
 pub mod scratch;
 
 use std::collections::VecDeque;
