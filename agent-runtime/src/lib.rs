@@ -2,6 +2,7 @@
 //! from a manifest. It loads the RuntimeConfig, builds the runtime from it ([`runtime`]) and
 //! serves the agent's OpenAI-compatible API ([`serve`]).
 
+pub mod a2a;
 pub mod agent;
 pub mod budget;
 pub mod config;

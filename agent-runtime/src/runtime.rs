@@ -11,6 +11,7 @@ use agent_crds::RuntimeConfig;
 use agent_crds::recipe::PipelineMode;
 
 use crate::ServeOptions;
+use crate::a2a::A2aTasks;
 use crate::agent::{Agent, AgentParts, Limits};
 use crate::fetch::{FetchError, FetchPolicy, Fetcher};
 use crate::http::AppState;
@@ -117,8 +118,10 @@ impl Runtime {
             pipeline,
             busy_session: options.busy_session,
         })?;
+        let agent = Arc::new(agent);
         let state = AppState {
-            agent: Arc::new(agent),
+            a2a: Arc::new(A2aTasks::new(agent.clone())),
+            agent,
             metrics,
             api_key: api_key.map(Arc::from),
             limits: options.limits,

@@ -18,6 +18,9 @@ pub type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// Turns paused for a human decision ([`crate::agent::approval::Approval`]).
 pub const APPROVALS: RecordTable = TableDefinition::new("approvals");
+
+/// A2A tasks ([`crate::a2a::model::Task`]).
+pub const A2A_TASKS: RecordTable = TableDefinition::new("a2a_tasks");
 /// Longest accepted session id.
 pub const MAX_SESSION_ID: usize = 128;
 
@@ -90,6 +93,7 @@ impl SessionStore {
         let write = db.begin_write().map_err(db_error)?;
         write.open_table(SESSIONS).map_err(db_error)?;
         write.open_table(APPROVALS).map_err(db_error)?;
+        write.open_table(A2A_TASKS).map_err(db_error)?;
         write.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -2,6 +2,7 @@
 //! (`/healthz`, `/readyz`, `/metrics`). Limits are layers: body size, API key, request metrics;
 //! the chat handler also sheds load beyond its concurrency bound with a 429.
 
+pub mod a2a;
 pub mod approvals;
 pub mod chat;
 pub mod error;
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 pub use self::error::ApiError;
+use crate::a2a::A2aTasks;
 use crate::agent::Agent;
 use crate::fetch::Fetcher;
 use crate::knowledge::Knowledge;
@@ -47,6 +49,8 @@ pub struct ApiLimits {
 pub struct AppState {
     /// The agent.
     pub agent: Arc<Agent>,
+    /// The agent's A2A tasks.
+    pub a2a: Arc<A2aTasks>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// API key clients must present, if any.
@@ -71,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(ops::models))
         .route("/v1/tools", get(ops::tools))
+        .route(a2a::A2A_PATH, post(a2a::rpc))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get).post(approvals::decide))
         .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
@@ -85,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ops::readyz))
+        .route("/.well-known/agent-card.json", get(a2a::card))
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
@@ -121,6 +127,8 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/v1/models") => "models",
         Some("/v1/sessions/{id}") => "sessions",
         Some("/v1/tools") => "tools",
+        Some("/a2a") => "a2a",
+        Some("/.well-known/agent-card.json") => "agent_card",
         Some("/v1/approvals" | "/v1/approvals/{id}") => "approvals",
         Some("/v1/knowledge/documents" | "/v1/knowledge/documents/{id}") => "knowledge_documents",
         Some("/v1/knowledge/search") => "knowledge_search",

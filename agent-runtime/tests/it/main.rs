@@ -1,6 +1,7 @@
 //! The runtime's integration tests, one binary with a module per area: one link instead of eight
 //! (each of those binaries held its own copy of the runtime, about 600 MB of debug build).
 
+mod a2a;
 mod approvals;
 mod chat_api;
 mod durability;
