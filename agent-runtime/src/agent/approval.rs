@@ -287,23 +287,31 @@ impl Agent {
             None => None,
         };
         let turn = std::mem::take(&mut approval.turn);
-        let pending = Pending { session, appendix: turn.appendix, citations: turn.citations };
+        let pending =
+            Pending { session, appendix: turn.appendix, citations: turn.citations, resumed: Some(approval.id.clone()) };
         let (events, receiver) = mpsc::channel(64);
         let agent = self.clone();
         tokio::spawn(async move {
             let tool_loop = agent.tool_loop(&turn.continuation);
             let outcome = tool_loop.resume(turn.state, Some(decision), &events).await;
-            let ended = agent.finish(outcome, turn.continuation, pending, &events).await;
-            match ended {
-                Ended::Answered(text) => approval.answer = Some(text),
+            // An answer is recorded on the approval by `commit`, before the listener hears the end.
+            match agent.finish(outcome, turn.continuation, pending, &events).await {
+                Ended::Answered => return,
                 Ended::Paused(next) => approval.next = Some(next),
                 Ended::Failed(error) => approval.error = Some(error),
             }
             if let Err(error) = agent.sessions.put_record(APPROVALS, &approval.id, &approval).await {
-                tracing::error!(approval = %approval.id, %error, "recording the resumed turn's answer failed");
+                tracing::error!(approval = %approval.id, %error, "recording how the resumed turn ended failed");
             }
         });
         Ok(receiver)
+    }
+
+    /// Gives approval `id` the answer of the turn it resumed.
+    pub(super) async fn record_answer(&self, id: &str, answer: &str) -> Result<(), crate::sessions::StoreError> {
+        let Some(mut approval) = self.sessions.record::<Approval>(APPROVALS, id).await? else { return Ok(()) };
+        approval.answer = Some(answer.to_owned());
+        self.sessions.put_record(APPROVALS, id, &approval).await
     }
 
     /// The approvals kept, newest first.
@@ -357,9 +365,10 @@ impl Agent {
         match outcome {
             Ok(answer) => {
                 self.model_reached.store(true, std::sync::atomic::Ordering::Relaxed);
-                match self.commit(pending, answer, events).await {
-                    Some(text) => Ended::Answered(text),
-                    None => Ended::Failed("the answer could not be committed".into()),
+                if self.commit(pending, answer, events).await {
+                    Ended::Answered
+                } else {
+                    Ended::Failed("the answer could not be committed".into())
                 }
             }
             Err(Stopped::Failed(error)) => {
@@ -378,8 +387,8 @@ impl Agent {
 
 /// How a turn ended.
 pub(super) enum Ended {
-    /// With this answer, committed.
-    Answered(String),
+    /// With an answer, committed.
+    Answered,
     /// Paused on this approval.
     Paused(String),
     /// Failed, for this reason.

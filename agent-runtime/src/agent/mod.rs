@@ -134,6 +134,9 @@ struct Pending {
     appendix: Option<String>,
     /// The chunks the answer was given.
     citations: Vec<Citation>,
+    /// The approval whose decision resumed the turn, to be given the answer when it is
+    /// committed (before the listener hears the end).
+    resumed: Option<String>,
 }
 
 impl Agent {
@@ -221,6 +224,7 @@ impl Agent {
             session: session.map(|(session, guard)| (session, new_messages, guard)),
             appendix: recipe.appendix.clone(),
             citations: recipe.citations.clone(),
+            resumed: None,
         };
         let (events, receiver) = mpsc::channel(64);
         let agent = self.clone();
@@ -308,12 +312,12 @@ impl Agent {
     }
 
     /// Appends the recipe's appendix, commits the session, then reports the end of the turn;
-    /// returns the committed answer.
-    async fn commit(&self, pending: Pending, mut answer: Answer, events: &mpsc::Sender<Event>) -> Option<String> {
+    /// returns whether the answer was committed.
+    async fn commit(&self, pending: Pending, mut answer: Answer, events: &mpsc::Sender<Event>) -> bool {
         if let Some(appendix) = pending.appendix.filter(|a| !a.is_empty()) {
             answer.text.push_str(&appendix);
             if events.send(Event::Content(appendix)).await.is_err() {
-                return None;
+                return false;
             }
         }
         if let Some((mut session, new_messages, _guard)) = pending.session {
@@ -324,14 +328,20 @@ impl Agent {
             session.updated = jiff::Timestamp::now().to_string();
             if let Err(error) = self.sessions.put(session).await {
                 let _ = events.send(Event::Error(error.into())).await;
-                return None;
+                return false;
             }
+        }
+        if let Some(approval) = &pending.resumed
+            && let Err(error) = self.record_answer(approval, &answer.text).await
+        {
+            let _ = events.send(Event::Error(error.into())).await;
+            return false;
         }
         self.metrics.tokens(answer.usage.prompt_tokens, answer.usage.completion_tokens);
         let finish_reason = answer.finish_reason.unwrap_or_else(|| "stop".into());
         let done = Event::Done { finish_reason, usage: answer.usage, citations: pending.citations, approval: None };
         let _ = events.send(done).await;
-        Some(answer.text)
+        true
     }
 }
 
