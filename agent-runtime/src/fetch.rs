@@ -167,8 +167,23 @@ impl Fetcher {
 
     /// POSTs `body` as JSON to `url`, reading at most `limit` bytes of the answer.
     pub async fn post_json(&self, url: &str, body: &serde_json::Value, limit: usize) -> Result<Fetched, FetchError> {
+        self.post_json_with(url, body, &[], limit).await
+    }
+
+    /// The same with extra request headers (a bearer token, a protocol version).
+    pub async fn post_json_with(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, String)],
+        limit: usize,
+    ) -> Result<Fetched, FetchError> {
         let parsed = self.parse(url)?;
-        self.send(url, self.client.post(parsed).json(body), limit).await
+        let mut request = self.client.post(parsed).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.send(url, request, limit).await
     }
 
     fn parse(&self, url: &str) -> Result<Url, FetchError> {

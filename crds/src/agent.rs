@@ -321,9 +321,10 @@ pub struct Tool {
     /// An MCP server (streamable HTTP or HTTP+SSE) whose tools the model may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpTool>,
-    /// Another `Agent` in the same namespace, asked through its chat API.
+    /// Another agent, asked over A2A: an `Agent` of this operator (same or another namespace)
+    /// or a remote A2A agent by URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<LocalObjectReference>,
+    pub agent: Option<AgentTool>,
     /// A plain HTTP endpoint the model may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpTool>,
@@ -426,6 +427,37 @@ pub struct McpHeader {
     pub name: String,
     /// The Secret key holding the value.
     pub secret_key_ref: SecretKeyReference,
+}
+
+/// Another agent as a tool, asked over A2A (a blocking `SendMessage`; its task's answer is the
+/// result). The caller authenticates with a bearer token the callee checks as its API key: for
+/// an `Agent` in the same namespace, the callee's `spec.api.authSecretRef` is mounted into the
+/// caller's pod (read-only, never copied into its ConfigMap); for an `Agent` in another
+/// namespace or a remote agent, `tokenSecretRef` names a Secret key in the caller's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.name) != has(self.url)", "message": "set exactly one of name (an Agent) or url (a remote A2A agent)" },
+    { "rule": "!has(self.__namespace__) || has(self.name)", "message": "namespace goes with name" }
+]))]
+pub struct AgentTool {
+    /// Name of the `Agent`; an Agent that does not exist keeps the caller from being accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: Option<String>,
+    /// Namespace of the `Agent`; defaults to the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// Base URL of a remote A2A agent (its card is at `/.well-known/agent-card.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "url must be an absolute URL" }]))]
+    pub url: Option<String>,
+    /// A Secret key in the caller's namespace holding the bearer token presented to the other
+    /// agent (its API key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyReference>,
 }
 
 /// A plain HTTP endpoint exposed to the model as a tool.

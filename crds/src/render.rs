@@ -7,7 +7,7 @@ use crate::agent::{Agent, Knowledge, MemoryBackend, Tool};
 use crate::model::Model;
 use crate::recipe::Recipe;
 use crate::recipe_params::ParameterError;
-use crate::references::ValueFrom;
+use crate::references::{SecretKeyReference, ValueFrom};
 use crate::runtime_config::{
     AgentIdentity, ApprovalConfig, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL,
     DEFAULT_APPROVAL_TIMEOUT_SECONDS, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig, PodPaths,
@@ -30,6 +30,8 @@ pub struct ResolvedReferences {
     pub config_map_values: BTreeMap<(String, String), String>,
     /// PEM CA bundle of the model endpoint, read from its ConfigMap.
     pub model_ca_pem: Option<String>,
+    /// API keys of the Agents in the same namespace the agent calls as tools, by Agent name.
+    pub callee_keys: BTreeMap<String, SecretKeyReference>,
 }
 
 /// Why a RuntimeConfig cannot be rendered; each is a problem with the spec or its references.
@@ -236,7 +238,19 @@ fn render_tool(tool: &Tool, namespace: &str, paths: &PodPaths, refs: &ResolvedRe
             timeout_seconds: mcp.timeout_seconds,
         }
     } else if let Some(other) = &tool.agent {
-        ToolKind::Agent { url: agent_service_url(&other.name, namespace) }
+        let token = other.token_secret_ref.as_ref().or_else(|| {
+            let same_namespace = other.namespace.as_deref().is_none_or(|n| n == namespace);
+            other.name.as_ref().filter(|_| same_namespace).and_then(|name| refs.callee_keys.get(name))
+        });
+        let token_file = token.map(|secret| paths.secret_file(secret));
+        match (&other.name, &other.url) {
+            (Some(name), _) => ToolKind::Agent {
+                url: agent_service_url(name, other.namespace.as_deref().unwrap_or(namespace)),
+                remote: false,
+                token_file,
+            },
+            (None, url) => ToolKind::Agent { url: url.clone().unwrap_or_default(), remote: true, token_file },
+        }
     } else if let Some(http) = &tool.http {
         ToolKind::Http {
             url: http.url.clone(),

@@ -248,10 +248,16 @@ pub enum ToolKind {
         #[serde(default)]
         timeout_seconds: Option<u32>,
     },
-    /// Another agent, asked through its chat API.
+    /// Another agent, asked over A2A.
     Agent {
         /// Base URL of the other agent's API.
         url: String,
+        /// Whether it is a remote A2A agent (found through its card) rather than an `Agent`.
+        #[serde(default)]
+        remote: bool,
+        /// File holding the bearer token presented to it.
+        #[serde(default)]
+        token_file: Option<String>,
     },
     /// A plain HTTP endpoint.
     Http {

@@ -161,6 +161,22 @@ fn agent_cross_field_rules_reject_bad_combinations() {
             ),
             "set by the MCP client itself",
         ),
+        (
+            with(
+                agent(),
+                "/spec/tools/0",
+                json!({"name": "peer", "agent": {"name": "a", "url": "https://b.example.com"}}),
+            ),
+            "set exactly one of name (an Agent) or url",
+        ),
+        (
+            with(
+                agent(),
+                "/spec/tools/0",
+                json!({"name": "peer", "agent": {"url": "https://b.example.com", "namespace": "x"}}),
+            ),
+            "namespace goes with name",
+        ),
     ];
     for (object, message) in cases {
         assert_rejected("agents", &object, None, message);

@@ -432,3 +432,36 @@ async fn a_recipe_problem_is_reported_even_while_the_model_is_missing() {
     assert_recipe_refused(&result, &calls, "RecipeNotFound");
     assert_eq!(condition(status_patch(&calls), "ModelReady")["reason"], "ModelNotFound");
 }
+
+#[tokio::test]
+async fn an_agent_calling_a_missing_agent_is_not_accepted_and_one_calling_an_existing_one_gets_its_key() {
+    let cluster = cluster_with_model_and_secrets();
+    let mut caller = helpdesk();
+    caller["spec"]["tools"].as_array_mut().unwrap().push(json!({"name": "builds", "agent": {"name": "ci-bot"}}));
+    let (_, calls, _) = run(&cluster, &caller).await;
+    let accepted = condition(status_patch(&calls), "Accepted");
+    assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("ReferenceNotFound")));
+    assert_eq!(accepted["message"], "Agent ci-bot (called as a tool) not found in namespace demo");
+
+    let mut ci_bot = example(FILE, "Agent", "helpdesk");
+    ci_bot["metadata"]["name"] = json!("ci-bot");
+    ci_bot["spec"]["api"] = json!({"authSecretRef": {"name": "ci-bot-api", "key": "token"}});
+    cluster.put(ci_bot).put(secret("demo", "ci-bot-api", &["token"]));
+    let (result, calls, _) = run(&cluster, &caller).await;
+    assert!(result.is_ok(), "{result:?}");
+    let tool =
+        runtime_config(&calls)["tools"].as_array().unwrap().iter().find(|t| t["name"] == "builds").unwrap().clone();
+    assert_eq!(
+        tool["kind"]["agent"],
+        json!({"url": "http://ci-bot.demo.svc:8080", "remote": false, "tokenFile": "/var/run/agent-operator/secrets/ci-bot-api/token"}),
+        "the callee's key is mounted and presented"
+    );
+    let workload = calls.iter().find(|c| c.is_write() && c.path.ends_with("/statefulsets/helpdesk")).unwrap();
+    let pod = &workload.body.as_ref().unwrap()["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"]["a2a.agent-operator.dev/ci-bot"], "demo",
+        "the callee's NetworkPolicy admits it"
+    );
+    let volumes = pod["spec"]["volumes"].to_string();
+    assert!(volumes.contains("ci-bot-api"), "{volumes}");
+}

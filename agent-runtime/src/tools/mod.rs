@@ -176,6 +176,16 @@ pub enum ToolSetupError {
         /// Why.
         source: FetchError,
     },
+    /// A token file cannot be read.
+    #[error("tool {tool}: cannot read {path}: {source}")]
+    TokenFile {
+        /// The tool entry.
+        tool: String,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// An MCP server's connection settings cannot be used.
     #[error("tool {tool}: {source}")]
     Mcp {
@@ -251,13 +261,15 @@ fn tools(config: &ToolConfig, deps: &ToolDeps) -> Result<Vec<Arc<dyn Tool>>, Too
             parameters.clone(),
             fetcher(FetchPolicy::only(vec![url.clone()]))?,
         )),
-        ToolKind::Agent { url } => {
-            let endpoint = agent_tool::chat_endpoint(url);
-            Arc::new(agent_tool::AgentTool::new(
-                &config.name,
-                &endpoint,
-                fetcher(FetchPolicy::only(vec![endpoint.clone()]))?,
-            ))
+        ToolKind::Agent { url, remote, token_file } => {
+            let token = match token_file {
+                Some(path) => Some(std::fs::read_to_string(path).map(|t| t.trim().to_owned()).map_err(|source| {
+                    ToolSetupError::TokenFile { tool: config.name.clone(), path: path.clone(), source }
+                })?),
+                None => None,
+            };
+            let fetcher = fetcher(FetchPolicy::only(vec![url.clone()]))?;
+            Arc::new(agent_tool::AgentTool::new(&config.name, url, *remote, token, fetcher))
         }
         ToolKind::Mcp { .. } => unreachable!("MCP servers are set up by `registry`"),
     };

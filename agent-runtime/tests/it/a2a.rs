@@ -117,3 +117,79 @@ async fn malformed_calls_get_json_rpc_errors_and_nothing_is_lost() {
     let (status, _) = send(&agent, Request::get("/.well-known/agent-card.json").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "the card needs no key");
 }
+
+/// An agent whose `colleague` tool asks the agent at `url` over A2A, presenting `token`.
+fn caller(upstream: &Upstream, name: &str, url: &str, remote: bool, token: &str) -> AppState {
+    let dir = temp_dir(name);
+    std::fs::create_dir_all(dir.join("secrets/colleague")).unwrap();
+    std::fs::write(dir.join("secrets/colleague/token"), token).unwrap();
+    let target = if remote { format!("url: \"{url}\"") } else { "name: colleague".to_owned() };
+    let spec = format!(
+        "  tools:\n  - name: colleague\n    agent: {{{target}, tokenSecretRef: {{name: colleague, key: token}}}}\n"
+    );
+    let mut config = config(&upstream.base_url(), &spec, &dir, "Chat");
+    if !remote && let agent_crds::runtime_config::ToolKind::Agent { url: target, .. } = &mut config.tools[0].kind {
+        url.clone_into(target);
+    }
+    state(config, &quick_options())
+}
+
+/// The result the caller's model was given for its tool call.
+fn tool_result(upstream: &Upstream) -> String {
+    let received = upstream.received();
+    let messages = received.last().unwrap()["messages"].as_array().unwrap().clone();
+    messages.iter().rev().find(|m| m["role"] == "tool").unwrap()["content"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refused() {
+    let green = || Reply::Text("The build is green.".into());
+    let answering_model = Upstream::start(vec![green(), green()]).await;
+    let callee = serve(agent(&answering_model, "a2a-callee")).await;
+    let ask = || Reply::ToolCall("colleague".into(), json!({"question": "Is the build green?"}).to_string());
+
+    let asking_model = Upstream::start(vec![ask(), Reply::Text("It is.".into())]).await;
+    let by_name = caller(&asking_model, "a2a-caller", &callee, false, TOKEN);
+    let (status, _) = send(
+        &by_name,
+        crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tool_result(&asking_model), "The build is green.");
+    let asked = &answering_model.received()[0];
+    assert_eq!(asked["messages"].as_array().unwrap().last().unwrap()["content"], "Is the build green?");
+
+    let wrong_model = Upstream::start(vec![ask(), Reply::Text("It refused me.".into())]).await;
+    let wrong = caller(&wrong_model, "a2a-wrong-key", &callee, false, "not-the-key");
+    let (status, _) = send(
+        &wrong,
+        crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a refused call is the model's problem, not a failed turn");
+    assert!(
+        tool_result(&wrong_model).contains("refused this agent's credential (HTTP 401)"),
+        "{}",
+        tool_result(&wrong_model)
+    );
+
+    let remote_model = Upstream::start(vec![ask(), Reply::Text("ok".into())]).await;
+    let remote = caller(&remote_model, "a2a-remote", &callee, true, TOKEN);
+    send(
+        &remote,
+        crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
+    )
+    .await;
+    assert_eq!(tool_result(&remote_model), "The build is green.", "a remote agent is found through its card");
+
+    let nobody = format!("http://127.0.0.1:{}", crate::support::peers::free_port());
+    let lost_model = Upstream::start(vec![ask(), Reply::Text("nobody there".into())]).await;
+    let lost = caller(&lost_model, "a2a-nobody", &nobody, true, TOKEN);
+    send(
+        &lost,
+        crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
+    )
+    .await;
+    assert!(tool_result(&lost_model).starts_with("error: failed:"), "{}", tool_result(&lost_model));
+}

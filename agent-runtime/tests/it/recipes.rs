@@ -330,7 +330,7 @@ async fn a_retrieve_agent_serves_as_a_search_tool_for_another_agent() {
     let mut config = config(&upstream.base_url(), "", &dir, "Chat");
     config.tools.push(agent_crds::runtime_config::ToolConfig {
         name: "handbook".into(),
-        kind: agent_crds::runtime_config::ToolKind::Agent { url: retriever_url },
+        kind: agent_crds::runtime_config::ToolKind::Agent { url: retriever_url, remote: false, token_file: None },
     });
     let asking = crate::support::state(config, &quick_options());
     let (status, text) = send(&asking, ask("Where should my visitor park?", false)).await;

@@ -122,11 +122,38 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
         }
     }
 
+    let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
+    for callee in agent.spec.tools.iter().filter_map(|t| t.agent.as_ref()) {
+        let Some(name) = &callee.name else { continue };
+        let callee_namespace = callee.namespace.clone().unwrap_or_else(|| namespace.clone());
+        let found = if callee_namespace == namespace {
+            agents.get_opt(name).await?
+        } else {
+            Api::<Agent>::namespaced(client.clone(), &callee_namespace).get_opt(name).await?
+        };
+        match found {
+            None => observed
+                .missing
+                .push(format!("Agent {name} (called as a tool) not found in namespace {callee_namespace}")),
+            // The callee's API key is mounted for a callee in the same namespace, unless the
+            // tool names its own token.
+            Some(found) if callee_namespace == namespace && callee.token_secret_ref.is_none() => {
+                if let Some(key) = found.spec.api.auth_secret_ref {
+                    observed.references.callee_keys.insert(name.clone(), key);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
     let mut used_models: Vec<&Model> = observed.references.embedding_model.iter().collect();
     if let ModelLookup::Found(model) = &observed.model {
         used_models.push(model);
     }
     observed.secret_keys = referenced_secret_keys(agent, &used_models);
+    for key in observed.references.callee_keys.values() {
+        observed.secret_keys.entry(key.name.clone()).or_default().insert(key.key.clone());
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     for (name, keys) in &observed.secret_keys {
         match secrets.get_opt(name).await? {

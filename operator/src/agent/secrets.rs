@@ -17,6 +17,7 @@ pub fn referenced_secret_keys(agent: &Agent, models: &[&Model]) -> SecretKeys {
     refs.extend(spec.api.auth_secret_ref.as_ref());
     refs.extend(spec.persona.system_prompt_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()));
     refs.extend(spec.memory.qdrant.as_ref().and_then(|q| q.api_key_secret_ref.as_ref()));
+    refs.extend(spec.tools.iter().filter_map(|t| t.agent.as_ref()).filter_map(|a| a.token_secret_ref.as_ref()));
     for mcp in spec.tools.iter().filter_map(|t| t.mcp.as_ref()) {
         refs.extend(mcp.auth_secret_ref.as_ref());
         refs.extend(mcp.headers_from.iter().map(|h| &h.secret_key_ref));

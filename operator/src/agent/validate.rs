@@ -47,7 +47,11 @@ pub fn validate(agent: &Agent) -> Result<(), String> {
                 problems.push(format!("tool {}: allowedUrls only applies to httpGet", tool.name));
             }
         }
-        if tool.agent.as_ref().is_some_and(|other| other.name == name) {
+        let calls_itself = tool.agent.as_ref().is_some_and(|other| {
+            other.name.as_deref() == Some(name.as_str())
+                && other.namespace.as_deref().is_none_or(|n| Some(n) == agent.metadata.namespace.as_deref())
+        });
+        if calls_itself {
             problems.push(format!("tool {}: an agent cannot call itself", tool.name));
         }
     }

@@ -59,12 +59,29 @@ pub fn labels(agent: &Agent) -> BTreeMap<String, String> {
     labels
 }
 
+/// Prefix of the labels that say which Agents a pod calls over A2A: `<prefix>/<callee name>`
+/// with the callee's namespace as value. The callee's NetworkPolicy admits pods carrying its own.
+pub const CALLS_LABEL_PREFIX: &str = "a2a.agent-operator.dev";
+
+/// The label a pod calling Agent `name` in `namespace` carries.
+pub fn calls_label(name: &str, namespace: &str) -> (String, String) {
+    (format!("{CALLS_LABEL_PREFIX}/{name}"), namespace.to_owned())
+}
+
 /// Labels of the workload (StatefulSet and pod): the child labels plus Kueue's queue, which
-/// admits the workload only; Services and ConfigMaps do not carry it.
+/// admits the workload only, and one label per Agent the agent calls (for the callee's
+/// NetworkPolicy); Services and ConfigMaps do not carry them.
 pub fn workload_labels(agent: &Agent) -> BTreeMap<String, String> {
     let mut labels = labels(agent);
     if let Some(queue) = &agent.spec.runtime.queue_name {
         labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.clone());
+    }
+    let own_namespace = agent.namespace().unwrap_or_default();
+    for callee in agent.spec.tools.iter().filter_map(|t| t.agent.as_ref()) {
+        if let Some(name) = &callee.name {
+            let (key, value) = calls_label(name, callee.namespace.as_deref().unwrap_or(&own_namespace));
+            labels.insert(key, value);
+        }
     }
     labels
 }

@@ -1,5 +1,7 @@
 //! The NetworkPolicy in front of the agent's API: only its port is reachable, from every namespace
-//! or from the namespaces listed in `spec.api.allowedNamespaces` (plus the agent's own).
+//! or from the namespaces listed in `spec.api.allowedNamespaces` (plus the agent's own), and from
+//! the pods of Agents that name this one as an A2A tool, wherever they run (they carry the
+//! label `a2a.agent-operator.dev/<this agent>: <its namespace>`).
 //! Egress stays open: agents call models, MCP servers and the web by design.
 
 use agent_crds::Agent;
@@ -11,7 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::labels::{child_meta, selector_labels};
+use std::collections::BTreeMap;
+
+use super::labels::{calls_label, child_meta, selector_labels};
 
 /// Builds the agent's ingress NetworkPolicy.
 pub fn build_network_policy(agent: &Agent) -> NetworkPolicy {
@@ -41,10 +45,20 @@ pub fn build_network_policy(agent: &Agent) -> NetworkPolicy {
             }),
             policy_types: Some(vec!["Ingress".to_owned()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: Some(namespace_selector),
-                    ..NetworkPolicyPeer::default()
-                }]),
+                from: Some(vec![
+                    NetworkPolicyPeer { namespace_selector: Some(namespace_selector), ..NetworkPolicyPeer::default() },
+                    NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector::default()),
+                        pod_selector: Some(LabelSelector {
+                            match_labels: Some(BTreeMap::from([calls_label(
+                                &agent.name_any(),
+                                &agent.namespace().unwrap_or_default(),
+                            )])),
+                            ..LabelSelector::default()
+                        }),
+                        ..NetworkPolicyPeer::default()
+                    },
+                ]),
                 ports: Some(vec![NetworkPolicyPort {
                     port: Some(IntOrString::Int(i32::from(RUNTIME_PORT))),
                     protocol: Some("TCP".to_owned()),
