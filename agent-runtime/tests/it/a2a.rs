@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::peers::{peer_python, repo_root};
+use crate::support::peers::{peer_python, peer03_python, repo_root};
 use crate::support::{Reply, Upstream, config, quick_options, send, state, temp_dir};
 
 const TOKEN: &str = "a2a-test-key";
@@ -67,6 +67,31 @@ async fn the_official_a2a_sdk_client_sends_streams_gets_cancels_and_answers_an_a
         json!({"waiting": "TASK_STATE_INPUT_REQUIRED", "tool": "current_time", "after": "TASK_STATE_COMPLETED", "answer": "It is noon."})
     );
     assert!(report["wrong_token"].as_str().unwrap().contains("401"), "{report}");
+}
+
+#[tokio::test]
+async fn the_official_a2a_sdk_0_3_client_kagent_speaks_sends_streams_gets_and_cancels() {
+    let upstream = Upstream::start(vec![
+        Reply::Text("hello back".into()),
+        Reply::Text("a streamed answer".into()),
+        Reply::Slow("one two three four five six seven eight nine ten".into(), Duration::from_millis(300)),
+    ])
+    .await;
+    let base = serve(agent(&upstream, "a2a-sdk-03")).await;
+    let script = repo_root().join("tests/python/a2a_client_check_03.py");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(peer03_python()).arg(script).args([&base, TOKEN]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(report["card"]["url"].as_str().unwrap().ends_with("/a2a"), "{report}");
+    assert_eq!(report["send"], json!({"state": "completed", "answer": "hello back"}));
+    assert_eq!(report["stream"], json!({"answer": "a streamed answer", "final": "completed"}));
+    assert_eq!(report["cancel"], json!({"before": "working", "after": "canceled"}));
+    assert_eq!((report["unknown_task"].as_i64(), report["cancel_completed"].as_i64()), (Some(-32001), Some(-32002)));
 }
 
 async fn rpc(agent: &AppState, body: &str) -> (StatusCode, Value) {

@@ -10,13 +10,22 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The peers venv's python; panics with the command that installs it.
+/// The peers venv's python (MCP SDK, a2a-sdk 1.x); panics with the command that installs it.
 pub fn peer_python() -> PathBuf {
+    venv_python("peers")
+}
+
+/// The python of the venv with a2a-sdk 0.3.
+pub fn peer03_python() -> PathBuf {
+    venv_python("peers03")
+}
+
+fn venv_python(venv: &str) -> PathBuf {
     let tools = std::env::var_os("AGENT_TOOLS_DIR").map_or_else(
         || PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/agent-operator/tools"),
         PathBuf::from,
     );
-    let python = tools.join("peers/bin/python");
+    let python = tools.join(venv).join("bin/python");
     assert!(python.exists(), "no peers venv at {}: run `bash scripts/install-peers.sh` first", python.display());
     python
 }
