@@ -159,13 +159,6 @@ fn caller(upstream: &Upstream, name: &str, url: &str, remote: bool, token: &str)
     state(config, &quick_options())
 }
 
-/// The result the caller's model was given for its tool call.
-fn tool_result(upstream: &Upstream) -> String {
-    let received = upstream.received();
-    let messages = received.last().unwrap()["messages"].as_array().unwrap().clone();
-    messages.iter().rev().find(|m| m["role"] == "tool").unwrap()["content"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refused() {
     let green = || Reply::Text("The build is green.".into());
@@ -181,7 +174,7 @@ async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refus
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(tool_result(&asking_model), "The build is green.");
+    assert_eq!(asking_model.last_tool_result(), "The build is green.");
     let asked = &answering_model.received()[0];
     assert_eq!(asked["messages"].as_array().unwrap().last().unwrap()["content"], "Is the build green?");
 
@@ -194,9 +187,9 @@ async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refus
     .await;
     assert_eq!(status, StatusCode::OK, "a refused call is the model's problem, not a failed turn");
     assert!(
-        tool_result(&wrong_model).contains("refused this agent's credential (HTTP 401)"),
+        wrong_model.last_tool_result().contains("refused this agent's credential (HTTP 401)"),
         "{}",
-        tool_result(&wrong_model)
+        wrong_model.last_tool_result()
     );
 
     let remote_model = Upstream::start(vec![ask(), Reply::Text("ok".into())]).await;
@@ -206,7 +199,7 @@ async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refus
         crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
     )
     .await;
-    assert_eq!(tool_result(&remote_model), "The build is green.", "a remote agent is found through its card");
+    assert_eq!(remote_model.last_tool_result(), "The build is green.", "a remote agent is found through its card");
 
     let nobody = format!("http://127.0.0.1:{}", crate::support::peers::free_port());
     let lost_model = Upstream::start(vec![ask(), Reply::Text("nobody there".into())]).await;
@@ -216,5 +209,5 @@ async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refus
         crate::support::post("/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "build?"}]})),
     )
     .await;
-    assert!(tool_result(&lost_model).starts_with("error: failed:"), "{}", tool_result(&lost_model));
+    assert!(lost_model.last_tool_result().starts_with("error: failed:"), "{}", lost_model.last_tool_result());
 }

@@ -38,13 +38,6 @@ async fn get(agent: &AppState, path: &str) -> Value {
     json_of(agent, Request::get(path).body(Body::empty()).unwrap()).await.1
 }
 
-/// The tool results the model was given in its last call.
-fn last_tool_result(upstream: &Upstream) -> String {
-    let received = upstream.received();
-    let messages = received.last().unwrap()["messages"].as_array().unwrap().clone();
-    messages.iter().rev().find(|m| m["role"] == "tool").unwrap()["content"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_paused_turn_survives_kill_9_and_resumes_when_approved() {
     let upstream =
@@ -84,9 +77,9 @@ async fn a_paused_turn_survives_kill_9_and_resumes_when_approved() {
     let answer: Value = decided.json().await.unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], "It is noon.");
     assert!(
-        !last_tool_result(&upstream).starts_with("error"),
+        !upstream.last_tool_result().starts_with("error"),
         "the approved call ran: {}",
-        last_tool_result(&upstream)
+        upstream.last_tool_result()
     );
 
     let session: Value = client.get(format!("{base}/v1/sessions/s1")).send().await.unwrap().json().await.unwrap();
@@ -133,7 +126,7 @@ async fn a_denied_call_is_explained_to_the_model_and_the_resumed_answer_streams_
     assert_eq!(streamed, "I may not look at the clock.");
     assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
     assert_eq!(
-        last_tool_result(&upstream),
+        upstream.last_tool_result(),
         "error: the call was denied by api-client: not now; do not retry it, tell the user instead"
     );
     let session = get(&agent, "/v1/sessions/s2").await;
@@ -161,7 +154,7 @@ async fn nobody_deciding_in_time_denies_the_call() {
     let approval = get(&agent, &format!("/v1/approvals/{id}")).await;
     assert_eq!(approval["state"], "denied");
     assert_eq!(approval["decision"]["by"], "timeout");
-    assert!(last_tool_result(&upstream).contains("nobody decided within 1 s"), "{}", last_tool_result(&upstream));
+    assert!(upstream.last_tool_result().contains("nobody decided within 1 s"), "{}", upstream.last_tool_result());
     let metrics = send(&agent, Request::get("/metrics").body(Body::empty()).unwrap()).await.1;
     assert!(metrics.contains(r#"agent_approvals_total{outcome="expired"} 1"#), "{metrics}");
 }

@@ -77,19 +77,6 @@ async fn wait_ready(state: &AppState) {
     eventually(30, "the MCP server is ready", || async { server_state(state).await["state"] == "ready" }).await;
 }
 
-/// The tool results the model was given in its last call.
-fn tool_results(upstream: &Upstream) -> Vec<String> {
-    let received = upstream.received();
-    let last = received.last().expect("the model was called");
-    last["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .map(|m| m["content"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn allowed_tools_are_offered_with_their_schemas_called_and_their_results_fed_back() {
     let mut server = McpPeer::new(TOKEN);
@@ -124,7 +111,7 @@ async fn allowed_tools_are_offered_with_their_schemas_called_and_their_results_f
     let offered_echo = first["tools"].as_array().unwrap().iter().find(|t| t["function"]["name"] == "echo").unwrap();
     assert_eq!(offered_echo["function"]["parameters"], echo["parameters"], "the schema reaches the model unchanged");
 
-    let results = tool_results(&upstream);
+    let results = upstream.tool_results();
     assert_eq!(results[0], "echo: hi");
     assert!(
         results[1].contains("\"temperature_c\":21.5") || results[1].contains("\"temperature_c\": 21.5"),
@@ -179,7 +166,7 @@ async fn a_server_tool_in_require_approval_pauses_the_turn_until_someone_decides
     };
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["choices"][0]["message"]["content"], "shipped");
-    assert_eq!(tool_results(&upstream), ["echo: ship it"]);
+    assert_eq!(upstream.tool_results(), ["echo: ship it"]);
 }
 
 #[tokio::test]
@@ -195,7 +182,7 @@ async fn a_slow_tool_past_its_timeout_is_cancelled_on_the_server_and_the_model_t
     wait_ready(&agent).await;
     let (status, body) = chat(&agent, "wait").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let results = tool_results(&upstream);
+    let results = upstream.tool_results();
     assert_eq!(results[0], "error: slow did not answer within 1 s and was cancelled");
     eventually(10, "the server saw notifications/cancelled", || async {
         let cancelled = agent.agent.tools().call("cancellations", "{}").await.text;
@@ -372,7 +359,7 @@ async fn schemas_a_model_api_would_refuse_are_skipped_and_a_garbage_answer_is_a_
 
     let (status, body) = chat(&agent, "use it").await;
     assert_eq!(status, StatusCode::OK, "a broken tool is the model's problem, not a failed turn: {body}");
-    let results = tool_results(&upstream);
+    let results = upstream.tool_results();
     assert!(results[0].starts_with("error: failed: the MCP server tickets"), "{}", results[0]);
     let (status, _) = send(&agent, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);

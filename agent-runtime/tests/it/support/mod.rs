@@ -83,6 +83,19 @@ impl Upstream {
     pub fn received(&self) -> Vec<Value> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// The tool results the model was given in its last call, in order.
+    pub fn tool_results(&self) -> Vec<String> {
+        let received = self.received();
+        let last = received.last().expect("the model was called");
+        let messages = last["messages"].as_array().cloned().unwrap_or_default();
+        messages.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// The last tool result the model was given.
+    pub fn last_tool_result(&self) -> String {
+        self.tool_results().pop().expect("the model was given a tool result")
+    }
 }
 
 async fn answer(
