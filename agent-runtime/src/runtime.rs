@@ -57,8 +57,8 @@ pub enum StartError {
     /// The recipe cannot run.
     #[error("recipe: {0}")]
     Recipe(#[from] RecipeError),
-    /// The approvals waiting for a decision cannot be read.
-    #[error("pending approvals: {0}")]
+    /// The approvals waiting for a decision, or the A2A tasks, cannot be read.
+    #[error("pending approvals and A2A tasks: {0}")]
     Approvals(String),
 }
 

@@ -31,6 +31,10 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     if pending > 0 {
         tracing::info!(pending, "tool calls still wait for an approval");
     }
+    let interrupted = state.a2a.recover().await.map_err(|e| StartError::Approvals(e.to_string()))?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "A2A tasks that ran when the agent stopped are marked failed");
+    }
     if let Some(store) = remote_store {
         tokio::spawn(watch_store(store, state.readiness.clone(), state.metrics.clone()));
     }

@@ -97,6 +97,21 @@ impl A2aTasks {
         self.agent.sessions().put_record(A2A_TASKS, &task.id, task).await
     }
 
+    /// Fails the tasks a previous run of the runtime left submitted or working: their turns
+    /// died with it. Returns how many.
+    pub async fn recover(&self) -> Result<usize, A2aError> {
+        let tasks: Vec<Task> = self.agent.sessions().records(A2A_TASKS).await?;
+        let mut failed = 0;
+        for mut task in
+            tasks.into_iter().filter(|t| matches!(t.status.state, TaskState::Submitted | TaskState::Working))
+        {
+            let why = "the agent restarted while the task ran; send the message again".to_owned();
+            self.settle(&mut task, TaskState::Failed, why, None).await?;
+            failed += 1;
+        }
+        Ok(failed)
+    }
+
     /// The task `id`, with at most `history_length` of its newest messages.
     pub async fn get(&self, id: &str, history_length: Option<usize>) -> Result<Task, A2aError> {
         let mut task = self.refresh(self.load(id).await?).await?;

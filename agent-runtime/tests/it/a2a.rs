@@ -211,3 +211,32 @@ async fn one_runtime_asks_another_over_a2a_with_its_key_and_a_wrong_key_is_refus
     .await;
     assert!(lost_model.last_tool_result().starts_with("error: failed:"), "{}", lost_model.last_tool_result());
 }
+
+#[tokio::test]
+async fn a_task_cut_off_by_kill_9_reads_back_failed_after_the_restart() {
+    let upstream = Upstream::start(vec![Reply::Slow(
+        "one two three four five six seven eight".into(),
+        Duration::from_millis(500),
+    )])
+    .await;
+    let mut agent = crate::support::process::run_agent_with(&upstream, "a2a-kill9", "", |_| {}).await;
+    let (client, base) = (agent.client.clone(), agent.base.clone());
+    let call = |body: Value| {
+        let (client, base) = (client.clone(), base.clone());
+        async move { client.post(format!("{base}/a2a")).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let started = call(json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "take your time"}]},
+        "configuration": {"returnImmediately": true}
+    }}))
+    .await;
+    let id = started["result"]["task"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.kill();
+    agent.restart().await;
+    let task = call(json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": id}})).await;
+    assert_eq!(task["result"]["status"]["state"], "TASK_STATE_FAILED", "{task}");
+    let said = task["result"]["status"]["message"]["parts"][0]["text"].as_str().unwrap();
+    assert!(said.contains("restarted while the task ran"), "{said}");
+    agent.kill();
+}
