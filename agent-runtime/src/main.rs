@@ -126,6 +126,7 @@ impl ServeArgs {
             addr: self.addr,
             call_policy: CallPolicy {
                 idle_timeout: Duration::from_secs(self.model_timeout_seconds),
+                answer_timeout: Duration::from_secs(self.request_timeout_seconds),
                 attempts: self.model_attempts.max(1),
                 ..CallPolicy::default()
             },

@@ -165,7 +165,7 @@ impl A2aTasks {
     ) -> Result<Task, A2aError> {
         let (mut task, events) = match &inbound.task_id {
             Some(id) => self.continue_task(id, &inbound).await?,
-            None => self.start_task(&inbound).await?,
+            None => self.start_task(&inbound, listener.is_none()).await?,
         };
         if let Some(listener) = &listener {
             let _ = listener.send(StreamEvent::Task(task.clone())).await;
@@ -195,6 +195,7 @@ impl A2aTasks {
     async fn start_task(
         &self,
         inbound: &Inbound,
+        whole: bool,
     ) -> Result<(Task, Result<mpsc::Receiver<Event>, TurnError>), A2aError> {
         let context_id = inbound.context_id.clone().unwrap_or_else(new_id);
         let session = format!("a2a:{context_id}");
@@ -217,6 +218,7 @@ impl A2aTasks {
             messages: vec![openai::Message::text(openai::Role::User, inbound.text.clone())],
             parameters: Map::new(),
             session: Some(session),
+            whole,
         };
         let events = self.agent.start_turn(input).await;
         Ok((task, events))

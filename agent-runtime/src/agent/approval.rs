@@ -119,6 +119,9 @@ pub struct Continuation {
     pub parameters: Map<String, Value>,
     /// Whether tools are offered.
     pub offers_tools: bool,
+    /// Whether the model is asked for whole answers.
+    #[serde(default)]
+    pub whole: bool,
 }
 
 /// What clients are shown of an approval.

@@ -22,6 +22,7 @@ pub async fn fold_history(
         messages: summary_request(session.summary.as_deref(), &session.messages[..fold]),
         tools: Vec::new(),
         parameters: Map::from_iter([("max_tokens".to_owned(), json!(256))]),
+        whole: false,
     };
     let mut stream = provider.stream(request).await?;
     let mut summary = String::new();

@@ -68,6 +68,9 @@ pub struct TurnInput {
     pub parameters: Map<String, Value>,
     /// The session the turn belongs to; `None` keeps nothing.
     pub session: Option<String>,
+    /// The listener wants the answer whole, not as it is generated: the model may be asked for
+    /// it in one piece.
+    pub whole: bool,
 }
 
 /// Bounds of the agent loop.
@@ -228,7 +231,8 @@ impl Agent {
         };
         let (events, receiver) = mpsc::channel(64);
         let agent = self.clone();
-        tokio::spawn(async move { agent.answer(messages, parameters, recipe, pending, events).await });
+        let continuation = Continuation { parameters, offers_tools: false, whole: input.whole };
+        tokio::spawn(async move { agent.answer(messages, continuation, recipe, pending, events).await });
         Ok(receiver)
     }
 
@@ -281,7 +285,7 @@ impl Agent {
     async fn answer(
         self: Arc<Self>,
         messages: Vec<Message>,
-        parameters: Map<String, Value>,
+        mut continuation: Continuation,
         recipe: RecipeTurn,
         pending: Pending,
         events: mpsc::Sender<Event>,
@@ -293,8 +297,7 @@ impl Agent {
             }
             return;
         }
-        let continuation =
-            Continuation { parameters, offers_tools: !recipe.without_tools && self.provider.supports_tools() };
+        continuation.offers_tools = !recipe.without_tools && self.provider.supports_tools();
         let outcome = self.tool_loop(&continuation).run(messages, &events).await;
         self.finish(outcome, continuation, pending, &events).await;
     }
@@ -308,6 +311,7 @@ impl Agent {
             specs: if continuation.offers_tools { self.tools.specs() } else { Vec::new() },
             max_tool_steps: self.limits.max_tool_steps,
             parameters: continuation.parameters.clone(),
+            whole: continuation.whole,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct ToolLoop<'a> {
     pub max_tool_steps: usize,
     /// Sampling parameters of every call.
     pub parameters: Map<String, Value>,
+    /// Whether the model is asked for whole answers (nobody reads the pieces as they come).
+    pub whole: bool,
 }
 
 impl ToolLoop<'_> {
@@ -101,7 +103,12 @@ impl ToolLoop<'_> {
                 });
             }
             let tools = if state.step < self.max_tool_steps { self.specs.clone() } else { Vec::new() };
-            let request = ModelRequest { messages: state.messages.clone(), tools, parameters: self.parameters.clone() };
+            let request = ModelRequest {
+                messages: state.messages.clone(),
+                tools,
+                parameters: self.parameters.clone(),
+                whole: self.whole,
+            };
             let (text, calls, finish_reason) = self.call_model(request, &mut state.usage, events).await?;
             if calls.is_empty() {
                 return Ok(Answer { text, finish_reason, usage: state.usage });

@@ -46,7 +46,7 @@ pub async fn chat_completions(
     let started = Instant::now();
     let stream = request.stream;
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let input = TurnInput { messages: request.messages, parameters: request.extra, session };
+    let input = TurnInput { messages: request.messages, parameters: request.extra, session, whole: !stream };
     let events = state.agent.start_turn(input).await?;
     respond(state, events, Delivery { stream, include_usage }, started, permit).await
 }

@@ -25,12 +25,15 @@ pub struct ModelRequest {
     pub tools: Vec<ToolSpec>,
     /// Sampling parameters (`temperature`, `max_tokens`, ...).
     pub parameters: Map<String, Value>,
+    /// The answer is wanted whole, not as it is generated: the provider may ask for it in one
+    /// piece (one chunk), which costs less than a stream when nobody reads the pieces.
+    pub whole: bool,
 }
 
 /// A source of completions.
 pub trait ModelProvider: Send + Sync {
-    /// Streams the model's answer to `request`. Fails before the first chunk when the model
-    /// cannot be reached or refuses the request.
+    /// Streams the model's answer to `request` (a single chunk when it asks for the answer
+    /// whole). Fails before the first chunk when the model cannot be reached or refuses it.
     fn stream(&self, request: ModelRequest) -> BoxFuture<'_, Result<ChunkStream, ProviderError>>;
 
     /// Checks the model answers at all (`GET /models`); used for readiness.

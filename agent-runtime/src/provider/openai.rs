@@ -19,13 +19,15 @@ use serde_json::{Value, json};
 use super::prompt::{STOP, completion_prompt};
 use super::{ChunkStream, ModelProvider, ModelRequest, ProviderError};
 use crate::error::error_chain;
-use crate::openai::{ChatChunk, ChunkChoice, Delta, Usage};
+use crate::openai::{ChatChunk, ChunkChoice, Delta, FunctionDelta, Role, ToolCall, ToolCallDelta, Usage};
 
 /// Timeouts and retries of model calls.
 #[derive(Clone, Copy, Debug)]
 pub struct CallPolicy {
     /// Longest wait for the first chunk, and between chunks.
     pub idle_timeout: Duration,
+    /// Longest wait for an answer asked for whole.
+    pub answer_timeout: Duration,
     /// Attempts before giving up, the first included.
     pub attempts: u32,
     /// Delay before the first retry; doubles each time.
@@ -34,7 +36,12 @@ pub struct CallPolicy {
 
 impl Default for CallPolicy {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(60), attempts: 3, backoff: Duration::from_millis(250) }
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(300),
+            attempts: 3,
+            backoff: Duration::from_millis(250),
+        }
     }
 }
 
@@ -114,8 +121,10 @@ impl OpenAiProvider {
     fn body(&self, request: &ModelRequest) -> Value {
         let mut body = request.parameters.clone();
         body.insert("model".into(), json!(self.model));
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
+        body.insert("stream".into(), json!(!request.whole));
+        if !request.whole {
+            body.insert("stream_options".into(), json!({"include_usage": true}));
+        }
         match self.format {
             PromptFormat::Chat => {
                 body.insert("messages".into(), json!(request.messages));
@@ -133,7 +142,22 @@ impl OpenAiProvider {
         Value::Object(body)
     }
 
-    async fn open(&self, body: Value) -> Result<ChunkStream, ProviderError> {
+    async fn open(&self, body: Value, whole: bool) -> Result<ChunkStream, ProviderError> {
+        if whole {
+            let chunk = match self.format {
+                PromptFormat::Chat => {
+                    self.client.chat().create_byot::<Value, WholeChat>(body).await.map_err(classify)?.into_chunk()
+                }
+                PromptFormat::Completion => self
+                    .client
+                    .completions()
+                    .create_byot::<Value, CompletionChunk>(body)
+                    .await
+                    .map_err(classify)?
+                    .into_chat(),
+            };
+            return Ok(Box::pin(futures::stream::once(async move { Ok(chunk) })));
+        }
         let stream: ChunkStream = match self.format {
             PromptFormat::Chat => {
                 let raw = self.client.chat().create_stream_byot::<Value, ChatChunk>(body).await.map_err(classify)?;
@@ -152,13 +176,15 @@ impl OpenAiProvider {
         Ok(stream)
     }
 
-    /// Opens the stream and waits for its first chunk, retrying what may pass.
-    async fn first_chunk(&self, body: &Value) -> Result<(ChatChunk, ChunkStream), ProviderError> {
+    /// Opens the stream and waits for its first chunk (the whole answer, when asked whole),
+    /// retrying what may pass.
+    async fn first_chunk(&self, body: &Value, whole: bool) -> Result<(ChatChunk, ChunkStream), ProviderError> {
         let mut delay = self.policy.backoff;
         let mut attempt = 1;
+        let limit = if whole { self.policy.answer_timeout } else { self.policy.idle_timeout };
         loop {
-            let result = tokio::time::timeout(self.policy.idle_timeout, async {
-                let mut stream = self.open(body.clone()).await?;
+            let result = tokio::time::timeout(limit, async {
+                let mut stream = self.open(body.clone(), whole).await?;
                 match stream.next().await {
                     Some(Ok(first)) => Ok((first, stream)),
                     Some(Err(error)) => Err(error),
@@ -166,7 +192,7 @@ impl OpenAiProvider {
                 }
             })
             .await
-            .unwrap_or(Err(ProviderError::Timeout(self.policy.idle_timeout)));
+            .unwrap_or(Err(ProviderError::Timeout(limit)));
             match result {
                 Err(error) if error.is_retryable() && attempt < self.policy.attempts => {
                     tracing::warn!(%error, attempt, ?delay, "model call failed; retrying");
@@ -184,7 +210,7 @@ impl ModelProvider for OpenAiProvider {
     fn stream(&self, request: ModelRequest) -> BoxFuture<'_, Result<ChunkStream, ProviderError>> {
         let body = self.body(&request);
         async move {
-            let (first, rest) = self.first_chunk(&body).await?;
+            let (first, rest) = self.first_chunk(&body, request.whole).await?;
             let idle = self.policy.idle_timeout;
             let stream = futures::stream::once(async move { Ok(first) }).chain(with_idle_timeout(rest, idle));
             Ok(Box::pin(stream) as ChunkStream)
@@ -243,7 +269,79 @@ fn classify(error: OpenAIError) -> ProviderError {
     }
 }
 
-/// A `/v1/completions` stream chunk.
+/// A whole (non-streamed) chat completion, read as the one chunk of its answer.
+#[derive(Deserialize)]
+struct WholeChat {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    created: i64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<WholeChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct WholeChoice {
+    #[serde(default)]
+    message: WholeMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WholeMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCall>,
+}
+
+impl WholeChat {
+    fn into_chunk(self) -> ChatChunk {
+        let choices = self
+            .choices
+            .into_iter()
+            .map(|choice| ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    role: Some(Role::Assistant),
+                    content: choice.message.content.filter(|c| !c.is_empty()),
+                    tool_calls: choice
+                        .message
+                        .tool_calls
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, call)| ToolCallDelta {
+                            index,
+                            id: Some(call.id),
+                            function: Some(FunctionDelta {
+                                name: Some(call.function.name),
+                                arguments: Some(call.function.arguments),
+                            }),
+                        })
+                        .collect(),
+                },
+                finish_reason: choice.finish_reason,
+            })
+            .collect();
+        ChatChunk {
+            id: self.id,
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model,
+            choices,
+            usage: self.usage,
+            citations: Vec::new(),
+            pending_approval: None,
+        }
+    }
+}
+
+/// A `/v1/completions` stream chunk (or whole answer: the same shape).
 #[derive(Deserialize)]
 struct CompletionChunk {
     #[serde(default)]

@@ -104,7 +104,7 @@ async fn complete(
         messages.push(Message::text(Role::System, system.to_owned()));
     }
     messages.push(Message::text(Role::User, prompt));
-    let request = ModelRequest { messages, tools: Vec::new(), parameters: parameters.clone() };
+    let request = ModelRequest { messages, tools: Vec::new(), parameters: parameters.clone(), whole: false };
     let mut stream = provider.stream(request).await?;
     let mut text = String::new();
     while let Some(chunk) = stream.next().await {

@@ -118,6 +118,9 @@ async fn answer(
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         }
     };
+    if body.get("stream") == Some(&json!(false)) {
+        return whole_answer(reply, completion).await;
+    }
     let events: Vec<Value> = match reply {
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -165,6 +168,38 @@ async fn answer(
     ([("content-type", "text/event-stream")], text).into_response()
 }
 
+/// `reply` as one non-streamed answer, for a call that asked for it whole.
+async fn whole_answer(reply: Reply, completion: bool) -> Response {
+    let usage = json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10});
+    let (message, finish) = match reply {
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            unreachable!()
+        }
+        Reply::Status(status) => {
+            let body = json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}});
+            return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+        }
+        Reply::Slow(text, pause) => {
+            tokio::time::sleep(pause * u32::try_from(text.split_inclusive(' ').count()).unwrap_or(1)).await;
+            (json!({"role": "assistant", "content": text}), "stop")
+        }
+        Reply::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Reply::ToolCall(name, arguments) => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": name, "arguments": arguments}}]}),
+            "tool_calls",
+        ),
+    };
+    let body = if completion {
+        json!({"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "scripted",
+               "choices": [{"index": 0, "text": message["content"].as_str().unwrap_or_default(), "finish_reason": finish}], "usage": usage})
+    } else {
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "scripted",
+               "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage})
+    };
+    Json(body).into_response()
+}
+
 /// A RuntimeConfig for an agent on `base_url`, from YAML snippets of the Agent spec.
 pub fn config(base_url: &str, agent_spec: &str, data_dir: &std::path::Path, prompt_format: &str) -> RuntimeConfig {
     let model: Model = serde_yaml::from_str(&format!(
@@ -196,6 +231,7 @@ pub fn quick_options() -> ServeOptions {
     ServeOptions {
         call_policy: CallPolicy {
             idle_timeout: Duration::from_secs(2),
+            answer_timeout: Duration::from_secs(2),
             attempts: 3,
             backoff: Duration::from_millis(20),
         },
