@@ -1,7 +1,9 @@
 //! A provider for any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, Ollama, TGI, NIM),
-//! through `async-openai`. Streams always, so time to first token is known and non-streamed
-//! answers are assembled from the same path. Retries 429/5xx/connection failures with backoff,
-//! but only before the first chunk: after that the client already has part of the answer.
+//! through `async-openai`. Streams, so time to first token is known and a quiet model is noticed
+//! between chunks; an answer wanted whole is asked for whole (one chunk, bounded by the answer
+//! timeout), which costs less than a stream nobody reads piece by piece. Retries
+//! 429/5xx/connection failures with backoff, but only before the first chunk: after that the
+//! client already has part of the answer.
 
 use std::time::Duration;
 
