@@ -22,6 +22,9 @@ use super::ToolError;
 use crate::metrics::Metrics;
 use crate::readiness::{ComponentState, Readiness};
 
+/// Longest wait for a lost connection to close before reconnecting.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How servers are watched and reconnected.
 #[derive(Clone, Copy, Debug)]
 pub struct McpTiming {
@@ -174,7 +177,9 @@ impl McpServer {
                     });
                     let reason = reason.await;
                     self.set_offering(Offering::default());
-                    let _ = tokio::time::timeout(timing.answer_timeout, connection.cancel()).await;
+                    // Closing says goodbye (a DELETE of the session); a server that went away
+                    // must not hold the reconnect up for long.
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT.min(timing.answer_timeout), connection.cancel()).await;
                     format!("lost the connection: {reason}")
                 }
             };
