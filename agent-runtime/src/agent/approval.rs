@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::session_lock::SessionGuard;
 use super::tool_loop::{LoopState, Stopped};
 use super::{Agent, Event, Pending, TurnError};
 use crate::openai::{Citation, Role};
@@ -158,6 +159,27 @@ pub struct ApprovalView {
 }
 
 impl Approval {
+    /// A new approval for the first waiting call of `turn`, denied after `timeout_seconds`.
+    fn pending(turn: PausedTurn, session: Option<String>, timeout_seconds: u32) -> Self {
+        let call = turn.state.calls.first().cloned().unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        let timeout = jiff::SignedDuration::from_secs(i64::from(timeout_seconds));
+        Self {
+            id: format!("appr-{:016x}", rand::random::<u64>()),
+            state: ApprovalState::Pending,
+            tool: call.function.name,
+            arguments: call.function.arguments,
+            session,
+            created: now.to_string(),
+            deadline: now.saturating_add(timeout).unwrap_or(now).to_string(),
+            decision: None,
+            answer: None,
+            error: None,
+            next: None,
+            turn,
+        }
+    }
+
     /// What clients are shown.
     pub fn view(&self) -> ApprovalView {
         ApprovalView {
@@ -191,29 +213,15 @@ impl Agent {
         pending: Pending,
         events: &mpsc::Sender<Event>,
     ) -> Option<String> {
-        let call = state.calls.first().cloned().unwrap_or_default();
-        let now = jiff::Timestamp::now();
-        let timeout = jiff::SignedDuration::from_secs(i64::from(self.config.approval.timeout_seconds));
-        let approval = Approval {
-            id: format!("appr-{:016x}", rand::random::<u64>()),
-            state: ApprovalState::Pending,
-            tool: call.function.name.clone(),
-            arguments: call.function.arguments.clone(),
-            session: pending.session.as_ref().map(|(session, ..)| session.id.clone()),
-            created: now.to_string(),
-            deadline: now.saturating_add(timeout).unwrap_or(now).to_string(),
-            decision: None,
-            answer: None,
-            error: None,
-            next: None,
-            turn: PausedTurn { state, continuation, appendix: pending.appendix, citations: pending.citations },
-        };
+        let session = pending.session.as_ref().map(|(session, ..)| session.id.clone());
+        let turn = PausedTurn { state, continuation, appendix: pending.appendix, citations: pending.citations };
+        let approval = Approval::pending(turn, session, self.config.approval.timeout_seconds);
         // The user's messages are kept now: the conversation is not lost while the call waits.
         if let Some((mut session, new_messages, _guard)) = pending.session {
             session
                 .messages
                 .extend(new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant)));
-            session.updated = now.to_string();
+            session.updated.clone_from(&approval.created);
             if let Err(error) = self.sessions.put(session).await {
                 let _ = events.send(Event::Error(error.into())).await;
                 return None;
@@ -245,50 +253,8 @@ impl Agent {
     /// Records `decision` on approval `id` and resumes its turn, whose events arrive on the
     /// returned channel. A decided approval is not decided again.
     pub async fn decide(self: &Arc<Self>, id: &str, decision: Decision) -> Result<mpsc::Receiver<Event>, TurnError> {
-        let mut approval = {
-            let _one_decision = self.deciding.lock().await;
-            let mut approval: Approval =
-                self.sessions.record(APPROVALS, id).await?.ok_or_else(|| TurnError::ApprovalNotFound(id.to_owned()))?;
-            if let Some(earlier) = approval.decision.as_ref().filter(|_| approval.state != ApprovalState::Pending) {
-                let verb = if earlier.approved { "approved" } else { "denied" };
-                return Err(TurnError::AlreadyDecided {
-                    id: id.to_owned(),
-                    state: format!("{verb} by {}", earlier.by),
-                });
-            }
-            approval.state = if decision.approved { ApprovalState::Approved } else { ApprovalState::Denied };
-            approval.decision = Some(decision.clone());
-            self.sessions.put_record(APPROVALS, id, &approval).await?;
-            approval
-        };
-        let outcome = match (decision.approved, decision.by == TIMEOUT_DECIDER) {
-            (true, _) => "approved",
-            (false, false) => "denied",
-            (false, true) => "expired",
-        };
-        self.metrics.approval(outcome);
-        tracing::info!(approval = %id, outcome, by = %decision.by, "tool call decided");
-        let session = match &approval.session {
-            Some(session_id) => {
-                let guard = self.locks.lock(session_id).await?;
-                let mut session = self
-                    .sessions
-                    .get(session_id)
-                    .await?
-                    .unwrap_or_else(|| Session { id: session_id.clone(), ..Session::default() });
-                session.decisions.push(DecisionRecord {
-                    approval: approval.id.clone(),
-                    tool: approval.tool.clone(),
-                    arguments: approval.arguments.clone(),
-                    approved: decision.approved,
-                    by: decision.by.clone(),
-                    at: decision.at.clone(),
-                    reason: decision.reason.clone(),
-                });
-                Some((session, Vec::new(), guard))
-            }
-            None => None,
-        };
+        let mut approval = self.record_decision(id, &decision).await?;
+        let session = self.session_with(&approval, &decision).await?;
         let turn = std::mem::take(&mut approval.turn);
         let pending =
             Pending { session, appendix: turn.appendix, citations: turn.citations, resumed: Some(approval.id.clone()) };
@@ -308,6 +274,50 @@ impl Agent {
             }
         });
         Ok(receiver)
+    }
+
+    /// Keeps `decision` on the pending approval `id` (one decision at a time) and counts it.
+    async fn record_decision(&self, id: &str, decision: &Decision) -> Result<Approval, TurnError> {
+        let _one_decision = self.deciding.lock().await;
+        let mut approval: Approval =
+            self.sessions.record(APPROVALS, id).await?.ok_or_else(|| TurnError::ApprovalNotFound(id.to_owned()))?;
+        if let Some(earlier) = approval.decision.as_ref().filter(|_| approval.state != ApprovalState::Pending) {
+            let verb = if earlier.approved { "approved" } else { "denied" };
+            return Err(TurnError::AlreadyDecided { id: id.to_owned(), state: format!("{verb} by {}", earlier.by) });
+        }
+        approval.state = if decision.approved { ApprovalState::Approved } else { ApprovalState::Denied };
+        approval.decision = Some(decision.clone());
+        self.sessions.put_record(APPROVALS, id, &approval).await?;
+        let outcome = match (decision.approved, decision.by == TIMEOUT_DECIDER) {
+            (true, _) => "approved",
+            (false, false) => "denied",
+            (false, true) => "expired",
+        };
+        self.metrics.approval(outcome);
+        tracing::info!(approval = %id, outcome, by = %decision.by, "tool call decided");
+        Ok(approval)
+    }
+
+    /// The approval's session, taken for the resumed turn, with the decision recorded in it.
+    async fn session_with(
+        &self,
+        approval: &Approval,
+        decision: &Decision,
+    ) -> Result<Option<(Session, Vec<crate::openai::Message>, SessionGuard)>, TurnError> {
+        let Some(id) = &approval.session else { return Ok(None) };
+        let guard = self.locks.lock(id).await?;
+        let mut session =
+            self.sessions.get(id).await?.unwrap_or_else(|| Session { id: id.clone(), ..Session::default() });
+        session.decisions.push(DecisionRecord {
+            approval: approval.id.clone(),
+            tool: approval.tool.clone(),
+            arguments: approval.arguments.clone(),
+            approved: decision.approved,
+            by: decision.by.clone(),
+            at: decision.at.clone(),
+            reason: decision.reason.clone(),
+        });
+        Ok(Some((session, Vec::new(), guard)))
     }
 
     /// Gives approval `id` the answer of the turn it resumed.
