@@ -118,10 +118,7 @@ async fn answer(
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         }
     };
-    if body.get("stream") == Some(&json!(false)) {
-        return whole_answer(reply, completion).await;
-    }
-    let events: Vec<Value> = match reply {
+    match reply {
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             unreachable!()
@@ -130,6 +127,11 @@ async fn answer(
             let body = json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}});
             return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
         }
+        _ if body.get("stream") == Some(&json!(false)) => return whole_answer(reply, completion).await,
+        _ => {}
+    }
+    let events: Vec<Value> = match reply {
+        Reply::Hang | Reply::Status(_) => unreachable!("answered above"),
         Reply::Slow(text, pause) => {
             let words: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
             let stream = futures::stream::iter(words).then(move |word| async move {
@@ -172,14 +174,7 @@ async fn answer(
 async fn whole_answer(reply: Reply, completion: bool) -> Response {
     let usage = json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10});
     let (message, finish) = match reply {
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            unreachable!()
-        }
-        Reply::Status(status) => {
-            let body = json!({"error": {"message": format!("scripted {status}"), "type": "server_error", "param": null, "code": null}});
-            return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
-        }
+        Reply::Hang | Reply::Status(_) => unreachable!("answered above"),
         Reply::Slow(text, pause) => {
             tokio::time::sleep(pause * u32::try_from(text.split_inclusive(' ').count()).unwrap_or(1)).await;
             (json!({"role": "assistant", "content": text}), "stop")
