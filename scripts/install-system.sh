@@ -2,7 +2,7 @@
 # Installs the system packages the other install scripts assume, only when one is missing:
 # a C/C++ toolchain (llama.cpp is built from source; some crates compile C), Python's venv
 # module (the LLM and benchmark venvs), curl (scripts/run-local.sh waits on llama-server with
-# it) and flock. On a machine that has them this does nothing and needs no network or root.
+# it), flock, and the openssl CLI (the MCP TLS test makes a throwaway CA with it). On a machine that has them this does nothing and needs no network or root.
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,7 @@ command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 && command -v ma
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
