@@ -197,7 +197,8 @@ impl Approval {
         }
     }
 
-    fn deadline(&self) -> Duration {
+    /// How long until the deadline (zero once it passed).
+    fn time_left(&self) -> Duration {
         let deadline: jiff::Timestamp = self.deadline.parse().unwrap_or_else(|_| jiff::Timestamp::now());
         let left = deadline.duration_since(jiff::Timestamp::now());
         Duration::try_from(left).unwrap_or(Duration::ZERO)
@@ -233,7 +234,7 @@ impl Agent {
         }
         self.metrics.approval("requested");
         tracing::info!(approval = %approval.id, tool = %approval.tool, "tool call waits for an approval");
-        tokio::spawn(self.clone().deny_when_due(approval.id.clone(), approval.deadline()));
+        tokio::spawn(self.clone().deny_when_due(approval.id.clone(), approval.time_left()));
         let note = format!(
             "The call to {} waits for a human approval (approval {}); its answer follows once someone decides.",
             approval.tool, approval.id
@@ -345,7 +346,7 @@ impl Agent {
         let approvals: Vec<Approval> = self.sessions.records(APPROVALS).await?;
         let pending: Vec<&Approval> = approvals.iter().filter(|a| a.state == ApprovalState::Pending).collect();
         for approval in &pending {
-            tokio::spawn(self.clone().deny_when_due(approval.id.clone(), approval.deadline()));
+            tokio::spawn(self.clone().deny_when_due(approval.id.clone(), approval.time_left()));
         }
         Ok(pending.len())
     }
