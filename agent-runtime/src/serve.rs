@@ -1,5 +1,6 @@
-//! Serving a built runtime: the listener, the background tasks (model and vector store
-//! watchers, recipe source ingestion, memory retention) and graceful shutdown.
+//! Serving a built runtime: the listener, the background tasks (model, vector store and MCP
+//! server watchers, approval timeouts, recipe source ingestion, memory retention), A2A tasks a
+//! crash cut off, and graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;

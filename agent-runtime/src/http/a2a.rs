@@ -120,7 +120,7 @@ fn envelope_problem(request: &Value, headers: &HeaderMap, version: Version) -> O
         (Version::V1, Some(asked)) if !asked.starts_with("1.") && asked != "1" => Some(RpcError::new(
             -32009,
             "VERSION_NOT_SUPPORTED",
-            format!("A2A version {asked} is not supported by {} methods; this agent speaks 1.0 and 0.3", "PascalCase"),
+            format!("A2A version {asked} is not supported by 1.0 methods; this agent speaks 1.0 and 0.3"),
         )),
         _ => None,
     }
