@@ -23,7 +23,10 @@ use crate::references::{ConfigMapKeyReference, LocalObjectReference, SecretKeyRe
     category = "agent-operator",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Model","type":"string","jsonPath":".status.boundModel"}"#,
+    printcolumn = r#"{"name":"Task","type":"string","jsonPath":".status.lastTask.state"}"#,
+    printcolumn = r#"{"name":"Tokens","type":"integer","jsonPath":".status.usage.totalTokens"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.operatingMode","priority":1}"#,
+    printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".metadata.labels.agent-operator\\.dev/parent","priority":1}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -32,8 +35,7 @@ pub struct AgentSpec {
     /// Who the agent is: its name, description and system prompt.
     #[serde(default)]
     pub persona: Persona,
-    /// What the agent does: chat on demand, run once, or run on a schedule (only chat is
-    /// implemented by this version).
+    /// What the agent does: chat on demand, run once, or run on a schedule.
     #[serde(default)]
     pub task: Task,
     /// Which model the agent talks to, and with which generation parameters.
@@ -52,6 +54,10 @@ pub struct AgentSpec {
     /// A RAG recipe from the catalogue (a `Recipe` object or a built-in one) and its parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge: Option<Knowledge>,
+    /// Whether the model may create child Agents (agents that create agents), and within which
+    /// bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<Delegation>,
     /// `Running` keeps one pod serving; `Suspended` scales to zero and keeps memory and sessions.
     #[serde(default)]
     pub operating_mode: OperatingMode,
@@ -111,26 +117,56 @@ pub struct Persona {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": "self.mode != 'Schedule' || has(self.schedule)", "message": "mode Schedule needs a schedule (cron)" },
-    { "rule": "!has(self.schedule) || self.mode == 'Schedule'", "message": "schedule is only allowed with mode Schedule" }
+    { "rule": "!has(self.schedule) || self.mode == 'Schedule'", "message": "schedule is only allowed with mode Schedule" },
+    { "rule": "self.mode == 'Chat' || has(self.input)", "message": "modes Once and Schedule need an input" },
+    { "rule": "!has(self.completionPolicy) || self.mode == 'Once'", "message": "completionPolicy is only allowed with mode Once" },
+    { "rule": "self.mode == 'Schedule' || !(has(self.concurrencyPolicy) || has(self.startingDeadlineSeconds) || has(self.successfulRunsHistoryLimit) || has(self.failedRunsHistoryLimit))", "message": "concurrencyPolicy, startingDeadlineSeconds and the history limits are only allowed with mode Schedule" }
 ]))]
 pub struct Task {
     /// Standing instructions, added to the system prompt on every turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
     pub instructions: Option<String>,
-    /// `Chat` serves requests; `Once` runs `input` once; `Schedule` runs `input` on `schedule`.
-    /// Only `Chat` is implemented by this version: an Agent with `Once` or `Schedule` is refused
-    /// (`Accepted=False`, reason `NotYetSupported`) until a release implements them.
+    /// `Chat` serves requests; `Once` runs `input` once, when the agent first starts (again only
+    /// when the task changes); `Schedule` runs `input` on `schedule`. Every mode also serves the
+    /// chat, task and A2A APIs.
     #[serde(default)]
     pub mode: TaskMode,
-    /// Cron schedule (5 fields, UTC) for mode `Schedule`.
+    /// Cron schedule for mode `Schedule`: 5 fields (minute hour day-of-month month day-of-week,
+    /// UTC) or a macro such as `@hourly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,-]+\\\\s+[0-9*/,-]+\\\\s+[0-9*/,?LW-]+\\\\s+[0-9A-Za-z*/,-]+\\\\s+[0-9A-Za-z*/,?L#-]+)$')",
+        "message": "schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC) or @hourly, @daily, @weekly, @monthly, @yearly"
+    }]))]
     pub schedule: Option<String>,
     /// The input given to the agent for modes `Once` and `Schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 65536))]
+    #[schemars(length(min = 1, max = 65536))]
     pub input: Option<String>,
+    /// Mode `Schedule`: what a run due while the previous one still runs does. `Forbid`
+    /// (default) skips it, `Allow` runs both, `Replace` cancels the running one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// Mode `Schedule`: runs missed while the agent was down are caught up with one run (the
+    /// latest missed time) if it is at most this many seconds late; unset catches up however
+    /// late, 0 never catches up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31_536_000))]
+    pub starting_deadline_seconds: Option<u32>,
+    /// Mode `Schedule`: completed runs kept (default 3); older ones are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub successful_runs_history_limit: Option<u32>,
+    /// Mode `Schedule`: failed and canceled runs kept (default 1); older ones are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub failed_runs_history_limit: Option<u32>,
+    /// Mode `Once`: `Keep` (default) leaves the agent serving after its task finished;
+    /// `Suspend` scales it to zero once the task completed or failed, keeping its volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_policy: Option<CompletionPolicy>,
 }
 
 /// How the agent is driven.
@@ -139,10 +175,69 @@ pub enum TaskMode {
     /// Answer requests on the HTTP API.
     #[default]
     Chat,
-    /// Run the task input once at start and record the result (not implemented yet: refused).
+    /// Run the task input once, when the agent first starts, and keep the result.
     Once,
-    /// Run the task input on a cron schedule (not implemented yet: refused).
+    /// Run the task input on a cron schedule.
     Schedule,
+}
+
+/// What a scheduled run due while the previous one still runs does.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Skip the new run.
+    #[default]
+    Forbid,
+    /// Run both.
+    Allow,
+    /// Cancel the running one and start the new one.
+    Replace,
+}
+
+/// What happens to a `Once` agent after its task finished.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CompletionPolicy {
+    /// Keep serving.
+    #[default]
+    Keep,
+    /// Scale to zero, keeping the volume (the task's result stays readable in the status and,
+    /// once resumed, through the task API).
+    Suspend,
+}
+
+/// Bounds on the child Agents this agent's model may create. A child is a real `Agent` owned by
+/// this one (deleting this agent deletes its children), labelled with its parent and depth. The
+/// bounds are checked by the operator (a child outside them is `Accepted=False`, reason
+/// `DelegationRefused`, and gets no pod) and, for requests from agent pods, by the chart's
+/// ValidatingAdmissionPolicy in the API server itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegation {
+    /// Whether the model is given the tools to create, task, list and delete children.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Most children alive at once (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_children: Option<u32>,
+    /// Levels of descendants below this agent (default 1: children, no grandchildren). A child
+    /// that delegates gets at most one level less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    pub max_depth: Option<u32>,
+    /// `Model`s (by name, in this namespace) a child may use; empty allows only this agent's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub models: Vec<String>,
+    /// Names of this agent's tool entries a child may be given (copied as they are here); empty
+    /// gives children no tools. Entries that reference a Secret cannot be given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub tools: Vec<String>,
+    /// Seconds after a child's last task finished before it is deleted (unset keeps children
+    /// until the model or a person deletes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31_536_000))]
+    pub ttl_seconds_after_finished: Option<u32>,
 }
 
 /// Which model the agent uses: a named `Model`, or a selector the scheduler binds.
@@ -569,4 +664,88 @@ pub struct AgentStatus {
     /// The `Model` the agent is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_model: Option<String>,
+    /// The tools the agent offers its model right now (reported by the agent's runtime).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub tools: Vec<OfferedTool>,
+    /// Tokens the agent's model calls used since its volume was created (reported by the
+    /// runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsage>,
+    /// The agent's most recent task (reported by the runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_task: Option<TaskSummary>,
+}
+
+impl AgentStatus {
+    /// The part of the status the operator writes: the fields the runtime reports cleared.
+    pub fn operator_part(&self) -> Self {
+        Self { tools: Vec::new(), usage: None, last_task: None, ..self.clone() }
+    }
+}
+
+/// A tool the agent offers its model.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferedTool {
+    /// The name the model calls it by.
+    pub name: String,
+    /// Where it comes from: `builtin`, `mcp/<entry>`, `agent/<entry>`, `http/<entry>` or
+    /// `delegation`.
+    pub source: String,
+    /// Whether each call waits for a human decision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approval: bool,
+}
+
+/// Tokens used, in total and per model.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    /// Prompt tokens, all models.
+    pub input_tokens: u64,
+    /// Generated tokens, all models.
+    pub output_tokens: u64,
+    /// Input plus output tokens.
+    pub total_tokens: u64,
+    /// Per model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub models: Vec<ModelTokenUsage>,
+}
+
+/// Tokens used by one model.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelTokenUsage {
+    /// The model's name as the agent calls it.
+    pub model: String,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
+
+/// A task, summed up for the status.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSummary {
+    /// The task's id (`GET /v1/tasks/{id}` on the agent).
+    pub id: String,
+    /// `queued`, `running`, `input-required`, `completed`, `failed` or `cancelled`.
+    pub state: String,
+    /// What started it: `api`, `a2a`, `once`, `schedule` or `parent`.
+    pub origin: String,
+    /// The task generation it ran for (`Once` and `Schedule`): a digest of `spec.task`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_generation: Option<String>,
+    /// When it started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When it finished (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
+    /// The start of its result or error (at most 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }

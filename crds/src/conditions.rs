@@ -10,6 +10,9 @@ pub const ACCEPTED: &str = "Accepted";
 pub const MODEL_READY: &str = "ModelReady";
 /// The object serves: for an agent, its pod answers `/readyz`.
 pub const READY: &str = "Ready";
+/// A `Once` agent's task for the current task generation completed (`True`), failed (`False`)
+/// or has not finished (`Unknown`).
+pub const TASK_SUCCEEDED: &str = "TaskSucceeded";
 
 /// Status of a condition. On the wire it is the text `True`, `False` or `Unknown` (serde and
 /// [`Status::as_str`] agree); Kubernetes types hold it as a `String`, read it with [`Status::of`].
@@ -89,9 +92,17 @@ pub mod reason {
     pub const INVALID_RECIPE_TEMPLATE: &str = "InvalidRecipeTemplate";
     /// The spec was not accepted, so nothing runs.
     pub const NOT_ACCEPTED: &str = "NotAccepted";
-    /// The spec uses a field this version accepts in its schema but does not implement yet
-    /// (see [`crate::unsupported`]).
-    pub const NOT_YET_SUPPORTED: &str = "NotYetSupported";
+    /// A child Agent breaks its parent's `spec.delegation` bounds (or its parent is gone or
+    /// does not delegate).
+    pub const DELEGATION_REFUSED: &str = "DelegationRefused";
+    /// A `Once` agent's task for the current task generation completed.
+    pub const TASK_COMPLETED: &str = "TaskCompleted";
+    /// A `Once` agent's task for the current task generation failed or was cancelled.
+    pub const TASK_FAILED: &str = "TaskFailed";
+    /// A `Once` agent's task for the current task generation has not finished yet.
+    pub const TASK_PENDING: &str = "TaskPending";
+    /// A `Once` agent with `completionPolicy: Suspend` finished its task and was scaled to zero.
+    pub const TASK_FINISHED: &str = "TaskFinished";
 }
 
 #[cfg(test)]

@@ -16,10 +16,10 @@ pub mod recipe_params;
 pub mod references;
 pub mod render;
 pub mod runtime_config;
+pub mod schedule;
 mod schema;
 pub mod structural;
 pub mod templates;
-pub mod unsupported;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use model::{Model, ModelSpec, ModelStatus};

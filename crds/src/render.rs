@@ -10,11 +10,12 @@ use crate::recipe_params::ParameterError;
 use crate::references::{SecretKeyReference, ValueFrom};
 use crate::runtime_config::{
     AgentIdentity, ApprovalConfig, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL,
-    DEFAULT_APPROVAL_TIMEOUT_SECONDS, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig, PodPaths,
-    RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig, ServerConfig, TaskConfig, TextSource,
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS, DEFAULT_FAILED_RUNS, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
+    DEFAULT_SUCCESSFUL_RUNS, DelegationConfig, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig,
+    PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig, ServerConfig, TaskConfig, TextSource,
     ToolConfig, ToolKind, VectorStoreConfig,
 };
-use crate::unsupported::{NotYetSupported, check_supported};
+use crate::schedule::{InvalidSchedule, Precision, parse_schedule, task_generation};
 use kube::ResourceExt;
 
 /// The objects an Agent references, already read from the cluster (or from local files).
@@ -67,29 +68,35 @@ pub enum RenderError {
     /// The agent's recipe parameters do not suit the recipe, or make its pipeline or templates invalid.
     #[error(transparent)]
     Recipe(#[from] ParameterError),
-    /// The agent uses a field this version does not implement.
-    #[error(transparent)]
-    NotYetSupported(#[from] NotYetSupported),
+    /// The task's schedule does not parse.
+    #[error("task.{0}")]
+    BadSchedule(#[from] InvalidSchedule),
     /// The retention duration does not parse.
     #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
     BadRetention(String),
 }
 
-/// Renders the RuntimeConfig of `agent` from its resolved references. An agent using a field this
-/// version does not implement is refused ([`crate::unsupported`]).
+/// Renders the RuntimeConfig of `agent` from its resolved references.
 pub fn render_runtime_config(
     agent: &Agent,
     refs: &ResolvedReferences,
     paths: &PodPaths,
 ) -> Result<RuntimeConfig, RenderError> {
-    check_supported(&agent.spec)?;
+    if let Some(schedule) = &agent.spec.task.schedule {
+        parse_schedule(schedule, Precision::Minutes)?;
+    }
     let name = agent.name_any();
     let namespace = agent.namespace().ok_or(RenderError::MissingNamespace)?;
     let spec = &agent.spec;
     let embedding = render_embedding(agent, refs, paths)?;
     Ok(RuntimeConfig {
         version: RUNTIME_CONFIG_VERSION,
-        agent: AgentIdentity { name: name.clone(), namespace: namespace.clone() },
+        agent: AgentIdentity {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            uid: agent.metadata.uid.clone(),
+            depth: delegation_depth(agent),
+        },
         persona: PersonaConfig {
             name: spec.persona.name.clone().unwrap_or_else(|| name.clone()),
             description: spec.persona.description.clone(),
@@ -100,6 +107,11 @@ pub fn render_runtime_config(
             instructions: spec.task.instructions.clone(),
             schedule: spec.task.schedule.clone(),
             input: spec.task.input.clone(),
+            generation: task_generation(&spec.task),
+            concurrency_policy: spec.task.concurrency_policy.unwrap_or_default(),
+            starting_deadline_seconds: spec.task.starting_deadline_seconds,
+            successful_runs_history_limit: spec.task.successful_runs_history_limit.unwrap_or(DEFAULT_SUCCESSFUL_RUNS),
+            failed_runs_history_limit: spec.task.failed_runs_history_limit.unwrap_or(DEFAULT_FAILED_RUNS),
         },
         model: render_model(agent, refs, paths)?,
         memory: MemoryConfig {
@@ -137,6 +149,36 @@ pub fn render_runtime_config(
             data_dir: paths.data_dir.clone(),
             fetch_allowed_urls: spec.api.fetch_allowed_urls.clone(),
         },
+        delegation: render_delegation(agent, refs),
+        cluster: None,
+    })
+}
+
+/// Label naming the parent of an Agent created by delegation.
+pub const PARENT_LABEL: &str = "agent-operator.dev/parent";
+/// Label holding how many parents an Agent created by delegation has (`1` for a child).
+pub const DEPTH_LABEL: &str = "agent-operator.dev/delegation-depth";
+
+/// How many parents `agent` has, from its depth label (0 when it has none or it does not parse).
+pub fn delegation_depth(agent: &Agent) -> u32 {
+    agent.labels().get(DEPTH_LABEL).and_then(|depth| depth.parse().ok()).unwrap_or(0)
+}
+
+fn render_delegation(agent: &Agent, refs: &ResolvedReferences) -> Option<DelegationConfig> {
+    let delegation = agent.spec.delegation.as_ref().filter(|d| d.enabled)?;
+    let own_model = refs.model.as_ref().map(ResourceExt::name_any);
+    let mut models: Vec<String> = own_model.into_iter().collect();
+    for model in &delegation.models {
+        if !models.contains(model) {
+            models.push(model.clone());
+        }
+    }
+    Some(DelegationConfig {
+        max_children: delegation.max_children.unwrap_or(DEFAULT_MAX_CHILDREN),
+        max_depth: delegation.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
+        models,
+        tools: agent.spec.tools.iter().filter(|tool| delegation.tools.contains(&tool.name)).cloned().collect(),
+        ttl_seconds_after_finished: delegation.ttl_seconds_after_finished,
     })
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BuiltinToolKind, GenerationParameters, McpTransport, TaskMode};
+use crate::agent::{BuiltinToolKind, ConcurrencyPolicy, GenerationParameters, McpTransport, TaskMode, Tool};
 use crate::model::PromptFormat;
 use crate::recipe::RecipeSpec;
 use crate::references::SecretKeyReference;
@@ -46,6 +46,57 @@ pub struct RuntimeConfig {
     pub recipe: Option<RecipeConfig>,
     /// The HTTP server.
     pub server: ServerConfig,
+    /// Child agents the model may create; `None` when the Agent does not delegate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<DelegationConfig>,
+    /// The Kubernetes API, for reporting the agent's status and creating its children; `None`
+    /// outside a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterAccess>,
+}
+
+/// The bounds on child agents, resolved from the Agent's `spec.delegation`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegationConfig {
+    /// Most children alive at once.
+    pub max_children: u32,
+    /// Levels of descendants allowed below this agent.
+    pub max_depth: u32,
+    /// `Model`s a child may use, this agent's own first.
+    pub models: Vec<String>,
+    /// This agent's tool entries a child may be given, as the Agent declares them.
+    pub tools: Vec<Tool>,
+    /// Seconds after a child's last task finished before it is deleted.
+    pub ttl_seconds_after_finished: Option<u32>,
+}
+
+/// Default most children alive at once.
+pub const DEFAULT_MAX_CHILDREN: u32 = 3;
+/// Default levels of descendants.
+pub const DEFAULT_MAX_DEPTH: u32 = 1;
+
+/// How the runtime reaches the Kubernetes API from its pod.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAccess {
+    /// Base URL of the API server.
+    pub api_url: String,
+    /// File holding the pod's ServiceAccount token (re-read as it rotates).
+    pub token_file: String,
+    /// File holding the API server's CA certificates.
+    pub ca_file: String,
+}
+
+impl Default for ClusterAccess {
+    fn default() -> Self {
+        let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+        Self {
+            api_url: "https://kubernetes.default.svc".to_owned(),
+            token_file: format!("{dir}/token"),
+            ca_file: format!("{dir}/ca.crt"),
+        }
+    }
 }
 
 /// Which tool calls wait for a human decision, and for how long.
@@ -75,6 +126,12 @@ pub struct AgentIdentity {
     pub name: String,
     /// Namespace of the Agent object.
     pub namespace: String,
+    /// UID of the Agent object (children's owner references name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// How many parents the agent has (0 for an agent nobody delegated).
+    #[serde(default)]
+    pub depth: u32,
 }
 
 /// Persona of the agent.
@@ -111,6 +168,34 @@ pub struct TaskConfig {
     pub schedule: Option<String>,
     /// Task input for `Once` and `Schedule`.
     pub input: Option<String>,
+    /// Digest of the Agent's `spec.task`: a `Once` task runs once per generation.
+    #[serde(default)]
+    pub generation: String,
+    /// What a scheduled run due while the previous one runs does.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// How late a missed scheduled run may be caught up; `None` means however late.
+    #[serde(default)]
+    pub starting_deadline_seconds: Option<u32>,
+    /// Completed scheduled runs kept.
+    #[serde(default = "default_successful_runs")]
+    pub successful_runs_history_limit: u32,
+    /// Failed and canceled scheduled runs kept.
+    #[serde(default = "default_failed_runs")]
+    pub failed_runs_history_limit: u32,
+}
+
+/// Default completed scheduled runs kept.
+pub const DEFAULT_SUCCESSFUL_RUNS: u32 = 3;
+/// Default failed scheduled runs kept.
+pub const DEFAULT_FAILED_RUNS: u32 = 1;
+
+fn default_successful_runs() -> u32 {
+    DEFAULT_SUCCESSFUL_RUNS
+}
+
+fn default_failed_runs() -> u32 {
+    DEFAULT_FAILED_RUNS
 }
 
 /// The chat model endpoint.

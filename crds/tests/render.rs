@@ -121,20 +121,27 @@ fn a_model_without_chat_is_rejected_and_a_missing_model_is_reported() {
 }
 
 #[test]
-fn an_agent_using_a_field_this_version_does_not_implement_is_refused_naming_the_field() {
+fn task_modes_render_with_their_generation_schedule_policies_and_delegation_bounds() {
     let mut helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
     let refs = ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
-    helpdesk.spec.task.mode = agent_crds::agent::TaskMode::Once;
+    helpdesk.spec.task.mode = agent_crds::agent::TaskMode::Schedule;
+    helpdesk.spec.task.schedule = Some("*/15 * * * *".into());
     helpdesk.spec.task.input = Some("Report.".into());
-    helpdesk.spec.tools.push(
-        serde_json::from_value(
-            json!({"name": "tickets", "mcp": {"url": "http://mcp/mcp", "requireApproval": ["close"]}}),
-        )
-        .unwrap(),
-    );
+    helpdesk.spec.task.successful_runs_history_limit = Some(5);
+    helpdesk.spec.delegation =
+        Some(serde_json::from_value(json!({"enabled": true, "models": ["gpt-large"], "maxChildren": 2})).unwrap());
+    let config = render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap();
+    assert_eq!(config.task.generation, agent_crds::schedule::task_generation(&helpdesk.spec.task));
+    assert_eq!((config.task.successful_runs_history_limit, config.task.failed_runs_history_limit), (5, 1));
+    let delegation = config.delegation.unwrap();
+    assert_eq!(delegation.models, ["gpt-small", "gpt-large"], "the agent's own model first");
+    assert_eq!((delegation.max_children, delegation.max_depth), (2, 1));
+    assert!(delegation.tools.is_empty(), "no tool is given to children unless listed");
+
+    helpdesk.spec.task.schedule = Some("61 * * * *".into());
     let error = render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap_err();
-    assert!(matches!(error, RenderError::NotYetSupported(_)), "{error}");
-    assert_eq!(error.to_string(), "task.mode: Once is not implemented by this version (only Chat is)");
+    assert!(matches!(error, RenderError::BadSchedule(_)), "{error}");
+    assert!(error.to_string().starts_with("task.schedule \"61 * * * *\" is not a valid cron expression"), "{error}");
 }
 
 #[test]

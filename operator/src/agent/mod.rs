@@ -130,9 +130,6 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     if let Err(problems) = validate::validate(agent) {
         return Ok(Plan::Stop(Outcome::Invalid(problems)));
     }
-    if let Err(outcome) = validate::validate_supported(agent) {
-        return Ok(Plan::Stop(outcome));
-    }
     if let Err(outcome) = validate::validate_recipe(agent, observed) {
         return Ok(Plan::Stop(outcome));
     }

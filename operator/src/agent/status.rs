@@ -27,8 +27,6 @@ pub enum Outcome {
         /// What is wrong.
         message: String,
     },
-    /// The spec uses fields this version does not implement; nothing was built.
-    NotYetSupported(String),
     /// References are missing; nothing was built.
     MissingReferences(Vec<String>),
     /// The model is not available; nothing was built.
@@ -43,7 +41,6 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
     let accepted = match outcome {
         Outcome::Invalid(message) => Computed::no(ACCEPTED, reason::INVALID_SPEC, message.clone()),
         Outcome::InvalidRecipe { reason, message } => Computed::no(ACCEPTED, reason, message.clone()),
-        Outcome::NotYetSupported(message) => Computed::no(ACCEPTED, reason::NOT_YET_SUPPORTED, message.clone()),
         Outcome::MissingReferences(missing) => Computed::no(ACCEPTED, reason::REFERENCE_NOT_FOUND, missing.join("; ")),
         Outcome::NoModel | Outcome::Applied => Computed::yes(ACCEPTED, reason::VALID, "spec and references are valid"),
     };
@@ -59,11 +56,11 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
         endpoint: (*outcome == Outcome::Applied)
             .then(|| agent_service_url(&agent.name_any(), &agent.namespace().unwrap_or_default())),
         bound_model,
+        ..AgentStatus::default()
     }
 }
 
-/// The outcome of a RuntimeConfig that does not render: recipe problems and fields this version
-/// does not implement get their own reasons.
+/// The outcome of a RuntimeConfig that does not render: recipe problems get their own reasons.
 pub fn render_outcome(error: &RenderError) -> Outcome {
     let reason = match error {
         RenderError::RecipeMissing(_) => reason::RECIPE_NOT_FOUND,
@@ -76,7 +73,6 @@ pub fn render_outcome(error: &RenderError) -> Outcome {
             | ParameterError::InvalidOverride { .. }
             | ParameterError::InvalidPipeline { .. },
         ) => reason::INVALID_RECIPE_PARAMETERS,
-        RenderError::NotYetSupported(unsupported) => return Outcome::NotYetSupported(unsupported.to_string()),
         RenderError::MissingNamespace
         | RenderError::ModelMissing(_)
         | RenderError::ModelCannotChat(_)
@@ -84,7 +80,8 @@ pub fn render_outcome(error: &RenderError) -> Outcome {
         | RenderError::EmbeddingModelUnusable(_)
         | RenderError::ModelWithoutEndpoint(_)
         | RenderError::ConfigMapKeyMissing(..)
-        | RenderError::BadRetention(_) => return Outcome::Invalid(error.to_string()),
+        | RenderError::BadRetention(_)
+        | RenderError::BadSchedule(_) => return Outcome::Invalid(error.to_string()),
     };
     Outcome::InvalidRecipe { reason, message: error.to_string() }
 }
@@ -121,10 +118,7 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
 
 fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
     match outcome {
-        Outcome::Invalid(_)
-        | Outcome::InvalidRecipe { .. }
-        | Outcome::NotYetSupported(_)
-        | Outcome::MissingReferences(_) => {
+        Outcome::Invalid(_) | Outcome::InvalidRecipe { .. } | Outcome::MissingReferences(_) => {
             return Computed::no(READY, reason::NOT_ACCEPTED, "the spec was not accepted; see the Accepted condition");
         }
         Outcome::NoModel => return Computed::no(READY, model.reason, model.message.clone()),
@@ -146,7 +140,7 @@ fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_
 /// Writes `status` with server-side apply if it differs from the agent's current status.
 /// Returns whether it wrote.
 pub async fn patch_status(client: &Client, agent: &Agent, status: &AgentStatus) -> Result<bool, kube::Error> {
-    if agent.status.as_ref() == Some(status) {
+    if agent.status.as_ref().map(AgentStatus::operator_part).as_ref() == Some(status) {
         return Ok(false);
     }
     write_status(client, agent, status).await?;

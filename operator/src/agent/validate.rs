@@ -4,7 +4,7 @@ use agent_crds::Agent;
 use agent_crds::agent::{BuiltinToolKind, TaskMode};
 use agent_crds::conditions::reason;
 use agent_crds::render::render_recipe_config;
-use agent_crds::unsupported::check_supported;
+use agent_crds::schedule::{Precision, parse_schedule};
 use kube::ResourceExt;
 
 use super::dereference::Observed;
@@ -25,9 +25,9 @@ pub fn validate(agent: &Agent) -> Result<(), String> {
     let spec = &agent.spec;
     if spec.task.mode == TaskMode::Schedule
         && let Some(schedule) = &spec.task.schedule
-        && let Err(why) = check_cron(schedule)
+        && let Err(invalid) = parse_schedule(schedule, Precision::Minutes)
     {
-        problems.push(format!("task.schedule {schedule:?}: {why}"));
+        problems.push(format!("task.{invalid}"));
     }
     if spec.task.mode != TaskMode::Chat && spec.task.input.as_deref().is_none_or(str::is_empty) {
         problems.push(format!("task.mode {:?} needs task.input", spec.task.mode));
@@ -62,12 +62,6 @@ pub fn validate(agent: &Agent) -> Result<(), String> {
     if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
 }
 
-/// Refuses fields the schema accepts but this version does not implement (MCP tools, approvals,
-/// task modes other than Chat), with agent-crds' rule, which local mode applies too.
-pub fn validate_supported(agent: &Agent) -> Result<(), Outcome> {
-    check_supported(&agent.spec).map_err(|unsupported| Outcome::NotYetSupported(unsupported.to_string()))
-}
-
 /// Checks the agent's recipe: it resolved, the agent's parameters suit it, and its templates
 /// render. Done before the model is looked at, so a bad recipe is reported even while the model
 /// is missing.
@@ -79,47 +73,5 @@ pub fn validate_recipe(agent: &Agent, observed: &Observed) -> Result<(), Outcome
     match &observed.references.recipe {
         Some(recipe) => render_recipe_config(knowledge, recipe).map(drop).map_err(|e| render_outcome(&e)),
         None => Ok(()),
-    }
-}
-
-/// Checks a 5-field cron expression: minute, hour, day of month, month, day of week.
-fn check_cron(expression: &str) -> Result<(), String> {
-    let fields: Vec<&str> = expression.split_whitespace().collect();
-    if fields.len() != 5 {
-        return Err(format!("needs 5 fields (minute hour day month weekday), has {}", fields.len()));
-    }
-    let ranges = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
-    for (field, (low, high)) in fields.iter().zip(ranges) {
-        for part in field.split(',') {
-            let (range, step) = part.split_once('/').map_or((part, None), |(r, s)| (r, Some(s)));
-            if let Some(step) = step
-                && step.parse::<u32>().map_or(true, |s| s == 0)
-            {
-                return Err(format!("bad step in {field:?}"));
-            }
-            if range == "*" {
-                continue;
-            }
-            let bounds: Vec<&str> = range.split('-').collect();
-            if bounds.len() > 2 || bounds.iter().any(|b| b.parse::<u32>().map_or(true, |v| v < low || v > high)) {
-                return Err(format!("{field:?} is outside {low}-{high}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cron_expressions_are_checked_field_by_field() {
-        for good in ["0 2 * * *", "*/15 * * * 1-5", "0,30 8-18 1 1,6 0"] {
-            assert_eq!(check_cron(good), Ok(()), "{good}");
-        }
-        for bad in ["0 2 * *", "61 * * * *", "* 24 * * *", "*/0 * * * *", "a b c d e"] {
-            assert!(check_cron(bad).is_err(), "{bad}");
-        }
     }
 }
