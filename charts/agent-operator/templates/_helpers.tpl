@@ -58,14 +58,28 @@ when the operator watches all namespaces, into a Role in the watched namespace
 otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 */}}
 {{- define "agent-operator.workloadRules" -}}
-# Watch the operator's own custom resources; it never creates, edits or deletes them.
+# Watch the operator's own custom resources; it never creates, edits or deletes Models
+# or Recipes.
 - apiGroups: ["agent-operator.dev"]
-  resources: ["agents", "models", "recipes"]
+  resources: ["models", "recipes"]
   verbs: ["get", "list", "watch"]
-# Report observed state: status is written with server-side apply (patch).
+# Agents: besides watching them, the operator grants each agent's Role `agents` get (its
+# own) and, for a delegating agent, create/get/list/watch/delete; RBAC lets a Role grant
+# only what its creator holds (no `escalate`), so the operator holds those verbs too.
+# delete and patch also serve its own handling of children (ttlSecondsAfterFinished).
+- apiGroups: ["agent-operator.dev"]
+  resources: ["agents"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Report observed state: status is written with server-side apply (patch). Each agent's
+# Role grants it `agents/status` get+patch on its own Agent (runtime-reported status).
 - apiGroups: ["agent-operator.dev"]
   resources: ["agents/status", "models/status", "recipes/status"]
   verbs: ["get", "patch"]
+# Each Agent gets a Role and RoleBinding for its pod's ServiceAccount (see above);
+# deleted again when the agent stops delegating.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Objects generated for each Agent (config, its Service, its pod identity), created
 # and updated by server-side apply (patch); owner references garbage-collect them.
 - apiGroups: [""]
