@@ -6,7 +6,7 @@ use agent_crds::Agent;
 use agent_crds::manifests::{Manifests, ParseError};
 use agent_crds::model_selection::{ModelResolutionError, Readiness, resolve_model};
 use agent_crds::render::{RenderError, render_runtime_config};
-use agent_crds::runtime_config::PodPaths;
+use agent_crds::runtime_config::{ClusterAccess, PodPaths};
 use kube::ResourceExt;
 
 use crate::agent::build::{BuildInput, Children, build};
@@ -58,7 +58,7 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
     validate(agent).map_err(invalid)?;
     let observed = observe(manifests, agent);
     let paths = PodPaths::default();
-    let config = render_runtime_config(agent, &observed.references, &paths).map_err(|error| {
+    let mut config = render_runtime_config(agent, &observed.references, &paths).map_err(|error| {
         invalid(match (&error, &observed.model) {
             (RenderError::ModelMissing(_), ModelLookup::NotFound(name)) => {
                 format!("Model {name} is not in the manifests")
@@ -67,6 +67,7 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
             _ => error.to_string(),
         })
     })?;
+    config.cluster = Some(ClusterAccess::default());
     let input = BuildInput {
         agent,
         config: &config,
@@ -84,6 +85,8 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
 pub fn children_as_values(children: &Children) -> Vec<serde_json::Value> {
     let mut values = vec![
         serde_json::to_value(&children.service_account),
+        serde_json::to_value(&children.role),
+        serde_json::to_value(&children.role_binding),
         serde_json::to_value(&children.config_map),
         serde_json::to_value(&children.headless_service),
         serde_json::to_value(&children.service),

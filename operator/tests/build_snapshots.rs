@@ -13,6 +13,11 @@ fn children_of(file: &str, agent: &str) -> Vec<serde_json::Value> {
     children_as_values(&children(&manifests, agent, "ghcr.io/agent-operator/agent-runtime:0.1.0").unwrap())
 }
 
+/// The built object of `kind` (the first, for kinds built more than once).
+fn of_kind<'a>(children: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    children.iter().find(|c| c["kind"] == kind).unwrap_or_else(|| panic!("no {kind} built"))
+}
+
 #[test]
 fn chat_agent_children() {
     insta::assert_yaml_snapshot!(children_of("examples/chat-agent.yaml", "helpdesk"));
@@ -31,11 +36,11 @@ fn suspended_agent_children() {
 #[test]
 fn secrets_are_mounted_as_files_and_never_copied_into_the_config_map() {
     let children = children_of("examples/chat-agent.yaml", "helpdesk");
-    let config = children[1]["data"]["runtime-config.json"].as_str().unwrap();
+    let config = of_kind(&children, "ConfigMap")["data"]["runtime-config.json"].as_str().unwrap();
     let config: serde_json::Value = serde_json::from_str(config).unwrap();
     assert_eq!(config["model"]["apiKeyFile"], "/var/run/agent-operator/secrets/openai/api-key");
     assert_eq!(config["server"]["apiKeyFile"], "/var/run/agent-operator/secrets/helpdesk-api/token");
-    let pod = &children[5]["spec"]["template"]["spec"];
+    let pod = &of_kind(&children, "StatefulSet")["spec"]["template"]["spec"];
     let mounts: Vec<&str> = pod["containers"][0]["volumeMounts"]
         .as_array()
         .unwrap()
@@ -49,7 +54,7 @@ fn secrets_are_mounted_as_files_and_never_copied_into_the_config_map() {
 #[test]
 fn the_pod_is_hardened_and_probed() {
     let children = children_of("examples/chat-agent.yaml", "helpdesk");
-    let pod = &children[5]["spec"]["template"]["spec"];
+    let pod = &of_kind(&children, "StatefulSet")["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
@@ -71,4 +76,30 @@ fn a_config_change_rolls_the_pod_through_the_config_hash() {
     let changed = text.replace("temperature: 0.2", "temperature: 0.7");
     assert_ne!(hash(&text), hash(&changed));
     assert_eq!(hash(&text), hash(&text));
+}
+
+#[test]
+fn the_runtime_reaches_the_api_with_its_mounted_token_bound_to_its_own_role() {
+    let children = children_of("examples/chat-agent.yaml", "helpdesk");
+    let config = of_kind(&children, "ConfigMap")["data"]["runtime-config.json"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_str(config).unwrap();
+    assert_eq!(
+        config["cluster"],
+        serde_json::json!({
+            "apiUrl": "https://kubernetes.default.svc",
+            "tokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "caFile": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+        })
+    );
+    assert_eq!(of_kind(&children, "ServiceAccount")["automountServiceAccountToken"], true);
+    let pod = &of_kind(&children, "StatefulSet")["spec"]["template"]["spec"];
+    assert_eq!(
+        (pod["serviceAccountName"].as_str(), pod["automountServiceAccountToken"].as_bool()),
+        (Some("helpdesk"), Some(true))
+    );
+    let binding = of_kind(&children, "RoleBinding");
+    assert_eq!(binding["roleRef"]["name"], of_kind(&children, "Role")["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "helpdesk");
+    let kinds: Vec<&str> = children.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..3], ["ServiceAccount", "Role", "RoleBinding"], "identity and rights come before the pod");
 }

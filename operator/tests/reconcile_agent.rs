@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_crds::Agent;
+use agent_crds::schedule::task_generation;
 use agent_operator::agent::{error_policy, reconcile};
 use agent_operator::context::Context;
 use agent_operator::metrics::Metrics;
@@ -75,6 +76,8 @@ async fn a_new_agent_applies_its_children_in_order_and_sets_status() {
         writes(&calls),
         [
             "PATCH /api/v1/namespaces/demo/serviceaccounts/helpdesk",
+            "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/demo/roles/helpdesk",
+            "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/demo/rolebindings/helpdesk",
             "PATCH /api/v1/namespaces/demo/configmaps/helpdesk-runtime",
             "PATCH /api/v1/namespaces/demo/services/helpdesk-headless",
             "PATCH /api/v1/namespaces/demo/services/helpdesk",
@@ -156,38 +159,43 @@ async fn an_invalid_agent_gets_a_warning_event_and_no_children() {
 }
 
 #[tokio::test]
-async fn an_agent_using_fields_not_implemented_yet_is_not_accepted_and_waits_for_a_change() {
+async fn once_and_schedule_agents_are_accepted_and_their_config_carries_the_task_generation_and_policies() {
     let cluster = cluster_with_model_and_secrets();
     let mut agent = helpdesk();
-    agent["spec"]["task"] = json!({"mode": "Once", "input": "summarise the open tickets"});
+    let task = json!({"mode": "Once", "input": "summarise the open tickets", "completionPolicy": "Suspend"});
+    agent["spec"]["task"] = task.clone();
     let (result, calls, _) = run(&cluster, &agent).await;
-    assert_eq!(result, Ok(Action::await_change()), "an unsupported spec waits for a change instead of retrying");
-    assert_eq!(
-        writes(&calls),
-        [
-            "POST /apis/events.k8s.io/v1/namespaces/demo/events",
-            "PATCH /apis/agent-operator.dev/v1alpha1/namespaces/demo/agents/helpdesk/status",
-        ],
-        "no child is applied"
-    );
-    let event = calls[calls.len() - 2].body.as_ref().unwrap();
-    assert_eq!((event["type"].as_str(), event["reason"].as_str()), (Some("Warning"), Some("NotYetSupported")));
-    let status = status_patch(&calls);
-    let accepted = condition(status, "Accepted");
-    assert_eq!((accepted["status"].as_str(), accepted["reason"].as_str()), (Some("False"), Some("NotYetSupported")));
-    assert_eq!(accepted["message"], "task.mode: Once is not implemented by this version (only Chat is)");
-    assert_eq!(condition(status, "Ready")["reason"], "NotAccepted");
-    let (_, again, _) = run(&cluster, &stored_agent(&cluster)).await;
-    assert_eq!(writes(&again), Vec::<String>::new(), "no repeated event or status write while nothing changes");
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(condition(status_patch(&calls), "Accepted")["status"], "True");
+    let generation = task_generation(&serde_json::from_value(task).unwrap());
+    let config = runtime_config(&calls);
+    assert_eq!(config["task"]["mode"], "Once");
+    assert_eq!(config["task"]["input"], "summarise the open tickets");
+    assert_eq!(config["task"]["generation"], generation.as_str());
+    let succeeded = condition(status_patch(&calls), "TaskSucceeded");
+    assert_eq!((succeeded["status"].as_str(), succeeded["reason"].as_str()), (Some("Unknown"), Some("TaskPending")));
 
     let cluster = cluster_with_model_and_secrets();
     let mut scheduled = helpdesk();
-    scheduled["spec"]["task"] = json!({"mode": "Schedule", "schedule": "0 2 * * *", "input": "report"});
+    scheduled["spec"]["task"] = json!({
+        "mode": "Schedule", "schedule": "0 2 * * *", "input": "report", "concurrencyPolicy": "Replace",
+        "startingDeadlineSeconds": 300, "successfulRunsHistoryLimit": 5, "failedRunsHistoryLimit": 2
+    });
     let (result, calls, _) = run(&cluster, &scheduled).await;
-    assert_eq!(result, Ok(Action::await_change()));
-    let accepted = condition(status_patch(&calls), "Accepted");
-    assert_eq!(accepted["reason"], "NotYetSupported");
-    assert_eq!(accepted["message"], "task.mode: Schedule is not implemented by this version (only Chat is)");
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    let status = status_patch(&calls);
+    assert_eq!(condition(status, "Accepted")["status"], "True");
+    assert!(!status["conditions"].to_string().contains("TaskSucceeded"), "only Once agents have TaskSucceeded");
+    let task = &runtime_config(&calls)["task"];
+    assert_eq!(
+        (task["schedule"].as_str(), task["concurrencyPolicy"].as_str(), task["startingDeadlineSeconds"].as_u64()),
+        (Some("0 2 * * *"), Some("Replace"), Some(300))
+    );
+    assert_eq!(
+        (task["successfulRunsHistoryLimit"].as_u64(), task["failedRunsHistoryLimit"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(task["generation"].as_str().map(str::len), Some(16));
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Apply: server-side apply of the children that differ from what exists, with one field
 //! manager, forced, in a fixed order: identity and configuration before the workload that uses
-//! them (ServiceAccount, ConfigMap, headless Service, Service, NetworkPolicy, StatefulSet, then a
+//! them (ServiceAccount, its Role and RoleBinding, ConfigMap, headless Service, Service, NetworkPolicy, StatefulSet, then a
 //! grown data claim). A child that already holds every desired field is not written at all.
 
 use kube::Client;
@@ -19,6 +19,8 @@ pub async fn apply(
     let mut written = 0;
     written +=
         usize::from(apply_one(client, namespace, &children.service_account, observed.service_account.as_ref()).await?);
+    written += usize::from(apply_one(client, namespace, &children.role, observed.role.as_ref()).await?);
+    written += usize::from(apply_one(client, namespace, &children.role_binding, observed.role_binding.as_ref()).await?);
     written += usize::from(apply_one(client, namespace, &children.config_map, observed.config_map.as_ref()).await?);
     written += usize::from(
         apply_one(client, namespace, &children.headless_service, observed.headless_service.as_ref()).await?,

@@ -1,5 +1,6 @@
-//! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets) and
-//! the children it already has. The only step besides apply and status that talks to the API.
+//! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets, a
+//! delegated agent's parent and siblings) and the children it already has. The only step
+//! besides apply and status that talks to the API.
 //! An agent's recipe is the `Recipe` of that name in its namespace, else the built-in one.
 
 use std::collections::BTreeMap;
@@ -13,10 +14,14 @@ use agent_crds::render::ResolvedReferences;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
-use super::build::labels::{config_map_name, data_claim_name, headless_service_name};
+use agent_crds::render::PARENT_LABEL;
+
+use super::build::labels::{config_map_name, data_claim_name, headless_service_name, service_account_name};
+use super::build::rbac::role_name;
 use super::secrets::{SecretKeys, referenced_secret_keys};
 
 /// What the reconcile found in the cluster.
@@ -37,6 +42,18 @@ pub struct Observed {
     pub secret_versions: BTreeMap<String, String>,
     /// The agent's existing children.
     pub children: ObservedChildren,
+    /// For an Agent created by delegation (it carries the parent label): its parent and the
+    /// parent's other children.
+    pub family: Option<Family>,
+}
+
+/// A child Agent's parent and siblings, as read for the delegation check.
+#[derive(Clone, Debug, Default)]
+pub struct Family {
+    /// The parent named by the label, if it exists in the child's namespace.
+    pub parent: Option<Agent>,
+    /// Agents carrying the same parent label (the child itself may be among them).
+    pub siblings: Vec<Agent>,
 }
 
 /// The outcome of finding the agent's model.
@@ -58,6 +75,10 @@ pub enum ModelLookup {
 pub struct ObservedChildren {
     /// The ServiceAccount.
     pub service_account: Option<ServiceAccount>,
+    /// The Role of the pod's ServiceAccount.
+    pub role: Option<Role>,
+    /// The RoleBinding of the pod's ServiceAccount.
+    pub role_binding: Option<RoleBinding>,
     /// The RuntimeConfig ConfigMap.
     pub config_map: Option<ConfigMap>,
     /// The headless Service.
@@ -123,6 +144,11 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
     }
 
     let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
+    if let Some(parent) = agent.labels().get(PARENT_LABEL) {
+        let siblings = ListParams::default().labels(&format!("{PARENT_LABEL}={parent}"));
+        observed.family =
+            Some(Family { parent: agents.get_opt(parent).await?, siblings: agents.list(&siblings).await?.items });
+    }
     for callee in agent.spec.tools.iter().filter_map(|t| t.agent.as_ref()) {
         let Some(name) = &callee.name else { continue };
         let callee_namespace = callee.namespace.clone().unwrap_or_else(|| namespace.clone());
@@ -172,7 +198,7 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
     if let ModelLookup::Found(model) = &observed.model {
         observed.references.model = Some((**model).clone());
     }
-    observed.children = observe_children(client, agent, &namespace).await?;
+    observed.children = Box::pin(observe_children(client, agent, &namespace)).await?;
     Ok(observed)
 }
 
@@ -206,7 +232,11 @@ async fn observe_children(client: &Client, agent: &Agent, namespace: &str) -> Re
     let name = agent.name_any();
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
     Ok(ObservedChildren {
-        service_account: Api::<ServiceAccount>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+        service_account: Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+            .get_opt(&service_account_name(agent))
+            .await?,
+        role: Api::<Role>::namespaced(client.clone(), namespace).get_opt(&role_name(agent)).await?,
+        role_binding: Api::<RoleBinding>::namespaced(client.clone(), namespace).get_opt(&role_name(agent)).await?,
         config_map: Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(&config_map_name(agent)).await?,
         headless_service: services.get_opt(&headless_service_name(agent)).await?,
         service: services.get_opt(&name).await?,

@@ -1,10 +1,13 @@
-//! The Agent controller: dereference -> validate -> build -> apply -> status.
+//! The Agent controller: dereference -> validate (with the delegation bounds of a child) ->
+//! build -> apply -> status; a finished child past its parent's TTL is deleted instead.
 
 pub mod apply;
 pub mod build;
+pub mod delegation;
 pub mod dereference;
 pub mod secrets;
 pub mod status;
+pub mod task;
 pub mod validate;
 
 use std::sync::Arc;
@@ -14,20 +17,24 @@ use agent_crds::Agent;
 use agent_crds::conditions::{ACCEPTED, Status};
 use agent_crds::model::Model;
 use agent_crds::recipe::Recipe;
-use agent_crds::render::{RenderError, render_runtime_config};
+use agent_crds::render::{PARENT_LABEL, RenderError, render_runtime_config};
+use agent_crds::runtime_config::ClusterAccess;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
 use self::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use self::build::{BuildError, BuildInput, Children};
+use self::delegation::Expiry;
 use self::dereference::{ModelLookup, Observed};
 use self::status::Outcome;
 use crate::context::Context;
@@ -53,6 +60,9 @@ pub enum Error {
     /// Writing status failed.
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
+    /// Deleting a child Agent past its parent's TTL failed.
+    #[error("deleting the finished child Agent: {0}")]
+    Expire(#[source] kube::Error),
 }
 
 impl Error {
@@ -63,6 +73,7 @@ impl Error {
             Self::Build(_) => "build",
             Self::Apply(_) => "apply",
             Self::Status(_) => "status",
+            Self::Expire(_) => "expire",
         }
     }
 }
@@ -103,20 +114,33 @@ fn key(agent: &Agent) -> String {
 async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
     let observed = Box::pin(dereference::dereference(&ctx.client, agent)).await.map_err(Error::Dereference)?;
     let namespace = agent.namespace().unwrap_or_default();
-    let (outcome, action) = match plan(agent, &observed, ctx)? {
+    let parent = observed.family.as_ref().and_then(|f| f.parent.as_ref());
+    let expiry = parent.map_or(Expiry::Keep, |parent| delegation::expiry(agent, parent, jiff::Timestamp::now()));
+    if let (Expiry::Due, Some(parent)) = (expiry, parent) {
+        expire(ctx, agent, parent).await?;
+        return Ok(Action::await_change());
+    }
+    let (outcome, wait) = match plan(agent, &observed, ctx)? {
         Plan::Stop(outcome) => {
-            let action = match &outcome {
-                Outcome::MissingReferences(_) => Action::requeue(MISSING_REFERENCE_RETRY),
-                _ => Action::await_change(),
+            let wait = match &outcome {
+                Outcome::MissingReferences(_) => Some(MISSING_REFERENCE_RETRY),
+                _ => None,
             };
-            (outcome, action)
+            (outcome, wait)
         }
         Plan::Apply(children) => {
             let written = apply::apply(&ctx.client, &namespace, &children, &observed.children).await?;
             tracing::debug!(agent = %key(agent), written, "applied children");
-            (Outcome::Applied, Action::requeue(RESYNC))
+            (Outcome::Applied, Some(RESYNC))
         }
     };
+    // A finished child comes back when its TTL passes, whatever else it waits for.
+    let wait = match (wait, expiry) {
+        (Some(wait), Expiry::In(ttl)) => Some(wait.min(ttl)),
+        (None, Expiry::In(ttl)) => Some(ttl),
+        (wait, _) => wait,
+    };
+    let action = wait.map_or_else(Action::await_change, Action::requeue);
     let now = Time(jiff::Timestamp::now());
     let status = status::compute_status(agent, &observed, &outcome, &now);
     announce_acceptance_change(ctx, agent, &status).await;
@@ -125,10 +149,28 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> 
     Ok(action)
 }
 
+/// Deletes a child Agent whose last task finished longer ago than its parent's
+/// `delegation.ttlSecondsAfterFinished`; its own children go with it (owner references).
+async fn expire(ctx: &Context, agent: &Agent, parent: &Agent) -> Result<(), Error> {
+    let api: Api<Agent> = Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    api.delete(&agent.name_any(), &DeleteParams::default()).await.map_err(Error::Expire)?;
+    let note = format!(
+        "deleted child Agent {}: its last task finished more than ttlSecondsAfterFinished ago",
+        agent.name_any()
+    );
+    ctx.publish(parent, EventType::Normal, "ChildExpired", note).await;
+    Ok(())
+}
+
 /// Validate and build: pure, decides whether anything is applied.
 fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error> {
     if let Err(problems) = validate::validate(agent) {
         return Ok(Plan::Stop(Outcome::Invalid(problems)));
+    }
+    if let Some(family) = &observed.family
+        && let Err(message) = delegation::check(agent, family)
+    {
+        return Ok(Plan::Stop(Outcome::DelegationRefused(message)));
     }
     if let Err(outcome) = validate::validate_recipe(agent, observed) {
         return Ok(Plan::Stop(outcome));
@@ -139,11 +181,13 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     if !matches!(observed.model, ModelLookup::Found(_)) {
         return Ok(Plan::Stop(Outcome::NoModel));
     }
-    let config = match render_runtime_config(agent, &observed.references, &ctx.paths) {
+    let mut config = match render_runtime_config(agent, &observed.references, &ctx.paths) {
         Ok(config) => config,
         Err(RenderError::ModelMissing(_)) => return Ok(Plan::Stop(Outcome::NoModel)),
         Err(invalid) => return Ok(Plan::Stop(status::render_outcome(&invalid))),
     };
+    // The runtime reports its own status (and manages its children) with its pod's token.
+    config.cluster = Some(ClusterAccess::default());
     let claim_template_size = observed
         .children
         .stateful_set
@@ -222,6 +266,24 @@ fn uses_recipe(agent: &Agent, recipe: &str) -> bool {
     agent.spec.knowledge.as_ref().is_some_and(|k| k.recipe == recipe)
 }
 
+/// Agents whose delegation check an Agent change may affect: its children (a parent's bounds
+/// or TTL changed) and its siblings (a child created or deleted changes their count).
+fn family_of(store: &Store<Agent>, changed: &Agent) -> Vec<ObjectRef<Agent>> {
+    let name = changed.name_any();
+    let namespace = changed.namespace();
+    let parent = changed.labels().get(PARENT_LABEL);
+    store
+        .state()
+        .iter()
+        .filter(|agent| agent.namespace() == namespace && agent.name_any() != name)
+        .filter(|agent| {
+            let theirs = agent.labels().get(PARENT_LABEL);
+            theirs == Some(&name) || (parent.is_some() && theirs == parent)
+        })
+        .map(|agent| ObjectRef::from_obj(agent.as_ref()))
+        .collect()
+}
+
 /// Runs the Agent controller until `shutdown` resolves. Children are watched by the
 /// `managed-by` label so only the operator's own objects are cached.
 pub async fn run(
@@ -234,12 +296,21 @@ pub async fn run(
     let controller = Controller::new(api::<Agent>(&client, namespace), watcher::Config::default().any_semantic());
     let store = controller.store();
     let model_store = store.clone();
+    let family_store = store.clone();
     controller
         .owns(api::<StatefulSet>(&client, namespace), children.clone())
         .owns(api::<ConfigMap>(&client, namespace), children.clone())
         .owns(api::<Service>(&client, namespace), children.clone())
         .owns(api::<ServiceAccount>(&client, namespace), children.clone())
+        .owns(api::<Role>(&client, namespace), children.clone())
+        .owns(api::<RoleBinding>(&client, namespace), children.clone())
         .owns(api::<NetworkPolicy>(&client, namespace), children)
+        // The main watch already reacts to every Agent change, status included (the runtime's
+        // `status.lastTask` drives `TaskSucceeded`, Suspend and the TTL); this one wakes the
+        // changed Agent's children and siblings.
+        .watches(api::<Agent>(&client, namespace), watcher::Config::default().any_semantic(), move |agent| {
+            family_of(&family_store, &agent)
+        })
         .watches(api::<Model>(&client, namespace), watcher::Config::default(), move |model| {
             agents_referencing(&model_store, &model, uses_model)
         })

@@ -1,5 +1,5 @@
-//! Status: conditions, endpoint and binding computed from the outcome of a reconcile (pure), and
-//! written only when they changed.
+//! Status: conditions (with `TaskSucceeded` for `Once` agents), endpoint and binding computed
+//! from the outcome of a reconcile (pure), and written only when they changed.
 
 use agent_crds::agent::OperatingMode;
 use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, Status, reason};
@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
 use super::dereference::{ModelLookup, Observed};
+use super::task::{suspended_after_task, task_condition};
 use crate::conditions::{Computed, find, merge};
 use crate::ssa::write_status;
 
@@ -29,6 +30,8 @@ pub enum Outcome {
     },
     /// References are missing; nothing was built.
     MissingReferences(Vec<String>),
+    /// The Agent was created by delegation and breaks its parent's bounds; nothing was built.
+    DelegationRefused(String),
     /// The model is not available; nothing was built.
     NoModel,
     /// The children were applied.
@@ -42,17 +45,20 @@ pub fn compute_status(agent: &Agent, observed: &Observed, outcome: &Outcome, now
         Outcome::Invalid(message) => Computed::no(ACCEPTED, reason::INVALID_SPEC, message.clone()),
         Outcome::InvalidRecipe { reason, message } => Computed::no(ACCEPTED, reason, message.clone()),
         Outcome::MissingReferences(missing) => Computed::no(ACCEPTED, reason::REFERENCE_NOT_FOUND, missing.join("; ")),
+        Outcome::DelegationRefused(message) => Computed::no(ACCEPTED, reason::DELEGATION_REFUSED, message.clone()),
         Outcome::NoModel | Outcome::Applied => Computed::yes(ACCEPTED, reason::VALID, "spec and references are valid"),
     };
     let model_ready = model_condition(agent, &observed.model);
     let ready = ready_condition(agent, outcome, &model_ready, observed.children.stateful_set.as_ref());
+    let mut conditions = vec![accepted, model_ready, ready];
+    conditions.extend(task_condition(agent));
     let bound_model = match &observed.model {
         ModelLookup::Found(model) => Some(model.name_any()),
         _ => None,
     };
     AgentStatus {
         observed_generation: agent.metadata.generation,
-        conditions: merge(previous, vec![accepted, model_ready, ready], agent.metadata.generation, now),
+        conditions: merge(previous, conditions, agent.metadata.generation, now),
         endpoint: (*outcome == Outcome::Applied)
             .then(|| agent_service_url(&agent.name_any(), &agent.namespace().unwrap_or_default())),
         bound_model,
@@ -118,7 +124,10 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
 
 fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
     match outcome {
-        Outcome::Invalid(_) | Outcome::InvalidRecipe { .. } | Outcome::MissingReferences(_) => {
+        Outcome::Invalid(_)
+        | Outcome::InvalidRecipe { .. }
+        | Outcome::MissingReferences(_)
+        | Outcome::DelegationRefused(_) => {
             return Computed::no(READY, reason::NOT_ACCEPTED, "the spec was not accepted; see the Accepted condition");
         }
         Outcome::NoModel => return Computed::no(READY, model.reason, model.message.clone()),
@@ -126,6 +135,14 @@ fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_
     }
     if agent.spec.operating_mode == OperatingMode::Suspended {
         return Computed::no(READY, reason::SUSPENDED, "operatingMode is Suspended; memory and sessions are kept");
+    }
+    if suspended_after_task(agent) {
+        return Computed::no(
+            READY,
+            reason::TASK_FINISHED,
+            "the Once task finished and completionPolicy is Suspend: scaled to zero, the volume is kept; edit \
+             spec.task to run it again",
+        );
     }
     let status = stateful_set.and_then(|s| s.status.as_ref());
     let current = stateful_set.is_some_and(|s| status.and_then(|st| st.observed_generation) >= s.metadata.generation);

@@ -116,6 +116,10 @@ impl Cluster {
                 objects.insert(target, object.clone());
                 (StatusCode::OK, object)
             }
+            Method::DELETE => match objects.remove(&call.path) {
+                Some(object) => (StatusCode::OK, object),
+                None => (StatusCode::NOT_FOUND, status(404, "NotFound", &format!("{} not found", call.path))),
+            },
             _ => (StatusCode::CREATED, call.body.clone().unwrap_or_else(|| json!({}))),
         }
     }
@@ -176,6 +180,8 @@ pub fn path_of(object: &Value) -> String {
         "ResourceClaimTemplate" => "resourceclaimtemplates",
         "ResourceClaim" => "resourceclaims",
         "Lease" => "leases",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
         other => panic!("no plural for {other}"),
     };
     let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };

@@ -31,6 +31,21 @@ pub const CONFIG_DIR: &str = "/etc/agent-runtime";
 /// Name of the data volume claim template.
 pub const DATA_VOLUME: &str = "data";
 
+/// Suffix of the ServiceAccount of an agent that delegates. The chart's
+/// ValidatingAdmissionPolicy recognises agent runtimes allowed to create Agents by it, so it
+/// must not drift.
+pub const DELEGATOR_SUFFIX: &str = "-delegator";
+
+/// Name of the ServiceAccount the agent's pod runs as: `<agent>-delegator` when it delegates
+/// (`spec.delegation.enabled`), else `<agent>`.
+pub fn service_account_name(agent: &Agent) -> String {
+    if agent.spec.delegation.as_ref().is_some_and(|d| d.enabled) {
+        format!("{}{DELEGATOR_SUFFIX}", agent.name_any())
+    } else {
+        agent.name_any()
+    }
+}
+
 /// Name of the RuntimeConfig ConfigMap.
 pub fn config_map_name(agent: &Agent) -> String {
     format!("{}-runtime", agent.name_any())

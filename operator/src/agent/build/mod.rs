@@ -4,6 +4,7 @@
 pub mod config_map;
 pub mod labels;
 pub mod network_policy;
+pub mod rbac;
 pub mod service;
 pub mod service_account;
 pub mod stateful_set;
@@ -15,6 +16,7 @@ use agent_crds::runtime_config::{PodPaths, RuntimeConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use sha2::{Digest, Sha256};
 
 use super::secrets::SecretKeys;
@@ -45,6 +47,10 @@ pub struct BuildInput<'a> {
 pub struct Children {
     /// The pod's identity.
     pub service_account: ServiceAccount,
+    /// What the pod's ServiceAccount may do with the API.
+    pub role: Role,
+    /// Gives the Role to the ServiceAccount.
+    pub role_binding: RoleBinding,
     /// The RuntimeConfig.
     pub config_map: ConfigMap,
     /// The headless Service behind the StatefulSet's stable pod name.
@@ -65,6 +71,8 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
     let hash = config_hash(&config_map, input.secret_versions);
     Ok(Children {
         service_account: service_account::build_service_account(input.agent),
+        role: rbac::build_role(input.agent),
+        role_binding: rbac::build_role_binding(input.agent),
         headless_service: service::build_headless_service(input.agent),
         service: service::build_service(input.agent),
         network_policy: network_policy::build_network_policy(input.agent),

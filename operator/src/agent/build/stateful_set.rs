@@ -22,8 +22,9 @@ use kube::ResourceExt;
 use super::BuildInput;
 use super::labels::{
     CONFIG_DIR, CONFIG_HASH_ANNOTATION, DATA_VOLUME, RUNTIME_CONFIG_KEY, child_meta, config_map_name, data_claim_name,
-    headless_service_name, selector_labels, workload_labels,
+    headless_service_name, selector_labels, service_account_name, workload_labels,
 };
+use crate::agent::task::suspended_after_task;
 use crate::quantity::parse_bytes;
 
 /// UID and GID the runtime runs as (the distroless `nonroot` user).
@@ -32,9 +33,11 @@ const RUNTIME_UID: i64 = 65532;
 /// Builds the agent's StatefulSet; `config_hash` goes on the pod template so a new RuntimeConfig rolls the pod.
 pub fn build_stateful_set(input: &BuildInput<'_>, config_hash: &str) -> StatefulSet {
     let agent = input.agent;
+    // A `Once` agent whose task finished under `completionPolicy: Suspend` stops like a
+    // suspended one: no pod, the volume (memory, sessions, the task's result) kept.
     let replicas = match agent.spec.operating_mode {
-        OperatingMode::Running => 1,
-        OperatingMode::Suspended => 0,
+        OperatingMode::Running if !suspended_after_task(agent) => 1,
+        OperatingMode::Running | OperatingMode::Suspended => 0,
     };
     let mut pod_labels = workload_labels(agent);
     pod_labels.retain(|key, _| key != super::labels::MANAGED_BY_LABEL);
@@ -107,8 +110,10 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
     ];
     mounts.extend(secret_mounts);
     PodSpec {
-        service_account_name: Some(agent.name_any()),
-        automount_service_account_token: Some(false),
+        service_account_name: Some(service_account_name(agent)),
+        // The runtime reports its status (and, delegating, manages its children) with this
+        // token; the agent's Role bounds what it may do.
+        automount_service_account_token: Some(true),
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(30),
         security_context: Some(PodSecurityContext {
