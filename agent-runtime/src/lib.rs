@@ -24,6 +24,7 @@ pub mod recipes_cli;
 pub mod runtime;
 pub mod serve;
 pub mod sessions;
+pub mod tasks;
 pub mod tools;
 pub mod vector;
 
@@ -66,6 +67,9 @@ pub struct ServeOptions {
     pub without_knowledge: bool,
     /// How MCP servers are pinged and reconnected.
     pub mcp: McpTiming,
+    /// How precise the Agent's task schedule is: minutes (5 fields, as the Agent schema says),
+    /// or seconds for tests that cannot wait a minute.
+    pub schedule_precision: agent_crds::schedule::Precision,
 }
 
 impl Default for ServeOptions {
@@ -86,6 +90,7 @@ impl Default for ServeOptions {
             busy_session: BusySession::Queue,
             without_knowledge: false,
             mcp: McpTiming::default(),
+            schedule_precision: agent_crds::schedule::Precision::Minutes,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The agent runtime binary: parse arguments, start logging, serve.
 
+use agent_crds::schedule::Precision;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -118,6 +119,10 @@ struct ServeArgs {
     /// Model API key, used when the Model names no key Secret (e.g. `OPENAI_API_KEY` locally).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     model_api_key: Option<String>,
+    /// For tests only: the task schedule has a seconds field first (6 fields), so a test need
+    /// not wait minutes. Agents' schedules are always 5 fields.
+    #[arg(long, hide = true)]
+    schedule_seconds: bool,
 }
 
 impl ServeArgs {
@@ -143,6 +148,7 @@ impl ServeArgs {
             busy_session: self.busy_session,
             without_knowledge: self.without_knowledge,
             mcp: McpTiming { ping_every: Duration::from_secs(self.mcp_ping_seconds.max(1)), ..McpTiming::default() },
+            schedule_precision: if self.schedule_seconds { Precision::Seconds } else { Precision::Minutes },
         }
     }
 }

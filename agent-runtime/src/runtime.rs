@@ -11,7 +11,6 @@ use agent_crds::RuntimeConfig;
 use agent_crds::recipe::PipelineMode;
 
 use crate::ServeOptions;
-use crate::a2a::A2aTasks;
 use crate::agent::{Agent, AgentParts, Limits};
 use crate::fetch::{FetchError, FetchPolicy, Fetcher};
 use crate::http::AppState;
@@ -24,6 +23,7 @@ use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
 use crate::readiness::{ComponentState, Readiness};
 use crate::recipe::{Pipeline, RecipeError};
 use crate::sessions::{SessionStore, StoreError};
+use crate::tasks::Tasks;
 use crate::tools::{ToolDeps, ToolSetupError};
 use crate::vector::VectorStore;
 
@@ -57,9 +57,12 @@ pub enum StartError {
     /// The recipe cannot run.
     #[error("recipe: {0}")]
     Recipe(#[from] RecipeError),
-    /// The approvals waiting for a decision, or the A2A tasks, cannot be read.
-    #[error("pending approvals and A2A tasks: {0}")]
+    /// The approvals waiting for a decision cannot be read.
+    #[error("pending approvals: {0}")]
     Approvals(String),
+    /// The tasks cannot be read, or the Agent's task schedule cannot run.
+    #[error("tasks: {0}")]
+    Tasks(String),
 }
 
 /// A runtime ready to serve: the agent and what its API and background tasks need.
@@ -120,7 +123,7 @@ impl Runtime {
         })?;
         let agent = Arc::new(agent);
         let state = AppState {
-            a2a: Arc::new(A2aTasks::new(agent.clone())),
+            tasks: Arc::new(Tasks::new(agent.clone())),
             agent,
             metrics,
             api_key: api_key.map(Arc::from),

@@ -1,6 +1,6 @@
 //! Serving a built runtime: the listener, the background tasks (model, vector store and MCP
-//! server watchers, approval timeouts, recipe source ingestion, memory retention), A2A tasks a
-//! crash cut off, and graceful shutdown.
+//! server watchers, approval timeouts, recipe source ingestion, memory retention), tasks a crash
+//! cut off, the Agent's own `Once` and `Schedule` runs, and graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use crate::memory::Memory;
 use crate::metrics::Metrics;
 use crate::readiness::{ComponentState, Readiness};
 use crate::runtime::{KNOWLEDGE, Runtime, StartError};
+use crate::tasks::runner;
 use crate::tools::mcp::McpTiming;
 use crate::vector::VectorStore;
 use crate::{ServeOptions, http};
@@ -32,10 +33,13 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     if pending > 0 {
         tracing::info!(pending, "tool calls still wait for an approval");
     }
-    let interrupted = state.a2a.recover().await.map_err(|e| StartError::Approvals(e.to_string()))?;
-    if interrupted > 0 {
-        tracing::warn!(interrupted, "A2A tasks that ran when the agent stopped are marked failed");
+    let interrupted = state.tasks.recover().await.map_err(|e| StartError::Tasks(e.to_string()))?;
+    if !interrupted.is_empty() {
+        tracing::warn!(interrupted = interrupted.len(), "tasks that ran when the agent stopped are marked failed");
     }
+    runner::start(state.tasks.clone(), &interrupted, options.schedule_precision)
+        .await
+        .map_err(|e| StartError::Tasks(e.to_string()))?;
     if let Some(store) = remote_store {
         tokio::spawn(watch_store(store, state.readiness.clone(), state.metrics.clone()));
     }

@@ -19,8 +19,12 @@ pub type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
 /// Turns paused for a human decision ([`crate::agent::approval::Approval`]).
 pub const APPROVALS: RecordTable = TableDefinition::new("approvals");
 
-/// A2A tasks ([`crate::a2a::model::Task`]).
-pub const A2A_TASKS: RecordTable = TableDefinition::new("a2a_tasks");
+/// The agent's tasks ([`crate::tasks::TaskRecord`]), whichever API started them.
+pub const TASKS: RecordTable = TableDefinition::new("tasks");
+
+/// What the task runner remembers: the task each `Once` generation ran as, the last scheduled
+/// time a `Schedule` run started for, and the agent's token usage.
+pub const RUNNER: RecordTable = TableDefinition::new("runner");
 /// Longest accepted session id.
 pub const MAX_SESSION_ID: usize = 128;
 
@@ -93,7 +97,8 @@ impl SessionStore {
         let write = db.begin_write().map_err(db_error)?;
         write.open_table(SESSIONS).map_err(db_error)?;
         write.open_table(APPROVALS).map_err(db_error)?;
-        write.open_table(A2A_TASKS).map_err(db_error)?;
+        write.open_table(TASKS).map_err(db_error)?;
+        write.open_table(RUNNER).map_err(db_error)?;
         write.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -171,6 +176,22 @@ impl SessionStore {
                 table.insert(key.as_str(), bytes.as_slice()).map_err(db_error)?;
             }
             write.commit().map_err(db_error)
+        })
+        .await
+    }
+
+    /// Deletes the record `key` of `table`; returns whether it existed.
+    pub async fn delete_record(&self, table: RecordTable, key: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let write = db.begin_write().map_err(db_error)?;
+            let existed = {
+                let mut table = write.open_table(table).map_err(db_error)?;
+                table.remove(key.as_str()).map_err(db_error)?.is_some()
+            };
+            write.commit().map_err(db_error)?;
+            Ok(existed)
         })
         .await
     }

@@ -679,6 +679,7 @@ pub struct AgentStatus {
 
 impl AgentStatus {
     /// The part of the status the operator writes: the fields the runtime reports cleared.
+    #[must_use]
     pub fn operator_part(&self) -> Self {
         Self { tools: Vec::new(), usage: None, last_task: None, ..self.clone() }
     }

@@ -46,7 +46,8 @@ pub fn parse_schedule(schedule: &str, precision: Precision) -> Result<Cron, Inva
 pub fn task_generation(task: &Task) -> String {
     let text = serde_json::to_vec(task).unwrap_or_default();
     let digest = Sha256::digest(&text);
-    digest[..8].iter().map(|byte| format!("{byte:02x}")).collect()
+    let prefix: [u8; 8] = digest[..8].try_into().unwrap_or_default();
+    format!("{:016x}", u64::from_be_bytes(prefix))
 }
 
 #[cfg(test)]

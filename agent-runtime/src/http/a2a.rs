@@ -14,11 +14,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use crate::a2a::A2aError;
-use crate::a2a::model::{Inbound, StreamEvent, Task, event_v03, task_v03};
+use crate::a2a::model::{Inbound, StreamEvent, Task, TaskState, event_v03, task_v03};
+use crate::tasks::{Follow, Origin, Submission, TaskError, TaskRecord};
 
 /// Where the JSON-RPC binding is served.
 pub const A2A_PATH: &str = "/a2a";
@@ -56,15 +57,15 @@ impl RpcError {
     }
 }
 
-impl From<A2aError> for RpcError {
-    fn from(error: A2aError) -> Self {
+impl From<TaskError> for RpcError {
+    fn from(error: TaskError) -> Self {
         let message = error.to_string();
         match error {
-            A2aError::TaskNotFound(_) => Self::new(-32001, "TASK_NOT_FOUND", message),
-            A2aError::NotCancelable { .. } => Self::new(-32002, "TASK_NOT_CANCELABLE", message),
-            A2aError::NotAccepting { .. } => Self::new(-32004, "UNSUPPORTED_OPERATION", message),
-            A2aError::InvalidParams(_) => Self::new(-32602, "INVALID_PARAMS", message),
-            A2aError::Store(_) => Self::new(-32603, "INTERNAL_ERROR", message),
+            TaskError::TaskNotFound(_) => Self::new(-32001, "TASK_NOT_FOUND", message),
+            TaskError::NotCancelable { .. } => Self::new(-32002, "TASK_NOT_CANCELABLE", message),
+            TaskError::NotAccepting { .. } => Self::new(-32004, "UNSUPPORTED_OPERATION", message),
+            TaskError::InvalidParams(_) => Self::new(-32602, "INVALID_PARAMS", message),
+            TaskError::Store(_) => Self::new(-32603, "INTERNAL_ERROR", message),
         }
     }
 }
@@ -72,7 +73,7 @@ impl From<A2aError> for RpcError {
 /// The answer to one JSON-RPC request: a result, or a stream of them.
 enum Outcome {
     Result(Value),
-    Stream(mpsc::Receiver<StreamEvent>),
+    Stream(Box<Task>, Option<broadcast::Receiver<StreamEvent>>),
 }
 
 /// `POST /a2a`.
@@ -93,7 +94,7 @@ pub async fn rpc(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     };
     match outcome {
         Ok(Outcome::Result(result)) => Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response(),
-        Ok(Outcome::Stream(events)) => stream(events, id, version),
+        Ok(Outcome::Stream(task, events)) => stream(*task, events, id, version),
         Err(error) => Json(error.body(&id, version)).into_response(),
     }
 }
@@ -134,26 +135,47 @@ async fn dispatch(state: &AppState, method: &str, params: &Value, version: Versi
     match method {
         "SendMessage" | "message/send" => {
             let (inbound, wait) = send_params(params, version)?;
-            let task = state.a2a.send(inbound, None, wait).await?;
+            let follow = if wait { Follow::Wait } else { Follow::Detach };
+            let (record, _) = send(state, inbound, follow).await?;
             Ok(Outcome::Result(match version {
-                Version::V1 => json!({"task": task}),
-                Version::V03 => task_v03(&task),
+                Version::V1 => json!({"task": record.task}),
+                Version::V03 => task_v03(&record.task),
             }))
         }
         "SendStreamingMessage" | "message/stream" => {
             let (inbound, _) = send_params(params, version)?;
-            let (listener, events) = mpsc::channel(64);
-            state.a2a.send(inbound, Some(listener), false).await?;
-            Ok(Outcome::Stream(events))
+            let (record, events) = send(state, inbound, Follow::Stream).await?;
+            Ok(Outcome::Stream(Box::new(record.task), events))
         }
         "GetTask" | "tasks/get" => {
             let history =
                 params.get("historyLength").and_then(Value::as_u64).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-            Ok(Outcome::Result(as_version(state.a2a.get(task_id(params)?, history).await?)))
+            Ok(Outcome::Result(as_version(state.tasks.get(task_id(params)?, history).await?.task)))
         }
-        "CancelTask" | "tasks/cancel" => Ok(Outcome::Result(as_version(state.a2a.cancel(task_id(params)?).await?))),
+        "CancelTask" | "tasks/cancel" => {
+            Ok(Outcome::Result(as_version(state.tasks.cancel(task_id(params)?).await?.task)))
+        }
         other => Err(RpcError::new(-32601, "METHOD_NOT_FOUND", format!("method {other:?} not found"))),
     }
+}
+
+/// Starts a task for the message, or continues the task it names.
+async fn send(
+    state: &AppState,
+    inbound: Inbound,
+    follow: Follow,
+) -> Result<(TaskRecord, Option<broadcast::Receiver<StreamEvent>>), TaskError> {
+    if let Some(id) = &inbound.task_id {
+        return state.tasks.answer(id, &inbound, follow).await;
+    }
+    let submission = Submission {
+        origin: Origin::A2a,
+        context_id: inbound.context_id.clone(),
+        message_id: Some(inbound.message_id.clone()).filter(|id| !id.is_empty()),
+        text: inbound.text,
+        ..Submission::default()
+    };
+    state.tasks.submit(submission, follow).await
 }
 
 fn send_params(params: &Value, version: Version) -> Result<(Inbound, bool), RpcError> {
@@ -179,8 +201,24 @@ fn task_id(params: &Value) -> Result<&str, RpcError> {
         .ok_or_else(|| RpcError::new(-32602, "INVALID_PARAMS", "params.id is required"))
 }
 
-fn stream(events: mpsc::Receiver<StreamEvent>, id: Value, version: Version) -> Response {
-    let body = tokio_stream_of(events).map(move |event| {
+/// The task as it is, then its events until it is final or waits for input.
+fn stream(task: Task, events: Option<broadcast::Receiver<StreamEvent>>, id: Value, version: Version) -> Response {
+    let follow = futures::stream::unfold(events, |events| async move {
+        let mut events = events?;
+        loop {
+            match events.recv().await {
+                Ok(StreamEvent::StatusUpdate { task_id, context_id, status }) => {
+                    let settled = status.state.is_terminal() || status.state == TaskState::InputRequired;
+                    let event = StreamEvent::StatusUpdate { task_id, context_id, status };
+                    return Some((event, (!settled).then_some(events)));
+                }
+                Ok(event) => return Some((event, Some(events))),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let body = futures::stream::iter([StreamEvent::Task(task)]).chain(follow).map(move |event| {
         let result = match version {
             Version::V1 => json!(event),
             Version::V03 => event_v03(&event),
@@ -188,10 +226,6 @@ fn stream(events: mpsc::Receiver<StreamEvent>, id: Value, version: Version) -> R
         Ok::<_, Infallible>(SseEvent::default().data(json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()))
     });
     Sse::new(body).keep_alive(KeepAlive::default()).into_response()
-}
-
-fn tokio_stream_of<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// `GET /.well-known/agent-card.json`: who the agent is and how to reach it, readable by 1.0

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod knowledge;
 pub mod ops;
 pub mod sessions;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +25,12 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 pub use self::error::ApiError;
-use crate::a2a::A2aTasks;
 use crate::agent::Agent;
 use crate::fetch::Fetcher;
 use crate::knowledge::Knowledge;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::tasks::Tasks;
 
 /// Limits of the API.
 #[derive(Clone, Copy, Debug)]
@@ -49,8 +50,8 @@ pub struct ApiLimits {
 pub struct AppState {
     /// The agent.
     pub agent: Arc<Agent>,
-    /// The agent's A2A tasks.
-    pub a2a: Arc<A2aTasks>,
+    /// The agent's tasks (task API, A2A, its own Once and Schedule runs).
+    pub tasks: Arc<Tasks>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// API key clients must present, if any.
@@ -76,6 +77,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(ops::models))
         .route("/v1/tools", get(ops::tools))
         .route(a2a::A2A_PATH, post(a2a::rpc))
+        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
         .route("/v1/approvals", get(approvals::list))
         .route("/v1/approvals/{id}", get(approvals::get).post(approvals::decide))
         .route("/v1/sessions/{id}", get(sessions::get_session).delete(sessions::delete_session))
@@ -128,6 +133,7 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/v1/sessions/{id}") => "sessions",
         Some("/v1/tools") => "tools",
         Some("/a2a") => "a2a",
+        Some("/v1/tasks" | "/v1/tasks/{id}" | "/v1/tasks/{id}/events" | "/v1/tasks/{id}/cancel") => "tasks",
         Some("/.well-known/agent-card.json") => "agent_card",
         Some("/v1/approvals" | "/v1/approvals/{id}") => "approvals",
         Some("/v1/knowledge/documents" | "/v1/knowledge/documents/{id}") => "knowledge_documents",

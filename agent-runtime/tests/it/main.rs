@@ -11,5 +11,6 @@ mod qdrant_store;
 mod recipes;
 mod recipes_cli;
 mod support;
+mod tasks;
 mod turns;
 mod vector_store;

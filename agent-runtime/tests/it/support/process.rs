@@ -8,12 +8,13 @@ use agent_crds::RuntimeConfig;
 use super::peers::free_port;
 use super::{Upstream, config, temp_dir};
 
-/// Starts the runtime binary on `config_file`, listening on `port`.
-fn start(config_file: &std::path::Path, port: u16) -> Child {
+/// Starts the runtime binary on `config_file`, listening on `port`, with `extra` arguments.
+fn start(config_file: &std::path::Path, port: u16, extra: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_agent-runtime"))
         .args(["serve", "--config", config_file.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
         .arg("--embedding-model-dir")
         .arg(crate::support::minilm_dir())
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -27,6 +28,7 @@ pub struct Running {
     pub child: Child,
     config_file: std::path::PathBuf,
     port: u16,
+    extra: Vec<String>,
     /// Its base URL.
     pub base: String,
     /// A client for it.
@@ -44,6 +46,18 @@ pub async fn run_agent_with(
     spec: &str,
     adjust: impl FnOnce(&mut RuntimeConfig),
 ) -> Running {
+    run_agent_args(upstream, name, spec, adjust, &[]).await
+}
+
+/// The same, with extra command-line arguments.
+pub async fn run_agent_args(
+    upstream: &Upstream,
+    name: &str,
+    spec: &str,
+    adjust: impl FnOnce(&mut RuntimeConfig),
+    extra: &[&str],
+) -> Running {
+    let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
     let dir = temp_dir(name);
     let config_file = dir.join("runtime-config.json");
     let mut config = config(&upstream.base_url(), spec, &dir.join("data"), "Chat");
@@ -52,9 +66,10 @@ pub async fn run_agent_with(
     let port = free_port();
     agent_runtime::install_crypto_provider();
     let running = Running {
-        child: start(&config_file, port),
+        child: start(&config_file, port, &extra),
         config_file,
         port,
+        extra,
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
     };
@@ -71,8 +86,20 @@ impl Running {
 
     /// Starts the runtime again on the same config and data.
     pub async fn restart(&mut self) {
-        self.child = start(&self.config_file, self.port);
+        self.child = start(&self.config_file, self.port, &self.extra);
         wait_ready(&self.client, &self.base).await;
+    }
+
+    /// Changes its config file (it takes effect at the next start).
+    pub fn rewrite_config(&self, adjust: impl FnOnce(&mut RuntimeConfig)) {
+        let mut config: RuntimeConfig = serde_json::from_slice(&std::fs::read(&self.config_file).unwrap()).unwrap();
+        adjust(&mut config);
+        std::fs::write(&self.config_file, serde_json::to_string(&config).unwrap()).unwrap();
+    }
+
+    /// GETs `path` and reads the JSON answer.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client.get(format!("{}{path}", self.base)).send().await.unwrap().json().await.unwrap()
     }
 }
 
