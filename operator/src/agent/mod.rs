@@ -326,3 +326,44 @@ pub async fn run(
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+    use serde_json::json;
+
+    use super::*;
+
+    fn agent(name: &str, namespace: &str, parent: Option<&str>) -> Agent {
+        let labels = parent.map_or_else(|| json!({}), |p| json!({ PARENT_LABEL: p }));
+        serde_json::from_value(json!({
+            "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Agent",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"model": {"modelRef": {"name": "m"}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_parent_change_wakes_its_children_and_a_child_change_wakes_its_siblings() {
+        let mut writer = Writer::<Agent>::default();
+        for agent in [
+            agent("lead", "demo", None),
+            agent("a", "demo", Some("lead")),
+            agent("b", "demo", Some("lead")),
+            agent("other", "demo", Some("someone")),
+            agent("far", "elsewhere", Some("lead")),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(agent));
+        }
+        let store = writer.as_reader();
+        let names = |changed: &Agent| {
+            let mut names: Vec<String> = family_of(&store, changed).into_iter().map(|r| r.name).collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&agent("lead", "demo", None)), ["a", "b"]);
+        assert_eq!(names(&agent("a", "demo", Some("lead"))), ["b"], "a deleted or new child frees or takes a place");
+        assert_eq!(names(&agent("loner", "demo", None)), Vec::<String>::new());
+    }
+}
