@@ -116,7 +116,7 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> 
     let namespace = agent.namespace().unwrap_or_default();
     let parent = observed.family.as_ref().and_then(|f| f.parent.as_ref());
     let expiry = parent.map_or(Expiry::Keep, |parent| delegation::expiry(agent, parent, jiff::Timestamp::now()));
-    if let (Expiry::Due, Some(parent)) = (expiry, parent) {
+    if let (Expiry::Due, Some(parent), None) = (expiry, parent, &agent.metadata.deletion_timestamp) {
         expire(ctx, agent, parent).await?;
         return Ok(Action::await_change());
     }
@@ -153,7 +153,12 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> 
 /// `delegation.ttlSecondsAfterFinished`; its own children go with it (owner references).
 async fn expire(ctx: &Context, agent: &Agent, parent: &Agent) -> Result<(), Error> {
     let api: Api<Agent> = Api::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    api.delete(&agent.name_any(), &DeleteParams::default()).await.map_err(Error::Expire)?;
+    match api.delete(&agent.name_any(), &DeleteParams::default()).await {
+        Ok(_) => {}
+        // Deleted meanwhile (by its parent's model or a person): nothing left to do.
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(error) => return Err(Error::Expire(error)),
+    }
     let note = format!(
         "deleted child Agent {}: its last task finished more than ttlSecondsAfterFinished ago",
         agent.name_any()
