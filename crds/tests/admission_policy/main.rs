@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 
 const NAMESPACE: &str = "team-a";
 const RUNTIME: &str = "system:serviceaccount:team-a:researcher-delegator";
+/// JSON pointers of the child's parent and depth labels.
+const PARENT: &str = "/metadata/labels/agent-operator.dev~1parent";
+const DEPTH: &str = "/metadata/labels/agent-operator.dev~1delegation-depth";
 
 fn shipped() -> Policy {
     Policy::from_rendered(&policy::rendered(&[]).0)
@@ -86,7 +89,21 @@ fn the_test_child_is_a_valid_agent_for_the_crd_rules() {
 
 #[test]
 fn a_runtime_may_create_a_labelled_owned_child_without_secrets() {
-    assert_eq!(create(&shipped(), &child()), Outcome::Admitted);
+    let policy = shipped();
+    assert_eq!(create(&policy, &child()), Outcome::Admitted);
+    // Tools of every kind are fine as long as they name no Secret; empty lists and maps are unset.
+    let tooled = with(
+        with(child(), "/spec/api", json!({"fetchAllowedUrls": [], "allowedNamespaces": ["team-a"]})),
+        "/spec/tools",
+        json!([
+            {"name": "clock", "builtin": {"kind": "currentTime"}},
+            {"name": "tickets", "mcp": {"url": "http://tickets:8000/mcp", "headersFrom": []}},
+            {"name": "peer", "agent": {"name": "planner"}},
+            {"name": "weather", "http": {"description": "Weather by city", "url": "http://weather/api"}}
+        ]),
+    );
+    let tooled = with(tooled, "/spec/runtime", json!({"nodeSelector": {}, "tolerations": []}));
+    assert_eq!(create(&policy, &tooled), Outcome::Admitted);
 }
 
 #[test]
@@ -96,36 +113,36 @@ fn a_delegating_child_is_admitted_while_its_depth_budget_fits_the_chart_max_dept
     let delegating = with(child(), "/spec/delegation", json!({"enabled": true, "maxDepth": 2}));
     assert_eq!(create(&policy, &delegating), Outcome::Admitted);
     // Unset maxDepth counts as 1: depth 2 plus 1.
-    let grandchild = with(
-        with(child(), "/metadata/labels/agent-operator.dev~1delegation-depth", json!("2")),
-        "/spec/delegation",
-        json!({"enabled": true}),
-    );
+    let grandchild = with(with(child(), DEPTH, json!("2")), "/spec/delegation", json!({"enabled": true}));
     assert_eq!(create(&policy, &grandchild), Outcome::Admitted);
     // A disabled delegation block costs no depth.
     let disabled = with(child(), "/spec/delegation", json!({"enabled": false, "maxDepth": 5}));
     assert_eq!(create(&policy, &disabled), Outcome::Admitted);
 }
 
-#[test]
-fn each_refused_child_is_refused_by_exactly_the_rule_it_breaks_with_a_message_naming_it() {
+/// Asserts each `(case, object, message)` is refused by exactly one rule, with that message.
+fn assert_each_denied<const N: usize>(cases: [(&str, Value, &str); N]) {
     let policy = shipped();
-    let parent = "/metadata/labels/agent-operator.dev~1parent";
-    let depth = "/metadata/labels/agent-operator.dev~1delegation-depth";
+    for (case, object, expected) in cases {
+        assert_denied(create(&policy, &object), expected, case);
+    }
+}
+
+#[test]
+fn a_child_without_its_parent_label_depth_or_sole_controller_owner_is_refused_naming_the_rule() {
     let owner = "/metadata/ownerReferences/0";
-    let secret = json!({"name": "keys", "key": "token"});
-    let cases = [
+    assert_each_denied([
         (
             "wrong parent label",
-            with(child(), parent, json!("planner")),
+            with(child(), PARENT, json!("planner")),
             "agent-operator.dev/parent=researcher, not planner",
         ),
-        ("no parent label", without(child(), parent), "agent-operator.dev/parent=researcher (it has none)"),
-        ("depth 0", with(child(), depth, json!("0")), "got \"0\""),
-        ("depth beyond the chart's maxDepth", with(child(), depth, json!("4")), "got \"4\""),
-        ("depth not a number", with(child(), depth, json!("one")), "got \"one\""),
-        ("depth negative", with(child(), depth, json!("-1")), "got \"-1\""),
-        ("no depth label", without(child(), depth), "got \"\""),
+        ("no parent label", without(child(), PARENT), "agent-operator.dev/parent=researcher (it has none)"),
+        ("depth 0", with(child(), DEPTH, json!("0")), "got \"0\""),
+        ("depth beyond the chart's maxDepth", with(child(), DEPTH, json!("4")), "got \"4\""),
+        ("depth not a number", with(child(), DEPTH, json!("one")), "got \"one\""),
+        ("depth negative", with(child(), DEPTH, json!("-1")), "got \"-1\""),
+        ("no depth label", without(child(), DEPTH), "got \"\""),
         ("no owner reference", without(child(), "/metadata/ownerReferences"), "(it has 0 owner reference(s))"),
         ("owned by another agent", with(child(), &format!("{owner}/name"), json!("planner")), ": Agent planner)"),
         (
@@ -149,6 +166,13 @@ fn each_refused_child_is_refused_by_exactly_the_rule_it_breaks_with_a_message_na
             ),
             "(it has 2 owner reference(s))",
         ),
+    ]);
+}
+
+#[test]
+fn a_child_referencing_a_secret_or_a_configmap_prompt_is_refused_naming_the_field() {
+    let secret = json!({"name": "keys", "key": "token"});
+    assert_each_denied([
         (
             "prompt from a ConfigMap",
             with(
@@ -204,6 +228,12 @@ fn each_refused_child_is_refused_by_exactly_the_rule_it_breaks_with_a_message_na
             ),
             "(agent.tokenSecretRef): tool peer",
         ),
+    ]);
+}
+
+#[test]
+fn a_child_with_pod_overrides_private_fetches_or_too_deep_delegation_is_refused_naming_the_rule() {
+    assert_each_denied([
         (
             "runtime image",
             with(child(), "/spec/runtime", json!({"image": "evil.example/runtime:latest"})),
@@ -241,19 +271,15 @@ fn each_refused_child_is_refused_by_exactly_the_rule_it_breaks_with_a_message_na
         ),
         (
             "default delegation depth too deep",
-            with(with(child(), depth, json!("3")), "/spec/delegation", json!({"enabled": true})),
+            with(with(child(), DEPTH, json!("3")), "/spec/delegation", json!({"enabled": true})),
             "at depth 3 with spec.delegation.maxDepth 1 would reach depth 4",
         ),
-    ];
-    for (case, object, expected) in cases {
-        assert_denied(create(&policy, &object), expected, case);
-    }
+    ]);
 }
 
 #[test]
 fn a_depth_refusal_names_the_allowed_range() {
-    let outcome =
-        create(&shipped(), &with(child(), "/metadata/labels/agent-operator.dev~1delegation-depth", json!("9")));
+    let outcome = create(&shipped(), &with(child(), DEPTH, json!("9")));
     assert_denied(outcome, "must be a whole number from 1 to 3 (the chart value delegation.maxDepth)", "depth 9");
 }
 
@@ -279,13 +305,13 @@ fn a_runtime_may_never_update_an_agent_even_its_own_child() {
 fn a_runtime_may_delete_its_own_child_only() {
     let policy = shipped();
     assert_eq!(policy.admit("DELETE", RUNTIME, NAMESPACE, None, Some(&child())), Outcome::Admitted);
-    let foreign = with(child(), "/metadata/labels/agent-operator.dev~1parent", json!("planner"));
+    let foreign = with(child(), PARENT, json!("planner"));
     assert_denied(
         policy.admit("DELETE", RUNTIME, NAMESPACE, None, Some(&foreign)),
         "Agent researcher-web-1 is a child of planner",
         "another agent's child",
     );
-    let top_level = without(child(), "/metadata/labels/agent-operator.dev~1parent");
+    let top_level = without(child(), PARENT);
     assert_denied(
         policy.admit("DELETE", RUNTIME, NAMESPACE, None, Some(&top_level)),
         "may only delete its own children (label agent-operator.dev/parent=researcher); Agent researcher-web-1 is not a child of any agent",
@@ -316,7 +342,7 @@ fn requests_from_anyone_but_an_agent_runtime_are_not_matched() {
 fn the_parent_is_the_service_account_name_without_its_delegator_suffix() {
     let policy = shipped();
     let user = "system:serviceaccount:team-a:web-delegator-delegator";
-    let mut object = with(child(), "/metadata/labels/agent-operator.dev~1parent", json!("web-delegator"));
+    let mut object = with(child(), PARENT, json!("web-delegator"));
     object = with(object, "/metadata/ownerReferences/0/name", json!("web-delegator"));
     assert_eq!(policy.admit("CREATE", user, NAMESPACE, Some(&object), None), Outcome::Admitted);
     assert!(matches!(create(&policy, &object), Outcome::Denied(_)), "researcher's runtime cannot create it");
@@ -324,11 +350,7 @@ fn the_parent_is_the_service_account_name_without_its_delegator_suffix() {
 
 #[test]
 fn the_chart_value_delegation_max_depth_bounds_the_depth() {
-    let deep = with(
-        with(child(), "/metadata/labels/agent-operator.dev~1delegation-depth", json!("4")),
-        "/spec/delegation",
-        json!({"enabled": true}),
-    );
+    let deep = with(with(child(), DEPTH, json!("4")), "/spec/delegation", json!({"enabled": true}));
     assert!(matches!(create(&shipped(), &deep), Outcome::Denied(_)), "depth 4 is beyond the default 3");
     let five = Policy::from_rendered(&policy::rendered(&["delegation.maxDepth=5"]).0);
     assert_eq!(create(&five, &deep), Outcome::Admitted);
