@@ -75,8 +75,9 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: ["agent-operator.dev"]
   resources: ["agents/status", "models/status", "recipes/status"]
   verbs: ["get", "patch"]
-# Each Agent gets a Role and RoleBinding for its pod's ServiceAccount (see above);
-# deleted again when the agent stops delegating.
+# Each Agent gets a Role and RoleBinding for its pod's ServiceAccount (see above),
+# applied with server-side apply (patch); owner references garbage-collect them and
+# delete lets the operator remove one itself.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
