@@ -147,6 +147,11 @@ if ("Namespace", "", namespace) not in kust:
 
 # 3. Least privilege in every render.
 ALLOWED_CLUSTER_SCOPED_WITH_WATCH_NS = {("apiextensions.k8s.io", "customresourcedefinitions")}
+DELETABLE = {
+    ("agent-operator.dev", "agents"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+}
 for name, objs in list(helm.items()) + [("kustomize", kust)]:
     for key, doc in objs.items():
         if key[0] not in ("Role", "ClusterRole"):
@@ -156,8 +161,14 @@ for name, objs in list(helm.items()) + [("kustomize", kust)]:
                 if "*" in (rule.get(field) or []):
                     problems.append(f"{name}: {key[0]}/{key[2]} uses a wildcard in {field}")
             verbs = set(rule.get("verbs") or [])
-            if "delete" in verbs or "deletecollection" in verbs or "escalate" in verbs or "bind" in verbs:
+            if "deletecollection" in verbs or "escalate" in verbs or "bind" in verbs:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants {sorted(verbs)}")
+            # delete only where the operator needs it: Agents (it grants delete to delegating
+            # agents' Roles, and RBAC lets it grant only what it holds) and the per-agent
+            # Roles/RoleBindings it manages.
+            deletable = {(g, r) for g in rule.get("apiGroups") or [] for r in rule.get("resources") or []}
+            if "delete" in verbs and not deletable <= DELETABLE:
+                problems.append(f"{name}: {key[0]}/{key[2]} grants delete on {sorted(deletable - DELETABLE)}")
             if "secrets" in (rule.get("resources") or []) and verbs - {"get"}:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants {sorted(verbs)} on secrets (only get)")
             if "customresourcedefinitions" in (rule.get("resources") or []) and (

@@ -5,7 +5,9 @@
 pub mod a2a;
 pub mod agent;
 pub mod budget;
+pub mod cluster;
 pub mod config;
+pub mod delegation;
 pub mod embeddings;
 pub mod error;
 pub mod fetch;

@@ -155,6 +155,12 @@ impl Metrics {
         self.inter_token_latency.observe(elapsed.as_secs_f64());
     }
 
+    /// Model tokens counted since the process started: prompt, completion.
+    pub fn token_totals(&self) -> (u64, u64) {
+        let total = |direction| self.tokens.get_or_create(&TokenLabels { direction }).get();
+        (total("in"), total("out"))
+    }
+
     /// Counts model tokens.
     pub fn tokens(&self, prompt: u64, completion: u64) {
         self.tokens.get_or_create(&TokenLabels { direction: "in" }).inc_by(prompt);

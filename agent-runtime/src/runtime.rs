@@ -12,6 +12,10 @@ use agent_crds::recipe::PipelineMode;
 
 use crate::ServeOptions;
 use crate::agent::{Agent, AgentParts, Limits};
+use crate::cluster::KubeApi;
+use crate::delegation::cluster::ClusterChildren;
+use crate::delegation::local::LocalChildren;
+use crate::delegation::{self, Children};
 use crate::fetch::{FetchError, FetchPolicy, Fetcher};
 use crate::http::AppState;
 use crate::knowledge::Knowledge;
@@ -63,6 +67,9 @@ pub enum StartError {
     /// The tasks cannot be read, or the Agent's task schedule cannot run.
     #[error("tasks: {0}")]
     Tasks(String),
+    /// The Kubernetes API client cannot be built.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::KubeError),
 }
 
 /// A runtime ready to serve: the agent and what its API and background tasks need.
@@ -100,6 +107,17 @@ impl Runtime {
             ToolDeps { timeout: options.tool_timeout, memory: memory.clone(), memory_off_reason: off_reason.clone() };
         let mut tools = crate::tools::registry(&config.tools, &deps)?;
         tools.require_approval(config.approval.tools.clone());
+        if let Some(bounds) = &config.delegation {
+            let children: Arc<dyn Children> = match &config.cluster {
+                Some(access) => Arc::new(ClusterChildren::new(KubeApi::new(access)?, config.agent.clone())),
+                None => {
+                    Arc::new(LocalChildren::new(config.clone(), options.clone(), provider.clone(), sessions.clone()))
+                }
+            };
+            for tool in delegation::tools(config.agent.clone(), bounds.clone(), children, options.tool_timeout) {
+                tools.insert("delegation", tool);
+            }
+        }
         let pipeline = open_pipeline(&config, knowledge.as_ref(), &off_reason, options.tool_timeout)?;
         if let Some(pipeline) = pipeline.as_ref().filter(|p| p.mode() == PipelineMode::Agent) {
             tools.insert("recipe", Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));

@@ -40,6 +40,7 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     runner::start(state.tasks.clone(), &interrupted, options.schedule_precision)
         .await
         .map_err(|e| StartError::Tasks(e.to_string()))?;
+    crate::cluster::status::start(&state)?;
     if let Some(store) = remote_store {
         tokio::spawn(watch_store(store, state.readiness.clone(), state.metrics.clone()));
     }

@@ -22,6 +22,9 @@ pub const APPROVALS: RecordTable = TableDefinition::new("approvals");
 /// The agent's tasks ([`crate::tasks::TaskRecord`]), whichever API started them.
 pub const TASKS: RecordTable = TableDefinition::new("tasks");
 
+/// Child agents a local agent created ([`agent_crds::Agent`]), restarted with it.
+pub const CHILDREN: RecordTable = TableDefinition::new("children");
+
 /// What the task runner remembers: the task each `Once` generation ran as, the last scheduled
 /// time a `Schedule` run started for, and the agent's token usage.
 pub const RUNNER: RecordTable = TableDefinition::new("runner");
@@ -99,6 +102,7 @@ impl SessionStore {
         write.open_table(APPROVALS).map_err(db_error)?;
         write.open_table(TASKS).map_err(db_error)?;
         write.open_table(RUNNER).map_err(db_error)?;
+        write.open_table(CHILDREN).map_err(db_error)?;
         write.commit().map_err(db_error)?;
         Ok(Self { db: Arc::new(db) })
     }

@@ -4,6 +4,7 @@
 mod a2a;
 mod approvals;
 mod chat_api;
+mod delegation;
 mod durability;
 mod knowledge;
 mod mcp;
