@@ -56,6 +56,7 @@ fn every_example_object_satisfies_the_rules() {
         "examples/rag-agent.yaml",
         "examples/suspended-agent.yaml",
         "examples/mcp-agent.yaml",
+        "examples/delegating-agent.yaml",
         "examples/served-model.yaml",
         "recipes/catalogue.yaml",
     ]
@@ -128,6 +129,23 @@ fn agent_cross_field_rules_reject_bad_combinations() {
     let cases = [
         (with(agent(), "/spec/task", json!({"mode": "Schedule"})), "mode Schedule needs a schedule"),
         (with(agent(), "/spec/task", json!({"mode": "Chat", "schedule": "* * * * *"})), "schedule is only allowed"),
+        (with(agent(), "/spec/task", json!({"mode": "Once"})), "modes Once and Schedule need an input"),
+        (
+            with(agent(), "/spec/task", json!({"mode": "Schedule", "schedule": "*/5 * * * * *", "input": "x"})),
+            "schedule must be a 5-field cron expression",
+        ),
+        (
+            with(agent(), "/spec/task", json!({"mode": "Schedule", "schedule": "every day", "input": "x"})),
+            "schedule must be a 5-field cron expression",
+        ),
+        (
+            with(agent(), "/spec/task", json!({"mode": "Chat", "completionPolicy": "Suspend"})),
+            "completionPolicy is only allowed with mode Once",
+        ),
+        (
+            with(agent(), "/spec/task", json!({"mode": "Once", "input": "x", "concurrencyPolicy": "Allow"})),
+            "only allowed with mode Schedule",
+        ),
         (with(agent(), "/spec/memory/backend", json!("Qdrant")), "backend Qdrant needs qdrant.url"),
         (
             with(agent(), "/spec/tools/0/mcp", json!({"url": "http://mcp:8000/mcp"})),
@@ -276,4 +294,12 @@ fn a_model_cache_may_grow_but_keeps_its_volumes_mode_and_class() {
     let mut unset_class = old.clone();
     unset_class["spec"]["serve"]["cache"].as_object_mut().unwrap().remove("storageClassName");
     assert_rejected("models", &unset_class, Some(&old), "cache.storageClassName is immutable");
+}
+
+#[test]
+fn five_field_schedules_and_macros_are_admitted() {
+    for schedule in ["0 7 * * 1-5", "*/15 * * * *", "0 0 1 JAN,JUL *", "@hourly", "30 2 L * ?"] {
+        let scheduled = with(agent(), "/spec/task", json!({"mode": "Schedule", "schedule": schedule, "input": "x"}));
+        check("agents", &scheduled, None).unwrap_or_else(|e| panic!("{schedule}: {e}"));
+    }
 }
