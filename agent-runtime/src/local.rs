@@ -169,10 +169,15 @@ spec:
     }
 
     #[test]
-    fn an_agent_using_a_field_not_implemented_yet_fails_at_start_naming_the_field() {
-        let spec = "  model: {modelRef: {name: chat-only}}\n  task: {mode: Once, input: go}\n";
-        let error = load_agent("once", spec).unwrap_err().to_string();
-        assert_eq!(error, "Agent a: task.mode: Once is not implemented by this version (only Chat is)");
+    fn a_bad_schedule_fails_at_start_naming_the_field_and_a_once_task_loads() {
+        let spec =
+            "  model: {modelRef: {name: chat-only}}\n  task: {mode: Schedule, schedule: '61 * * * *', input: go}\n";
+        let error = load_agent("schedule", spec).unwrap_err().to_string();
+        assert!(error.starts_with("Agent a: task.schedule \"61 * * * *\" is not a valid cron expression"), "{error}");
+        let config =
+            load_agent("once", "  model: {modelRef: {name: chat-only}}\n  task: {mode: Once, input: go}\n").unwrap();
+        assert_eq!((config.task.input.as_deref(), config.task.generation.len()), (Some("go"), 16));
+        assert_eq!(config.cluster, None, "local mode never reaches for a cluster");
     }
 
     #[test]

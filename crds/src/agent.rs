@@ -735,7 +735,7 @@ pub struct TaskSummary {
     pub id: String,
     /// `queued`, `running`, `input-required`, `completed`, `failed` or `cancelled`.
     pub state: String,
-    /// What started it: `api`, `a2a`, `once`, `schedule` or `parent`.
+    /// What started it: `api` (the task API, which parents use too), `a2a`, `once` or `schedule`.
     pub origin: String,
     /// The task generation it ran for (`Once` and `Schedule`): a digest of `spec.task`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -129,16 +129,7 @@ async fn kill_9_mid_task_leaves_it_failed_and_interrupted_after_the_restart_and_
     let upstream =
         Upstream::start(vec![Reply::Slow("one two three four five six".into(), Duration::from_millis(400))]).await;
     let mut agent = run_agent_with(&upstream, "tasks-kill9", "", |_| {}).await;
-    let submitted: Value = agent
-        .client
-        .post(format!("{}/v1/tasks", agent.base))
-        .json(&json!({"input": "count slowly"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let submitted = agent.post_json("/v1/tasks", &json!({"input": "count slowly"})).await;
     let id = submitted["id"].as_str().unwrap().to_owned();
     eventually(10, "the task runs", || async {
         agent.get_json(&format!("/v1/tasks/{id}")).await["state"] == "running"

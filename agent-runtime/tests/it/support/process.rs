@@ -97,6 +97,11 @@ impl Running {
         std::fs::write(&self.config_file, serde_json::to_string(&config).unwrap()).unwrap();
     }
 
+    /// POSTs `body` as JSON to `path` and reads the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.client.post(format!("{}{path}", self.base)).json(body).send().await.unwrap().json().await.unwrap()
+    }
+
     /// GETs `path` and reads the JSON answer.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.client.get(format!("{}{path}", self.base)).send().await.unwrap().json().await.unwrap()
