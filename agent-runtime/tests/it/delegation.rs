@@ -68,6 +68,8 @@ async fn in_local_mode_a_child_is_created_tasked_kept_across_a_restart_and_delet
         call("create_agent", &json!({"name": "other", "system_prompt": "x", "can_delegate": true})),
         call("delete_agent", &json!({"agent": "researcher"})),
         call("list_agents", &json!({})),
+        call("create_agent", &json!({"name": "planner", "system_prompt": "x", "can_delegate": true})),
+        call("create_agent", &json!({"name": "coder", "system_prompt": "x", "tools": ["shell"]})),
         Reply::Text("cleaned up".into()),
     ])
     .await;
@@ -83,6 +85,8 @@ async fn in_local_mode_a_child_is_created_tasked_kept_across_a_restart_and_delet
     assert!(results[2].contains("already has 1 children"), "{}", results[2]);
     assert_eq!(results[3], "deleted child agent helper-researcher");
     assert_eq!(results[4], "[]");
+    assert!(results[5].contains("cannot delegate: that would exceed this agent's maxDepth"), "{}", results[5]);
+    assert!(results[6].contains("tool \"shell\" cannot be given to a child; allowed: clock"), "{}", results[6]);
     assert!(!dir.join("children/helper-researcher").exists(), "a deleted local child's data goes with it");
 }
 

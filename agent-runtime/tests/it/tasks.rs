@@ -286,3 +286,22 @@ async fn a_scheduled_run_due_while_the_previous_one_runs_is_skipped_by_default()
     let mut agent = agent;
     agent.kill();
 }
+
+#[tokio::test]
+async fn under_replace_a_due_run_cancels_the_one_still_running() {
+    let upstream = Upstream::start(vec![Reply::Slow("a b c d e f g h".into(), Duration::from_millis(500))]).await;
+    let replace = |config: &mut agent_crds::RuntimeConfig| {
+        every(1)(config);
+        config.task.concurrency_policy = agent_crds::agent::ConcurrencyPolicy::Replace;
+        config.task.failed_runs_history_limit = 5;
+    };
+    let mut agent = run_agent_args(&upstream, "tasks-replace", SCHEDULE, replace, &["--schedule-seconds"]).await;
+    eventually(15, "a slow run was replaced and a later one completed", || async {
+        let runs = tasks_of(&agent, "?origin=schedule").await;
+        runs.iter().any(|r| r["state"] == "cancelled") && runs.iter().any(|r| r["state"] == "completed")
+    })
+    .await;
+    let cancelled = tasks_of(&agent, "?state=cancelled").await;
+    assert_eq!(cancelled[0]["origin"], "schedule", "{cancelled:#?}");
+    agent.kill();
+}
