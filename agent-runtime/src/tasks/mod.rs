@@ -109,8 +109,9 @@ fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// Now, in RFC 3339 with microseconds always written, so timestamps sort as text.
 fn now() -> String {
-    jiff::Timestamp::now().to_string()
+    format!("{:.6}", jiff::Timestamp::now())
 }
 
 fn agent_message(task: &Task, text: String, metadata: Option<Map<String, Value>>) -> Message {
@@ -460,5 +461,17 @@ impl Tasks {
             let _ = running.events.send(StreamEvent::StatusUpdate { task_id, context_id, status });
         }
         Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::now;
+
+    #[test]
+    fn timestamps_always_have_six_fraction_digits_so_they_sort_as_text() {
+        let stamp = now();
+        assert_eq!(stamp.len(), "2026-11-29T07:40:01.123456Z".len(), "{stamp}");
+        assert!(stamp.parse::<jiff::Timestamp>().is_ok());
     }
 }
