@@ -31,6 +31,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+# The images, from the debug binaries the tests just built (a release build would add minutes;
+# the image's contents, libraries, user and paths are the same): built with buildah, then each
+# binary started inside its image and /healthz checked.
+echo "== images (scripts/build-images.sh, scripts/check-images.sh)"
+bash scripts/build-images.sh --bin-dir "$CARGO_TARGET_DIR/debug"
+bash scripts/check-images.sh
 if [[ -z "${KUBECONFIG:-}" ]]; then
   echo "== e2e: SKIPPED, KUBECONFIG is not set (the e2e test ran as a no-op; set KUBECONFIG to run it against a cluster)"
 fi
