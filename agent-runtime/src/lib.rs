@@ -24,6 +24,7 @@ pub mod readiness;
 pub mod recipe;
 pub mod recipes_cli;
 pub mod runtime;
+pub mod secret_file;
 pub mod serve;
 pub mod sessions;
 pub mod tasks;
@@ -72,6 +73,9 @@ pub struct ServeOptions {
     /// How precise the Agent's task schedule is: minutes (5 fields, as the Agent schema says),
     /// or seconds for tests that cannot wait a minute.
     pub schedule_precision: agent_crds::schedule::Precision,
+    /// How often a value from a mounted Secret file (keys, tokens, the system prompt) is read
+    /// again when it is used; tests shorten it to see a rotation at once.
+    pub secret_check_every: Duration,
 }
 
 impl Default for ServeOptions {
@@ -93,6 +97,7 @@ impl Default for ServeOptions {
             without_knowledge: false,
             mcp: McpTiming::default(),
             schedule_precision: agent_crds::schedule::Precision::Minutes,
+            secret_check_every: crate::secret_file::DEFAULT_CHECK_EVERY,
         }
     }
 }

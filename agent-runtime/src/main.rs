@@ -10,6 +10,7 @@ use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
 use agent_runtime::provider::openai::CallPolicy;
 use agent_runtime::recipes_cli::{self, RecipesCommand};
+use agent_runtime::secret_file::DEFAULT_CHECK_EVERY;
 use agent_runtime::{BusySession, McpTiming, ServeOptions};
 use clap::{Args, Parser, Subcommand};
 
@@ -110,6 +111,10 @@ struct ServeArgs {
     /// and reconnected).
     #[arg(long, env = "AGENT_MCP_PING_SECONDS", default_value_t = 15)]
     mcp_ping_seconds: u64,
+    /// Seconds between checks of a mounted Secret file in use (API keys, tokens, the system
+    /// prompt); a changed file is used from its next check on.
+    #[arg(long, env = "AGENT_SECRET_CHECK_SECONDS", default_value_t = DEFAULT_CHECK_EVERY.as_secs())]
+    secret_check_seconds: u64,
     /// Largest document upload in bytes.
     #[arg(long, env = "AGENT_MAX_DOCUMENT_BYTES", default_value_t = 32 << 20)]
     max_document_bytes: usize,
@@ -147,6 +152,7 @@ impl ServeArgs {
             embedding_model_dir: Some(self.embedding_model_dir.clone()),
             busy_session: self.busy_session,
             without_knowledge: self.without_knowledge,
+            secret_check_every: Duration::from_secs(self.secret_check_seconds),
             mcp: McpTiming { ping_every: Duration::from_secs(self.mcp_ping_seconds.max(1)), ..McpTiming::default() },
             schedule_precision: if self.schedule_seconds { Precision::Seconds } else { Precision::Minutes },
         }

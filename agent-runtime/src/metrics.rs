@@ -1,6 +1,6 @@
 //! The runtime's Prometheus metrics: requests by status, time to first token, inter-token
 //! latency, tokens in and out, tool calls, active streams, and the latency of vector store and
-//! embedding calls (retrieval, ingestion, memory).
+//! embedding calls (retrieval, ingestion, memory), and values reloaded from changed Secret files.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
@@ -67,6 +67,15 @@ pub struct Metrics {
     embedded_texts: Counter,
     component_ready: Family<ComponentLabels, Gauge>,
     approvals: Family<ApprovalLabels, Counter>,
+    secret_reloads: Family<SecretLabels, Counter>,
+}
+
+/// Labels of Secret file reloads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabels {
+    /// The config field the file is named by (`server.apiKeyFile`, `tools[<entry>].tokenFile`):
+    /// one per configured file, so bounded; never its path or value.
+    pub file: String,
 }
 
 /// Labels of approval events.
@@ -122,6 +131,12 @@ impl Default for Metrics {
             "Tool calls put before a human, and how they were decided (requested, approved, denied, expired)",
             approvals.clone(),
         );
+        let secret_reloads = Family::default();
+        registry.register(
+            "secret_reloads",
+            "Values reloaded from a changed Secret file, by the config field naming the file",
+            secret_reloads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -135,11 +150,17 @@ impl Default for Metrics {
             embedded_texts,
             component_ready,
             approvals,
+            secret_reloads,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a value reloaded from the changed Secret file named by config field `file`.
+    pub fn secret_reloaded(&self, file: &str) {
+        self.secret_reloads.get_or_create(&SecretLabels { file: file.to_owned() }).inc();
+    }
+
     /// Counts a finished request.
     pub fn request(&self, route: &'static str, status: u16) {
         self.requests.get_or_create(&RequestLabels { route, status }).inc();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use agent_crds::RuntimeConfig;
 use agent_crds::recipe::PipelineMode;
+use agent_crds::runtime_config::TextSource;
 
 use crate::ServeOptions;
 use crate::agent::{Agent, AgentParts, Limits};
@@ -26,6 +27,7 @@ use crate::provider::ModelProvider;
 use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
 use crate::readiness::{ComponentState, Readiness};
 use crate::recipe::{Pipeline, RecipeError};
+use crate::secret_file::{SecretFile, SecretFiles, SecretValue};
 use crate::sessions::{SessionStore, StoreError};
 use crate::tasks::Tasks;
 use crate::tools::{ToolDeps, ToolSetupError};
@@ -55,7 +57,17 @@ pub enum StartError {
     /// The document fetcher cannot be built.
     #[error("document fetcher: {0}")]
     Fetcher(#[from] FetchError),
-    /// A file named by the config could not be read, or the address could not be bound.
+    /// A Secret file named by the config could not be read.
+    #[error("cannot read {path} ({field}): {source}")]
+    SecretFile {
+        /// The config field naming it.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The address could not be bound.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The recipe cannot run.
@@ -84,8 +96,10 @@ impl Runtime {
     /// Builds the runtime of `config` with the OpenAI-compatible provider.
     pub fn build(config: RuntimeConfig, options: &ServeOptions) -> Result<Self, StartError> {
         crate::install_crypto_provider();
-        let provider = OpenAiProvider::new(&config.model, options.call_policy, options.model_api_key.as_deref())?;
-        Self::build_with(config, options, Arc::new(provider))
+        let secrets = secret_files(options);
+        let fallback_key = options.model_api_key.as_deref();
+        let provider = OpenAiProvider::new(&config.model, options.call_policy, fallback_key, &secrets)?;
+        Self::assemble(config, options, Arc::new(provider), &secrets)
     }
 
     /// Builds the runtime of `config` with a given provider (an in-process model, a test double).
@@ -95,16 +109,31 @@ impl Runtime {
         provider: Arc<dyn ModelProvider>,
     ) -> Result<Self, StartError> {
         crate::install_crypto_provider();
-        let metrics = Arc::new(Metrics::default());
+        Self::assemble(config, options, provider, &secret_files(options))
+    }
+
+    /// Builds the runtime around `provider`; its Secret files are opened with `secrets`, whose
+    /// metrics are the runtime's.
+    fn assemble(
+        config: RuntimeConfig,
+        options: &ServeOptions,
+        provider: Arc<dyn ModelProvider>,
+        secrets: &SecretFiles,
+    ) -> Result<Self, StartError> {
+        let metrics = secrets.metrics().clone();
         let readiness = Arc::new(Readiness::default());
         let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-        let (opened, knowledge_off) = open_knowledge(&config, options, &metrics)?;
+        let (opened, knowledge_off) = open_knowledge(&config, options, secrets)?;
         readiness.set(KNOWLEDGE, knowledge_state(opened.as_ref(), knowledge_off.as_deref()), &metrics);
         let knowledge = opened.as_ref().map(|o| o.knowledge.clone());
         let memory = opened.as_ref().map(|o| o.memory.clone());
         let off_reason = knowledge_off.clone().unwrap_or_default();
-        let deps =
-            ToolDeps { timeout: options.tool_timeout, memory: memory.clone(), memory_off_reason: off_reason.clone() };
+        let deps = ToolDeps {
+            timeout: options.tool_timeout,
+            memory: memory.clone(),
+            memory_off_reason: off_reason.clone(),
+            secrets: secrets.clone(),
+        };
         let mut tools = crate::tools::registry(&config.tools, &deps)?;
         tools.require_approval(config.approval.tools.clone());
         if let Some(bounds) = &config.delegation {
@@ -122,8 +151,10 @@ impl Runtime {
         if let Some(pipeline) = pipeline.as_ref().filter(|p| p.mode() == PipelineMode::Agent) {
             tools.insert("recipe", Arc::new(crate::recipe::tool::SearchKnowledge(pipeline.clone())));
         }
-        let api_key = match &config.server.api_key_file {
-            Some(path) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
+        let api_key = open_secret(secrets, "server.apiKeyFile", config.server.api_key_file.as_deref())?;
+        let system_prompt = match &config.persona.system_prompt {
+            Some(TextSource::Inline(text)) => Some(SecretValue::from(text.as_str())),
+            Some(TextSource::File(path)) => open_secret(secrets, "persona.systemPrompt", Some(path))?.map(Into::into),
             None => None,
         };
         let fetcher = Fetcher::new(document_fetch_policy(&config), DOCUMENT_FETCH_TIMEOUT)?;
@@ -138,13 +169,14 @@ impl Runtime {
             memory,
             pipeline,
             busy_session: options.busy_session,
-        })?;
+            system_prompt,
+        });
         let agent = Arc::new(agent);
         let state = AppState {
             tasks: Arc::new(Tasks::new(agent.clone())),
             agent,
             metrics,
-            api_key: api_key.map(Arc::from),
+            api_key,
             limits: options.limits,
             permits: Arc::new(tokio::sync::Semaphore::new(options.limits.max_concurrency)),
             knowledge,
@@ -157,11 +189,28 @@ impl Runtime {
     }
 }
 
+/// How the runtime's Secret files are checked; reloads are counted in its metrics.
+fn secret_files(options: &ServeOptions) -> SecretFiles {
+    SecretFiles::new(options.secret_check_every, Arc::new(Metrics::default()))
+}
+
+/// The Secret file at `path`, named by config field `field`, when the config names one.
+fn open_secret(
+    secrets: &SecretFiles,
+    field: &'static str,
+    path: Option<&str>,
+) -> Result<Option<SecretFile>, StartError> {
+    path.map(|path| {
+        secrets.open(field, path).map_err(|source| StartError::SecretFile { field, path: path.to_owned(), source })
+    })
+    .transpose()
+}
+
 /// Knowledge and memory, or why they are off.
 fn open_knowledge(
     config: &RuntimeConfig,
     options: &ServeOptions,
-    metrics: &Arc<Metrics>,
+    secrets: &SecretFiles,
 ) -> Result<(Option<Opened>, Option<String>), KnowledgeSetupError> {
     if options.without_knowledge {
         return Ok((None, Some("turned off (--without-knowledge)".into())));
@@ -170,7 +219,7 @@ fn open_knowledge(
         embedding_model_dir: options.embedding_model_dir.as_deref(),
         api_key: options.model_api_key.as_deref(),
         chunking: chunking(config),
-        metrics: metrics.clone(),
+        secrets,
     };
     Ok(match crate::knowledge::open::open(&config.memory, &setup)? {
         Knowledgeable::On(opened) => (Some(opened), None),

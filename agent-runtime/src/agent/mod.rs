@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_crds::RuntimeConfig;
-use agent_crds::runtime_config::TextSource;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
@@ -36,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::openai::{Citation, Message, Role, Usage};
 use crate::provider::ModelProvider;
 use crate::recipe::Pipeline;
+use crate::secret_file::SecretValue;
 use crate::sessions::{Session, SessionStore};
 use crate::tools::ToolRegistry;
 
@@ -108,6 +108,8 @@ pub struct AgentParts {
     pub pipeline: Option<Arc<Pipeline>>,
     /// What a turn on a busy session does.
     pub busy_session: BusySession,
+    /// The persona's system prompt (from a Secret file, read again for new turns once it changed).
+    pub system_prompt: Option<SecretValue>,
 }
 
 /// A running agent.
@@ -119,8 +121,8 @@ pub struct Agent {
     sessions: SessionStore,
     metrics: Arc<Metrics>,
     limits: Limits,
-    /// Persona and task instructions, joined once.
-    persona: String,
+    /// The persona's system prompt, joined with the task's instructions at every turn.
+    system_prompt: Option<SecretValue>,
     model_reached: AtomicBool,
     memory: Option<Arc<Memory>>,
     pipeline: Option<Arc<Pipeline>>,
@@ -143,29 +145,40 @@ struct Pending {
 }
 
 impl Agent {
-    /// An agent; reads the persona's prompt file when it has one.
-    pub fn new(parts: AgentParts) -> std::io::Result<Self> {
-        let AgentParts { config, provider, tools, sessions, metrics, limits, memory, pipeline, busy_session } = parts;
-        let prompt = match &config.persona.system_prompt {
-            Some(TextSource::Inline(text)) => Some(text.clone()),
-            Some(TextSource::File(path)) => Some(std::fs::read_to_string(path)?.trim().to_owned()),
-            None => None,
-        };
-        let persona = join_sections([prompt.as_deref(), config.task.instructions.as_deref()]);
-        Ok(Self {
+    /// An agent made of `parts`.
+    pub fn new(parts: AgentParts) -> Self {
+        let AgentParts {
             config,
             provider,
             tools,
             sessions,
             metrics,
             limits,
-            persona,
+            memory,
+            pipeline,
+            busy_session,
+            system_prompt,
+        } = parts;
+        Self {
+            config,
+            provider,
+            tools,
+            sessions,
+            metrics,
+            limits,
+            system_prompt,
             model_reached: AtomicBool::new(false),
             memory,
             pipeline,
             locks: SessionLocks::new(busy_session),
             deciding: tokio::sync::Mutex::new(()),
-        })
+        }
+    }
+
+    /// The persona's system prompt as it is now, and the task's instructions.
+    fn persona(&self) -> String {
+        let prompt = self.system_prompt.as_ref().map(SecretValue::current);
+        join_sections([prompt.as_deref(), self.config.task.instructions.as_deref()])
     }
 
     /// The agent's recipe, when it has one.
@@ -206,8 +219,9 @@ impl Agent {
     pub async fn start_turn(self: &Arc<Self>, input: TurnInput) -> Result<mpsc::Receiver<Event>, TurnError> {
         check_messages(&input.messages)?;
         let (mut session, new_messages) = self.open_session(input.session.as_deref(), input.messages).await?;
+        let persona = self.persona();
         if let Some((session, _)) = &mut session {
-            let budget = self.history_budget(&new_messages);
+            let budget = self.history_budget(&persona, &new_messages);
             history::fold_history(self.provider.as_ref(), session, budget).await?;
         }
         let parameters = parameters::merge(&self.config.model.parameters, &input.parameters);
@@ -215,7 +229,7 @@ impl Agent {
         let memories = self.recall(&new_messages, input.session.as_deref()).await;
         let stored = session.as_ref().map(|(s, _)| s);
         let messages = assemble(&Context {
-            persona: &self.persona,
+            persona: &persona,
             recipe_system: recipe.system.as_deref(),
             summary: stored.and_then(|s| s.summary.as_deref()),
             memories: &memories,
@@ -252,8 +266,8 @@ impl Agent {
     }
 
     /// Tokens the kept history may use beside the persona and the new messages.
-    fn history_budget(&self, new_messages: &[Message]) -> usize {
-        let persona = estimate_tokens(&[Message::text(Role::System, self.persona.clone())]);
+    fn history_budget(&self, persona: &str, new_messages: &[Message]) -> usize {
+        let persona = estimate_tokens(&[Message::text(Role::System, persona.to_owned())]);
         self.limits.context_budget.saturating_sub(estimate_tokens(new_messages) + persona)
     }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{EmbedError, Embedder, l2_normalize};
 use crate::error::error_chain;
+use crate::secret_file::SecretValue;
 
 /// Texts sent in one request; providers cap the inputs of a request (OpenAI at 2048, many
 /// self-hosted servers much lower), and smaller requests fail and retry more cheaply.
@@ -28,7 +29,7 @@ pub struct EndpointEmbedder {
     url: String,
     model: String,
     dimension: usize,
-    api_key: Option<String>,
+    api_key: Option<SecretValue>,
 }
 
 /// The part of an embeddings response that is used.
@@ -46,8 +47,14 @@ struct EmbeddingItem {
 
 impl EndpointEmbedder {
     /// An embedder calling `{base_url}/embeddings` (`base_url` includes `/v1`) with `model`,
-    /// expecting `dimension`-dimensional vectors, sending `api_key` as a bearer token if given.
-    pub fn new(base_url: &str, model: &str, dimension: usize, api_key: Option<String>) -> Result<Self, EmbedError> {
+    /// expecting `dimension`-dimensional vectors, sending `api_key` (its value at each call) as a
+    /// bearer token if given.
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        dimension: usize,
+        api_key: Option<SecretValue>,
+    ) -> Result<Self, EmbedError> {
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -67,7 +74,7 @@ impl EndpointEmbedder {
     async fn embed_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut request = self.client.post(&self.url).json(&json!({ "model": self.model, "input": batch }));
         if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.current());
         }
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();

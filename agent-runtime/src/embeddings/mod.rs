@@ -11,6 +11,8 @@ use std::sync::Arc;
 use agent_crds::runtime_config::{BUILTIN_EMBEDDING_MODEL, EmbeddingConfig};
 use futures::future::BoxFuture;
 
+use crate::secret_file::{SecretFiles, SecretValue};
+
 pub use endpoint::EndpointEmbedder;
 pub use minilm::MiniLm;
 
@@ -104,11 +106,24 @@ pub enum EmbedError {
 
 /// Builds the embedder the RuntimeConfig names. `builtin_dir` is the folder holding the built-in
 /// model's files; `api_key_fallback` is the endpoint key used when the config names no key file.
+/// A key file is checked for changes every [`crate::secret_file::DEFAULT_CHECK_EVERY`].
 pub fn from_config(
     config: &EmbeddingConfig,
     dimension: u32,
     builtin_dir: Option<&Path>,
     api_key_fallback: Option<&str>,
+) -> Result<Arc<dyn Embedder>, EmbedError> {
+    from_config_with_secrets(config, dimension, builtin_dir, api_key_fallback, &SecretFiles::default())
+}
+
+/// [`from_config`], with the endpoint's key file opened by `secrets` (the runtime's check
+/// interval and reload metrics).
+pub fn from_config_with_secrets(
+    config: &EmbeddingConfig,
+    dimension: u32,
+    builtin_dir: Option<&Path>,
+    api_key_fallback: Option<&str>,
+    secrets: &SecretFiles,
 ) -> Result<Arc<dyn Embedder>, EmbedError> {
     // A u32 always fits in usize on the 32- and 64-bit targets the runtime is built for.
     let dimension = usize::try_from(dimension).unwrap_or(usize::MAX);
@@ -129,13 +144,12 @@ pub fn from_config(
         }
         EmbeddingConfig::Endpoint { base_url, model, api_key_file } => {
             let key = match api_key_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|source| EmbedError::ApiKey { path: path.clone(), source })?
-                        .trim()
-                        .to_owned(),
-                ),
-                None => api_key_fallback.map(str::to_owned),
+                Some(path) => Some(SecretValue::File(
+                    secrets
+                        .open("memory.embedding.apiKeyFile", path)
+                        .map_err(|source| EmbedError::ApiKey { path: path.clone(), source })?,
+                )),
+                None => api_key_fallback.map(SecretValue::from),
             };
             Ok(Arc::new(EndpointEmbedder::new(base_url, model, dimension, key)?))
         }

@@ -30,6 +30,7 @@ use crate::fetch::Fetcher;
 use crate::knowledge::Knowledge;
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::secret_file::SecretFile;
 use crate::tasks::Tasks;
 
 /// Limits of the API.
@@ -54,8 +55,8 @@ pub struct AppState {
     pub tasks: Arc<Tasks>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// API key clients must present, if any.
-    pub api_key: Option<Arc<str>>,
+    /// API key clients must present, if any (from its Secret file, as it is now).
+    pub api_key: Option<SecretFile>,
     /// Limits.
     pub limits: ApiLimits,
     /// Permits for concurrent chat requests.
@@ -105,7 +106,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Checks `Authorization: Bearer <key>` in constant time when the agent has an API key.
 async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(expected) = &state.api_key {
+    if let Some(key) = &state.api_key {
+        let expected = key.current();
         let presented = request
             .headers()
             .get(AUTHORIZATION)

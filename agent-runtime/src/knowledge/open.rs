@@ -14,7 +14,7 @@ use super::chunk::{ChunkSize, EstimatedTokens};
 use crate::embeddings::{self, EmbedError, Embedder};
 use crate::measured::{MeasuredEmbedder, MeasuredStore};
 use crate::memory::Memory;
-use crate::metrics::Metrics;
+use crate::secret_file::SecretFiles;
 use crate::vector::edge::EdgeStore;
 use crate::vector::{QdrantSettings, QdrantStore, VectorError, VectorStore};
 
@@ -30,8 +30,9 @@ pub struct KnowledgeSetup<'a> {
     pub api_key: Option<&'a str>,
     /// How documents are chunked (the recipe's ingest settings).
     pub chunking: ChunkSize,
-    /// Where store and embedding calls are timed.
-    pub metrics: Arc<Metrics>,
+    /// Opens Secret files (an embeddings endpoint's or Qdrant's key); its metrics are where
+    /// store and embedding calls are timed.
+    pub secrets: &'a SecretFiles,
 }
 
 /// Knowledge and memory, opened.
@@ -67,17 +68,18 @@ pub enum Knowledgeable {
 
 /// Opens the embedder and the vector store `config` names.
 pub fn open(config: &MemoryConfig, setup: &KnowledgeSetup<'_>) -> Result<Knowledgeable, KnowledgeSetupError> {
-    let embedder = match embeddings::from_config(
+    let embedder = match embeddings::from_config_with_secrets(
         &config.embedding,
         config.vector_dimension,
         setup.embedding_model_dir,
         setup.api_key,
+        setup.secrets,
     ) {
         Ok(embedder) => embedder,
         Err(EmbedError::NoModelDir) => return Ok(Knowledgeable::Off(EmbedError::NoModelDir.to_string())),
         Err(error) => return Err(KnowledgeSetupError::Embedding(error)),
     };
-    let embedder: Arc<dyn Embedder> = Arc::new(MeasuredEmbedder::new(embedder, setup.metrics.clone()));
+    let embedder: Arc<dyn Embedder> = Arc::new(MeasuredEmbedder::new(embedder, setup.secrets.metrics().clone()));
     let dimension = config.vector_dimension as usize;
     let (store, remote): (Arc<dyn VectorStore>, bool) = match &config.store {
         VectorStoreConfig::Embedded { path } => {
@@ -95,7 +97,7 @@ pub fn open(config: &MemoryConfig, setup: &KnowledgeSetup<'_>) -> Result<Knowled
             (Arc::new(QdrantStore::connect(settings).map_err(KnowledgeSetupError::Store)?), true)
         }
     };
-    let store: Arc<dyn VectorStore> = Arc::new(MeasuredStore::new(store, setup.metrics.clone()));
+    let store: Arc<dyn VectorStore> = Arc::new(MeasuredStore::new(store, setup.secrets.metrics().clone()));
     let knowledge = Knowledge::new(store.clone(), embedder.clone(), Arc::new(EstimatedTokens), setup.chunking);
     let retention = config.retention_seconds.map(Duration::from_secs);
     let memory = Memory::new(store.clone(), embedder, retention);

@@ -12,9 +12,10 @@ use agent_crds::runtime_config::ModelConfig;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::ReqwestService;
+use async_openai::middleware::HttpRequestFactory;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,6 +23,7 @@ use super::prompt::{STOP, completion_prompt};
 use super::{ChunkStream, ModelProvider, ModelRequest, ProviderError};
 use crate::error::error_chain;
 use crate::openai::{ChatChunk, ChunkChoice, Delta, FunctionDelta, Role, ToolCall, ToolCallDelta, Usage};
+use crate::secret_file::SecretFiles;
 
 /// Timeouts and retries of model calls.
 #[derive(Clone, Copy, Debug)]
@@ -80,18 +82,24 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     /// A provider for the model in `config`. The API key comes from the config's mounted Secret
-    /// file, else from `fallback_key` (the process environment, read in `main`).
+    /// file (opened with `secrets`, so every call sends the key the file holds now), else from
+    /// `fallback_key` (the process environment, read in `main`).
     pub fn new(
         config: &ModelConfig,
         policy: CallPolicy,
         fallback_key: Option<&str>,
+        secrets: &SecretFiles,
     ) -> Result<Self, ProviderSetupError> {
         let mut openai = OpenAIConfig::new().with_api_base(config.base_url.trim_end_matches('/'));
-        if let Some(path) = &config.api_key_file {
-            let key = std::fs::read_to_string(path)
-                .map_err(|source| ProviderSetupError::ApiKey { path: path.clone(), source })?;
-            openai = openai.with_api_key(key.trim());
-        } else if let Some(key) = fallback_key {
+        let key_file = match &config.api_key_file {
+            Some(path) => Some(
+                secrets
+                    .open("model.apiKeyFile", path)
+                    .map_err(|source| ProviderSetupError::ApiKey { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
+        if let (None, Some(key)) = (&key_file, fallback_key) {
             openai = openai.with_api_key(key);
         }
         for (name, value) in &config.headers {
@@ -109,10 +117,27 @@ impl OpenAiProvider {
             }
         }
         let http = http.build().map_err(ProviderSetupError::Client)?;
+        // A configured Authorization header wins over the key, as it does in the client's config.
+        let configured = config.headers.keys().any(|name| name.eq_ignore_ascii_case("authorization"));
+        let key_file = key_file.filter(|_| !configured);
+        // The key is set on each request rather than in the client's config, which is fixed once
+        // built. Retries are this provider's own (before the first chunk only), so the client's
+        // built-in retry layer is left out: the two would multiply attempts.
+        let service = tower::service_fn(move |factory: HttpRequestFactory| {
+            let (http, key_file) = (http.clone(), key_file.clone());
+            async move {
+                let mut request = factory.build().await?;
+                if let Some(key) = key_file {
+                    let mut value = HeaderValue::from_str(&format!("Bearer {}", key.current()))
+                        .map_err(|_| OpenAIError::InvalidArgument("the model API key is not a valid header".into()))?;
+                    value.set_sensitive(true);
+                    request.headers_mut().insert(AUTHORIZATION, value);
+                }
+                http.execute(request).await.map_err(OpenAIError::Reqwest)
+            }
+        });
         Ok(Self {
-            // Retries are this provider's own (before the first chunk only), so the client's built-in
-            // retry layer is left out: the two would multiply attempts.
-            client: Client::with_config(openai).with_http_service(ReqwestService::new(http)),
+            client: Client::with_config(openai).with_http_service(service),
             model: config.model.clone(),
             format: config.prompt_format,
             supports_tools: config.supports_tools && config.prompt_format == PromptFormat::Chat,

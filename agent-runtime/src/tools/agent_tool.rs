@@ -13,6 +13,7 @@ use tokio::sync::OnceCell;
 use super::{Tool, ToolError};
 use crate::fetch::Fetcher;
 use crate::openai::FunctionSpec;
+use crate::secret_file::SecretFile;
 
 /// Largest answer or card read from the other agent.
 const MAX_ANSWER: usize = 1 << 20;
@@ -32,15 +33,16 @@ pub struct AgentTool {
     name: String,
     base: String,
     remote: bool,
-    token: Option<String>,
+    token: Option<SecretFile>,
     fetcher: Fetcher,
     endpoint: OnceCell<Endpoint>,
 }
 
 impl AgentTool {
     /// A tool named `name` asking the agent at `base`: one of this operator's Agents, or with
-    /// `remote` any A2A agent (found through its card). `token` is presented as a bearer token.
-    pub fn new(name: &str, base: &str, remote: bool, token: Option<String>, fetcher: Fetcher) -> Self {
+    /// `remote` any A2A agent (found through its card). `token` is presented as a bearer token,
+    /// as its Secret file holds it at each call.
+    pub fn new(name: &str, base: &str, remote: bool, token: Option<SecretFile>, fetcher: Fetcher) -> Self {
         Self {
             name: name.replace('-', "_"),
             base: base.trim_end_matches('/').to_owned(),
@@ -88,7 +90,7 @@ impl AgentTool {
             headers.push(("a2a-version", "1.0".to_owned()));
         }
         if let Some(token) = &self.token {
-            headers.push(("authorization", format!("Bearer {token}")));
+            headers.push(("authorization", format!("Bearer {}", token.current())));
         }
         let answer = self
             .fetcher

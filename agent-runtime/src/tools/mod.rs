@@ -19,11 +19,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use self::mcp::McpServer;
-use self::mcp::client::{Endpoint, EndpointError};
+use self::mcp::client::{Endpoint, EndpointError, EndpointFiles};
 use crate::fetch::{FetchError, FetchPolicy, Fetcher};
 use crate::memory::Memory;
 use crate::memory::tools::{Recall, Remember};
 use crate::openai::{FunctionSpec, ToolSpec};
+use crate::secret_file::SecretFiles;
 
 /// A tool the model can call.
 pub trait Tool: Send + Sync {
@@ -147,6 +148,8 @@ pub struct ToolDeps {
     pub memory: Option<Arc<Memory>>,
     /// Why memory is off, said when a memory tool is configured without it.
     pub memory_off_reason: String,
+    /// Opens the token and header files tools send (kept current when their Secrets change).
+    pub secrets: SecretFiles,
 }
 
 /// Why the configured tools cannot be offered.
@@ -213,7 +216,8 @@ pub fn registry(configs: &[ToolConfig], deps: &ToolDeps) -> Result<ToolRegistry,
             timeout_seconds,
         } = &config.kind
         {
-            let endpoint = Endpoint::new(url, *transport, token_file.as_deref(), header_files, ca_pem.as_deref())
+            let files = EndpointFiles { entry: &config.name, token_file: token_file.as_deref(), header_files };
+            let endpoint = Endpoint::new(url, *transport, &files, &deps.secrets, ca_pem.as_deref())
                 .map_err(|source| ToolSetupError::Mcp { tool: config.name.clone(), source })?;
             let timeout = timeout_seconds.map(|s| Duration::from_secs(u64::from(s)));
             let server = McpServer::new(&config.name, endpoint, allow.clone(), require_approval.clone(), timeout);
@@ -262,12 +266,13 @@ fn tools(config: &ToolConfig, deps: &ToolDeps) -> Result<Vec<Arc<dyn Tool>>, Too
             fetcher(FetchPolicy::only(vec![url.clone()]))?,
         )),
         ToolKind::Agent { url, remote, token_file } => {
-            let token = match token_file {
-                Some(path) => Some(std::fs::read_to_string(path).map(|t| t.trim().to_owned()).map_err(|source| {
-                    ToolSetupError::TokenFile { tool: config.name.clone(), path: path.clone(), source }
-                })?),
-                None => None,
-            };
+            let token =
+                match token_file {
+                    Some(path) => Some(deps.secrets.open(format!("tools[{}].tokenFile", config.name), path).map_err(
+                        |source| ToolSetupError::TokenFile { tool: config.name.clone(), path: path.clone(), source },
+                    )?),
+                    None => None,
+                };
             let fetcher = fetcher(FetchPolicy::only(vec![url.clone()]))?;
             Arc::new(agent_tool::AgentTool::new(&config.name, url, *remote, token, fetcher))
         }

@@ -1,6 +1,7 @@
 //! MCP servers as sources of tools (client side, with rmcp). Each configured server is watched
 //! by its own task: connect, list the tools (again on `tools/list_changed`), ping while idle,
-//! and on any failure drop the connection and reconnect with backoff. While a server is down
+//! and on any failure drop the connection and reconnect with backoff; also reconnect when its
+//! token or header Secret files change. While a server is down
 //! the agent serves without its tools and `/readyz` shows it as degraded.
 
 pub mod client;
@@ -16,7 +17,7 @@ use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use self::client::{Connection, Endpoint};
+use self::client::{Connection, Credentials, Endpoint};
 use self::offer::{OfferedTool, SkippedTool};
 use super::ToolError;
 use crate::metrics::Metrics;
@@ -170,8 +171,8 @@ impl McpServer {
             let reason = match tokio::time::timeout(timing.answer_timeout, self.endpoint.connect(changed)).await {
                 Err(_) => format!("no answer to initialize within {} s", timing.answer_timeout.as_secs_f32()),
                 Ok(Err(error)) => format!("cannot connect to {}: {error}", self.endpoint.url),
-                Ok(Ok(connection)) => {
-                    let reason = self.serve(&connection, listen, &timing, || {
+                Ok(Ok((connection, credentials))) => {
+                    let reason = self.serve(&connection, &credentials, listen, &timing, || {
                         delay = timing.backoff_min;
                         readiness.set(&component, ComponentState::Ready, &metrics);
                     });
@@ -190,10 +191,12 @@ impl McpServer {
         }
     }
 
-    /// Uses a connection until it fails; returns why.
+    /// Uses a connection until it fails, or until the Secret files it was made with change
+    /// (checked at each ping); returns why.
     async fn serve(
         &self,
         connection: &Connection,
+        credentials: &Credentials,
         mut changed: watch::Receiver<u64>,
         timing: &McpTiming,
         on_listed: impl FnOnce(),
@@ -209,7 +212,13 @@ impl McpServer {
                     Ok(()) => self.list(&peer, timing).await,
                     Err(_) => Err("the client stopped".into()),
                 },
-                () = tokio::time::sleep(timing.ping_every) => ping(&peer, timing).await,
+                () = tokio::time::sleep(timing.ping_every) => {
+                    if self.endpoint.credentials() != *credentials {
+                        tracing::info!(server = %self.entry, "reconnecting with the changed Secret files");
+                        return "its token or headers changed in their Secret files".into();
+                    }
+                    ping(&peer, timing).await
+                }
                 () = self.check_now.notified() => ping(&peer, timing).await,
             };
             if let Err(reason) = outcome {
