@@ -36,12 +36,28 @@ pub struct Config {
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Agents reconciled at once; more wait their turn, oldest trigger first, whatever their
+    /// namespace (0 means no bound).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
+    pub max_concurrent_reconciles: u16,
+    /// Requests per second the operator sends the API server on average (like
+    /// kube-controller-manager's `--kube-api-qps`); watches count once, when they start.
+    #[arg(long, env = "KUBE_API_QPS", default_value_t = 50.0)]
+    pub kube_api_qps: f64,
+    /// Requests the operator may send at once above the average rate (`--kube-api-burst`).
+    #[arg(long, env = "KUBE_API_BURST", default_value_t = 100)]
+    pub kube_api_burst: u32,
 }
 
 impl Config {
     /// The Lease duration.
     pub fn lease_duration(&self) -> Duration {
         Duration::from_secs(self.lease_duration_seconds.max(2))
+    }
+
+    /// How the Agent controller schedules reconciles.
+    pub fn controller(&self) -> kube::runtime::controller::Config {
+        kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)
     }
 
     /// The namespace to watch, `None` for all.

@@ -8,6 +8,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::stores::Caches;
 
 /// Shared state of the controllers.
 pub struct Context {
@@ -23,6 +24,8 @@ pub struct Context {
     pub runtime_image: String,
     /// Where agent pods mount their volume and Secrets.
     pub paths: PodPaths,
+    /// What reconciles read instead of GETting it.
+    pub caches: Caches,
 }
 
 impl Context {
@@ -36,6 +39,7 @@ impl Context {
             backoff: Backoff::default(),
             runtime_image,
             paths: PodPaths::default(),
+            caches: Caches::default(),
         }
     }
 }

@@ -13,9 +13,11 @@ pub mod metrics;
 pub mod model;
 pub mod offline;
 pub mod quantity;
+pub mod rate_limit;
 pub mod readiness;
 pub mod recipe;
 pub mod ssa;
+pub mod stores;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use crate::readiness::{Phase, Readiness};
 
 /// Runs the operator until SIGTERM/SIGINT or until leadership is lost.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the Kubernetes API")?;
+    let client = client(&config).await?;
     let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
     let (stop, stopped) = watch::channel(false);
@@ -75,7 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // The controllers run under the same Lease and stop together.
         let controller = async {
             tokio::join!(
-                agent::run(ctx.clone(), config.namespace(), wait_for(stopped.clone())),
+                agent::run(ctx.clone(), config.namespace(), config.controller(), wait_for(stopped.clone())),
                 model::run(model_ctx, config.namespace(), wait_for(stopped.clone())),
                 recipe::run(ctx, config.namespace(), wait_for(stopped.clone())),
             );
@@ -97,6 +99,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     server.await.context("HTTP server task")?.context("HTTP server")?;
     anyhow::ensure!(!lost_lease, "lost the leader Lease; exiting so a fresh start competes again");
     Ok(())
+}
+
+/// The Kubernetes client, its requests limited to `--kube-api-qps` and `--kube-api-burst`.
+async fn client(config: &Config) -> anyhow::Result<Client> {
+    let kube_config = kube::Config::infer().await.context("reading the Kubernetes client configuration")?;
+    let builder = kube::client::ClientBuilder::try_from(kube_config).context("building the Kubernetes client")?;
+    Ok(match rate_limit::RateLimitLayer::new(config.kube_api_qps, config.kube_api_burst) {
+        Some(limit) => builder.with_layer(&limit).build(),
+        None => builder.build(),
+    })
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

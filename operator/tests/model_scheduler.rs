@@ -51,6 +51,8 @@ async fn run(cluster: &Cluster, agent: &Value) -> (Result<Action, String>, Vec<C
     cluster.put(agent.clone());
     let (client, calls) = cluster.client();
     let ctx = Arc::new(Context::new(client, Arc::new(Metrics::default()), "runtime:test".into(), None));
+    // The stores hold what the watches would have listed.
+    ctx.caches.observe(&cluster.objects());
     let agent: Agent = serde_json::from_value(agent.clone()).unwrap();
     let result = reconcile(Arc::new(agent), ctx.clone()).await.map_err(|e| e.to_string());
     drop(ctx);

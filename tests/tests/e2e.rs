@@ -130,7 +130,8 @@ fn run_controller(
         None,
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(agent_operator::agent::run(ctx, Some(namespace), async move {
+    let config = kube::runtime::controller::Config::default();
+    let controller = tokio::spawn(agent_operator::agent::run(ctx, Some(namespace), config, async move {
         let _ = stopped.await;
     }));
     (stop, controller)

@@ -1,6 +1,7 @@
 //! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets, a
-//! delegated agent's parent and siblings) and the children it already has. The only step
-//! besides apply and status that talks to the API.
+//! delegated agent's parent and siblings, the Agents it calls) and the children it already has,
+//! from the operator's stores ([`crate::stores`]); only referenced ConfigMaps and Secrets are
+//! read from the API.
 //! An agent's recipe is the `Recipe` of that name in its namespace, else the built-in one.
 
 use std::collections::BTreeMap;
@@ -9,13 +10,11 @@ use agent_crds::Agent;
 use agent_crds::catalogue;
 use agent_crds::model::Model;
 use agent_crds::model_selection::{NoMatch, Readiness, select_model};
-use agent_crds::recipe::Recipe;
 use agent_crds::render::ResolvedReferences;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use agent_crds::render::PARENT_LABEL;
@@ -23,6 +22,7 @@ use agent_crds::render::PARENT_LABEL;
 use super::build::labels::{config_map_name, data_claim_name, headless_service_name, service_account_name};
 use super::build::rbac::role_name;
 use super::secrets::{SecretKeys, referenced_secret_keys};
+use crate::stores::{Stores, find, in_namespace};
 
 /// What the reconcile found in the cluster.
 #[derive(Clone, Debug, Default)]
@@ -93,26 +93,25 @@ pub struct ObservedChildren {
     pub data_claim: Option<PersistentVolumeClaim>,
 }
 
-/// Reads the agent's references and children.
-pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kube::Error> {
+/// Reads the agent's references and children: from the stores, except the ConfigMaps it
+/// references (arbitrary, unlabelled objects: caching them would cache every ConfigMap of the
+/// cluster) and the Secrets it mounts (caching them would mean reading every Secret), which are
+/// read with a GET each.
+pub async fn dereference(client: &Client, stores: &Stores, agent: &Agent) -> Result<Observed, kube::Error> {
     let namespace = agent.namespace().unwrap_or_default();
-    let mut observed = Observed::default();
-    let models: Api<Model> = Api::namespaced(client.clone(), &namespace);
-    observed.model = find_model(&models, agent).await?;
+    let mut observed = Observed { model: find_model(stores, agent, &namespace), ..Observed::default() };
 
     if let Some(wanted) = &agent.spec.memory.embedding_model_ref {
-        match models.get_opt(&wanted.name).await? {
+        match find(&stores.models, &namespace, &wanted.name) {
             Some(model) => observed.references.embedding_model = Some(model),
             None => observed.missing.push(format!("embedding Model {} not found", wanted.name)),
         }
     }
     if let Some(knowledge) = &agent.spec.knowledge {
-        let recipes: Api<Recipe> = Api::namespaced(client.clone(), &namespace);
-        let object = recipes.get_opt(&knowledge.recipe).await?;
+        let object = find(&stores.recipes, &namespace, &knowledge.recipe);
         observed.references.recipe = catalogue::resolve(&knowledge.recipe, object);
         if observed.references.recipe.is_none() {
-            let names: Vec<String> =
-                recipes.list(&ListParams::default()).await?.items.iter().map(ResourceExt::name_any).collect();
+            let names: Vec<String> = in_namespace(&stores.recipes, &namespace).iter().map(|r| r.name_any()).collect();
             observed.recipe_not_found = Some(catalogue::not_found_message(&knowledge.recipe, &namespace, &names));
         }
     }
@@ -143,21 +142,19 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
         }
     }
 
-    let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
     if let Some(parent) = agent.labels().get(PARENT_LABEL) {
-        let siblings = ListParams::default().labels(&format!("{PARENT_LABEL}={parent}"));
-        observed.family =
-            Some(Family { parent: agents.get_opt(parent).await?, siblings: agents.list(&siblings).await?.items });
+        let siblings = in_namespace(&stores.agents, &namespace)
+            .into_iter()
+            .filter(|a| a.labels().get(PARENT_LABEL) == Some(parent))
+            .map(|a| (*a).clone())
+            .collect();
+        let parent = find(&stores.agents, &namespace, parent);
+        observed.family = Some(Family { parent, siblings });
     }
     for callee in agent.spec.tools.iter().filter_map(|t| t.agent.as_ref()) {
         let Some(name) = &callee.name else { continue };
         let callee_namespace = callee.namespace.clone().unwrap_or_else(|| namespace.clone());
-        let found = if callee_namespace == namespace {
-            agents.get_opt(name).await?
-        } else {
-            Api::<Agent>::namespaced(client.clone(), &callee_namespace).get_opt(name).await?
-        };
-        match found {
+        match find(&stores.agents, &callee_namespace, name) {
             None => observed
                 .missing
                 .push(format!("Agent {name} (called as a tool) not found in namespace {callee_namespace}")),
@@ -198,26 +195,25 @@ pub async fn dereference(client: &Client, agent: &Agent) -> Result<Observed, kub
     if let ModelLookup::Found(model) = &observed.model {
         observed.references.model = Some((**model).clone());
     }
-    observed.children = Box::pin(observe_children(client, agent, &namespace)).await?;
+    observed.children = observe_children(stores, agent, &namespace);
     Ok(observed)
 }
 
-async fn find_model(models: &Api<Model>, agent: &Agent) -> Result<ModelLookup, kube::Error> {
+fn find_model(stores: &Stores, agent: &Agent, namespace: &str) -> ModelLookup {
     if let Some(reference) = &agent.spec.model.model_ref {
-        return Ok(match models.get_opt(&reference.name).await? {
+        return match find(&stores.models, namespace, &reference.name) {
             Some(model) => ModelLookup::Found(Box::new(model)),
             None => ModelLookup::NotFound(reference.name.clone()),
-        });
+        };
     }
-    let Some(selector) = &agent.spec.model.selector else { return Ok(ModelLookup::NotLookedUp) };
-    let all = models.list(&ListParams::default()).await?.items;
+    let Some(selector) = &agent.spec.model.selector else { return ModelLookup::NotLookedUp };
+    let all: Vec<Model> = in_namespace(&stores.models, namespace).iter().map(|m| (**m).clone()).collect();
     let bound = agent.status.as_ref().and_then(|s| s.bound_model.as_deref());
-    Ok(match select_model(selector, &all, bound, Readiness::FromStatus) {
+    match select_model(selector, &all, bound, Readiness::FromStatus) {
         Ok(model) => ModelLookup::Found(Box::new(model.clone())),
         Err(no_match) => ModelLookup::NoMatch(no_match),
-    })
+    }
 }
-
 /// The value of a ConfigMap key, or a sentence saying what is missing.
 async fn config_map_value(api: &Api<ConfigMap>, name: &str, key: &str) -> Result<Result<String, String>, kube::Error> {
     Ok(match api.get_opt(name).await? {
@@ -228,22 +224,17 @@ async fn config_map_value(api: &Api<ConfigMap>, name: &str, key: &str) -> Result
     })
 }
 
-async fn observe_children(client: &Client, agent: &Agent, namespace: &str) -> Result<ObservedChildren, kube::Error> {
+fn observe_children(stores: &Stores, agent: &Agent, namespace: &str) -> ObservedChildren {
     let name = agent.name_any();
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    Ok(ObservedChildren {
-        service_account: Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-            .get_opt(&service_account_name(agent))
-            .await?,
-        role: Api::<Role>::namespaced(client.clone(), namespace).get_opt(&role_name(agent)).await?,
-        role_binding: Api::<RoleBinding>::namespaced(client.clone(), namespace).get_opt(&role_name(agent)).await?,
-        config_map: Api::<ConfigMap>::namespaced(client.clone(), namespace).get_opt(&config_map_name(agent)).await?,
-        headless_service: services.get_opt(&headless_service_name(agent)).await?,
-        service: services.get_opt(&name).await?,
-        network_policy: Api::<NetworkPolicy>::namespaced(client.clone(), namespace).get_opt(&name).await?,
-        stateful_set: Api::<StatefulSet>::namespaced(client.clone(), namespace).get_opt(&name).await?,
-        data_claim: Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
-            .get_opt(&data_claim_name(agent))
-            .await?,
-    })
+    ObservedChildren {
+        service_account: find(&stores.service_accounts, namespace, &service_account_name(agent)),
+        role: find(&stores.roles, namespace, &role_name(agent)),
+        role_binding: find(&stores.role_bindings, namespace, &role_name(agent)),
+        config_map: find(&stores.config_maps, namespace, &config_map_name(agent)),
+        headless_service: find(&stores.services, namespace, &headless_service_name(agent)),
+        service: find(&stores.services, namespace, &name),
+        network_policy: find(&stores.network_policies, namespace, &name),
+        stateful_set: find(&stores.stateful_sets, namespace, &name),
+        data_claim: find(&stores.data_claims, namespace, &data_claim_name(agent)),
+    }
 }

@@ -15,24 +15,20 @@ use std::time::{Duration, Instant};
 
 use agent_crds::Agent;
 use agent_crds::conditions::{ACCEPTED, Status};
-use agent_crds::model::Model;
-use agent_crds::recipe::Recipe;
 use agent_crds::render::{PARENT_LABEL, RenderError, render_runtime_config};
 use agent_crds::runtime_config::ClusterAccess;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
+use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 
-use self::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
+use self::build::labels::{APP_NAME, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL};
 use self::build::{BuildError, BuildInput, Children};
 use self::delegation::Expiry;
 use self::dereference::{ModelLookup, Observed};
@@ -112,7 +108,8 @@ fn key(agent: &Agent) -> String {
 }
 
 async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> {
-    let observed = Box::pin(dereference::dereference(&ctx.client, agent)).await.map_err(Error::Dereference)?;
+    let observed =
+        dereference::dereference(&ctx.client, &ctx.caches.stores, agent).await.map_err(Error::Dereference)?;
     let namespace = agent.namespace().unwrap_or_default();
     let parent = observed.family.as_ref().and_then(|f| f.parent.as_ref());
     let expiry = parent.map_or(Expiry::Keep, |parent| delegation::expiry(agent, parent, jiff::Timestamp::now()));
@@ -289,38 +286,51 @@ fn family_of(store: &Store<Agent>, changed: &Agent) -> Vec<ObjectRef<Agent>> {
         .collect()
 }
 
-/// Runs the Agent controller until `shutdown` resolves. Children are watched by the
-/// `managed-by` label so only the operator's own objects are cached.
+/// Runs the Agent controller until `shutdown` resolves, feeding the context's stores: each kind
+/// is watched once, children by the `managed-by` label and data claims by the agent pods' name
+/// label, so only the operator's own objects are cached. Without the stores' writers (another
+/// controller took them) it does not start.
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<&str>,
+    config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Some(writers) = ctx.caches.take_writers() else {
+        tracing::error!("the Agent controller's stores are already fed by another controller; not starting");
+        return;
+    };
     let client = ctx.client.clone();
     let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let controller = Controller::new(api::<Agent>(&client, namespace), watcher::Config::default().any_semantic());
-    let store = controller.store();
-    let model_store = store.clone();
-    let family_store = store.clone();
-    controller
-        .owns(api::<StatefulSet>(&client, namespace), children.clone())
-        .owns(api::<ConfigMap>(&client, namespace), children.clone())
-        .owns(api::<Service>(&client, namespace), children.clone())
-        .owns(api::<ServiceAccount>(&client, namespace), children.clone())
-        .owns(api::<Role>(&client, namespace), children.clone())
-        .owns(api::<RoleBinding>(&client, namespace), children.clone())
-        .owns(api::<NetworkPolicy>(&client, namespace), children)
+    let claims = watcher::Config::default().labels(&format!("{NAME_LABEL}={APP_NAME}"));
+    let stores = ctx.caches.stores.clone();
+    let agents = cached(writers.agents, &client, namespace, watcher::Config::default().any_semantic());
+    let (model_agents, recipe_agents, family_agents, claim_agents) =
+        (stores.agents.clone(), stores.agents.clone(), stores.agents.clone(), stores.agents.clone());
+    Controller::for_stream(agents, stores.agents.clone())
+        .with_config(config)
+        .owns_stream(cached(writers.stateful_sets, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.config_maps, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.services, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.service_accounts, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.roles, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.role_bindings, &client, namespace, children.clone()))
+        .owns_stream(cached(writers.network_policies, &client, namespace, children))
+        // A data claim the StatefulSet controller made (or resized) wakes its agent.
+        .watches_stream(cached(writers.data_claims, &client, namespace, claims), move |claim| {
+            claim_owner(&claim_agents, &claim)
+        })
         // The main watch already reacts to every Agent change, status included (the runtime's
-        // `status.lastTask` drives `TaskSucceeded`, Suspend and the TTL); this one wakes the
-        // changed Agent's children and siblings.
+        // `status.lastTask` drives `TaskSucceeded`, Suspend and the TTL); this one, which caches
+        // nothing, wakes the changed Agent's children and siblings.
         .watches(api::<Agent>(&client, namespace), watcher::Config::default().any_semantic(), move |agent| {
-            family_of(&family_store, &agent)
+            family_of(&family_agents, &agent)
         })
-        .watches(api::<Model>(&client, namespace), watcher::Config::default(), move |model| {
-            agents_referencing(&model_store, &model, uses_model)
+        .watches_stream(cached(writers.models, &client, namespace, watcher::Config::default()), move |model| {
+            agents_referencing(&model_agents, &model, uses_model)
         })
-        .watches(api::<Recipe>(&client, namespace), watcher::Config::default(), move |recipe| {
-            agents_referencing(&store, &recipe, uses_recipe)
+        .watches_stream(cached(writers.recipes, &client, namespace, watcher::Config::default()), move |recipe| {
+            agents_referencing(&recipe_agents, &recipe, uses_recipe)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -332,9 +342,41 @@ pub async fn run(
         .await;
 }
 
+/// The objects of a watch of `K`, kept in `writer`'s store without their `managedFields`.
+fn cached<K>(
+    writer: Writer<K>,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api::<K>(client, namespace), config)
+        .default_backoff()
+        .modify(crate::stores::prune)
+        .reflect(writer)
+        .applied_objects()
+}
+
+/// The agent whose pod's data claim this is (by the pod's instance label).
+fn claim_owner(
+    agents: &Store<Agent>,
+    claim: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Option<ObjectRef<Agent>> {
+    let name = claim.labels().get(INSTANCE_LABEL)?;
+    let agent = ObjectRef::new(name).within(&claim.namespace()?);
+    agents.get(&agent).map(|_| agent)
+}
+
 #[cfg(test)]
 mod tests {
-    use kube::runtime::reflector::store::Writer;
     use serde_json::json;
 
     use super::*;

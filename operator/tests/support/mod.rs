@@ -129,6 +129,11 @@ impl Cluster {
         self.objects.lock().unwrap().remove(path)
     }
 
+    /// Every stored object, as the operator's watches would list them.
+    pub fn objects(&self) -> Vec<Value> {
+        self.objects.lock().unwrap().values().cloned().collect()
+    }
+
     /// The stored object at `path`.
     pub fn get(&self, path: &str) -> Option<Value> {
         self.objects.lock().unwrap().get(path).cloned()
