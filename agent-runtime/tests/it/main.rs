@@ -11,6 +11,7 @@ mod mcp;
 mod qdrant_store;
 mod recipes;
 mod recipes_cli;
+mod secrets;
 mod support;
 mod tasks;
 mod turns;

@@ -1,7 +1,7 @@
 //! MCP tools against a real MCP server from the official Python SDK: discovery and the
 //! allowlist, calls with results fed back to the model, `isError`, a slow tool cancelled at its
 //! timeout, `tools/list_changed`, the server down at start, killed and restarted, the older SSE
-//! transport, a wrong token, and a server that answers garbage.
+//! transport, a wrong token (and its Secret file corrected), and a server that answers garbage.
 
 use std::time::Duration;
 
@@ -279,6 +279,29 @@ async fn a_wrong_token_is_a_degraded_server_that_says_why_and_offers_no_tools() 
     let reason = server_state(&agent).await["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("401") || reason.to_lowercase().contains("auth"), "{reason}");
     assert!(offered(&agent).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_corrected_token_in_the_secret_file_is_used_to_reconnect() {
+    let mut server = McpPeer::new(TOKEN);
+    server.start();
+    let upstream = Upstream::start(vec![]).await;
+    let dir = temp_dir("mcp-token-rotated");
+    let secrets = dir.join("secrets/mcp-auth");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("token"), "wrong-token\n").unwrap();
+    let spec = format!(
+        "  tools:\n  - name: tickets\n    mcp:\n      authSecretRef: {{name: mcp-auth, key: token}}\n      url: {}\n",
+        server.url()
+    );
+    let agent = state(config(&upstream.base_url(), &spec, &dir, "Chat"), &quick_options());
+    agent_runtime::watch_tool_servers(&agent, quick_timing());
+    eventually(10, "the server is degraded", || async { server_state(&agent).await["reason"] != "connecting" }).await;
+    assert_eq!(server_state(&agent).await["state"], "degraded");
+
+    std::fs::write(secrets.join("token"), format!("{TOKEN}\n")).unwrap();
+    wait_ready(&agent).await;
+    assert_eq!(agent.agent.tools().call("echo", r#"{"text": "again"}"#).await.text, "echo: again");
 }
 
 #[tokio::test]

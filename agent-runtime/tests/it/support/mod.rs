@@ -221,7 +221,8 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Options with short timeouts so failure tests are quick.
+/// Options with short timeouts so failure tests are quick, and Secret files checked often so
+/// a changed one is seen at once.
 pub fn quick_options() -> ServeOptions {
     ServeOptions {
         call_policy: CallPolicy {
@@ -230,6 +231,7 @@ pub fn quick_options() -> ServeOptions {
             attempts: 3,
             backoff: Duration::from_millis(20),
         },
+        secret_check_every: Duration::from_millis(100),
         ..ServeOptions::default()
     }
 }
