@@ -44,6 +44,7 @@ const RELEASE_NAMESPACE: &str = "agent-operator-e2e-install";
 const AGENTS_NAMESPACE: &str = "agent-operator-e2e-install-agents";
 const CHART: &str = "charts/agent-operator";
 const STAND_IN: &str = "e2e-install-stand-in";
+const FIELD_MANAGER: &str = "agent-operator-e2e-install";
 /// How long any one state may take to appear.
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -84,6 +85,7 @@ struct Installed {
 
 /// `helm install` into a fresh namespace; waits for the CRDs and the operator Deployment.
 async fn install(client: &Client) -> Installed {
+    apply_namespace(client, AGENTS_NAMESPACE).await;
     let mut values = vec![format!("watchNamespace={AGENTS_NAMESPACE}")];
     values.extend(image_values());
     let mut install = vec!["install", RELEASE, CHART, "-n", RELEASE_NAMESPACE, "--create-namespace"];
@@ -437,9 +439,10 @@ async fn wait_lease_holder(client: &Client, lease_name: &str, pods_run: bool) ->
     .await
 }
 
-/// Applies the namespace, the Secrets examples/chat-agent.yaml names, and its objects.
-async fn apply_example_in(client: &Client, namespace: &str) {
-    let apply = PatchParams::apply("agent-operator-e2e-install").force();
+/// Applies the agents' namespace (the chart puts the operator's Role there, so it must exist
+/// before the install) and the Secrets examples/chat-agent.yaml names.
+async fn apply_namespace(client: &Client, namespace: &str) {
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
     namespaces.patch(namespace, &apply, &Patch::Apply(&object)).await.unwrap();
@@ -448,6 +451,11 @@ async fn apply_example_in(client: &Client, namespace: &str) {
         let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: "e2e"}});
         secrets.patch(name, &apply, &Patch::Apply(&secret)).await.unwrap();
     }
+}
+
+/// Applies the objects of examples/chat-agent.yaml (a Model and an Agent) in `namespace`.
+async fn apply_example_in(client: &Client, namespace: &str) {
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
     let text = std::fs::read_to_string(repo_root().join("examples/chat-agent.yaml")).unwrap();
     for document in serde_yaml::Deserializer::from_str(&text) {
         let mut object: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
