@@ -92,7 +92,8 @@ pub fn open(config: &MemoryConfig, setup: &KnowledgeSetup<'_>) -> Result<Knowled
             (store, false)
         }
         VectorStoreConfig::Qdrant { url, api_key_file } => {
-            let settings = QdrantSettings::from_config(url, api_key_file.as_deref().map(Path::new), config)
+            let key_file = api_key_file.as_deref().map(Path::new);
+            let settings = QdrantSettings::from_config(url, key_file, config, setup.secrets)
                 .map_err(KnowledgeSetupError::Store)?;
             (Arc::new(QdrantStore::connect(settings).map_err(KnowledgeSetupError::Store)?), true)
         }

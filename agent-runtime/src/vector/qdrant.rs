@@ -8,6 +8,11 @@
 //! configured dimension and distance, refused if it exists with other settings, and given
 //! indexes for the payload fields the runtime filters on. Every write waits until the server
 //! has applied it (`wait`), which is the server's durability promise.
+//!
+//! An API key from a Secret file follows the file: each call takes the client built with the
+//! key the file holds now, building a new one when the key changed (cheap: the client's
+//! channels connect on first use). Calls already under way finish on the client they started
+//! with. A key the client cannot send keeps the previous client, and says so once.
 
 mod requests;
 
@@ -15,6 +20,7 @@ use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use agent_crds::runtime_config::{Distance, MemoryConfig};
@@ -24,6 +30,7 @@ use qdrant_client::{Qdrant, QdrantError};
 use tonic::Code;
 
 use super::{Hit, PayloadFilter, Point, SearchRequest, VectorError, VectorStore};
+use crate::secret_file::{SecretFiles, SecretValue};
 
 /// Time a request may take. Writes wait for the server to apply them, so this is generous.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Points sent per upsert request, to stay well below gRPC message size limits
 /// (a 384-d point with a chunk of text is a few kilobytes).
 const UPSERT_BATCH: usize = 256;
+/// The config field of the API key file: its name in logs and its reload metric label.
+const API_KEY_FIELD: &str = "memory.store.qdrant.apiKeyFile";
 
 /// Where the store lives and what it holds. Collection, dimension and distance come from the
 /// RuntimeConfig only.
@@ -39,8 +48,9 @@ const UPSERT_BATCH: usize = 256;
 pub struct QdrantSettings {
     /// gRPC URL of the server, `http://` or `https://` (e.g. `http://qdrant:6334`).
     pub url: String,
-    /// API key sent with every request, if the server wants one.
-    pub api_key: Option<String>,
+    /// API key sent with every request, if the server wants one: fixed, or from a Secret file,
+    /// whose value at each call is sent.
+    pub api_key: Option<SecretValue>,
     /// Collection holding the agent's points.
     pub collection: String,
     /// Length of the dense vectors.
@@ -66,10 +76,17 @@ impl std::fmt::Debug for QdrantSettings {
 }
 
 impl QdrantSettings {
-    /// Settings for the server at `url` from the memory config, reading the API key from
-    /// `api_key_file` (surrounding whitespace trimmed).
-    pub fn from_config(url: &str, api_key_file: Option<&Path>, memory: &MemoryConfig) -> Result<Self, VectorError> {
-        let api_key = api_key_file.map(read_api_key).transpose()?;
+    /// Settings for the server at `url` from the memory config, with the API key read from
+    /// `api_key_file` (surrounding whitespace trimmed), opened by `secrets` so it is read again
+    /// when the file changes. A key file that cannot be read, or whose key cannot be sent, is an
+    /// error naming the file.
+    pub fn from_config(
+        url: &str,
+        api_key_file: Option<&Path>,
+        memory: &MemoryConfig,
+        secrets: &SecretFiles,
+    ) -> Result<Self, VectorError> {
+        let api_key = api_key_file.map(|path| open_api_key(path, secrets)).transpose()?;
         Ok(Self {
             url: url.to_owned(),
             api_key,
@@ -82,24 +99,55 @@ impl QdrantSettings {
     }
 }
 
-/// Reads an API key; a key that cannot be sent as a header is refused without showing it.
-fn read_api_key(path: &Path) -> Result<String, VectorError> {
+/// Opens an API key file; a key that cannot be sent as a header is refused without showing it.
+fn open_api_key(path: &Path, secrets: &SecretFiles) -> Result<SecretValue, VectorError> {
     let refuse = |reason: String| VectorError::ApiKeyFile { path: path.to_owned(), reason };
-    let key = std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))?;
-    let key = key.trim();
+    let file = secrets.open(API_KEY_FIELD, path).map_err(|e| refuse(e.to_string()))?;
+    check_key(&file.current()).map_err(|reason| refuse(reason.to_owned()))?;
+    Ok(SecretValue::File(file))
+}
+
+/// Why `key` cannot be sent as the `api-key` header, if it cannot (the reason never shows it:
+/// the client's own error would).
+fn check_key(key: &str) -> Result<(), &'static str> {
     if key.is_empty() {
-        return Err(refuse("the file is empty".to_owned()));
+        Err("the file is empty")
+    } else if !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        Err("the key holds characters an HTTP header cannot carry")
+    } else {
+        Ok(())
     }
-    if !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Err(refuse("the key holds characters an HTTP header cannot carry".to_owned()));
-    }
-    Ok(key.to_owned())
+}
+
+/// A client for `url` sending `api_key`. Nothing is sent yet.
+fn build_client(
+    url: &str,
+    api_key: Option<&str>,
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<Qdrant, QdrantError> {
+    let mut config = Qdrant::from_url(url).timeout(timeout).connect_timeout(connect_timeout);
+    config.api_key = api_key.map(str::to_owned);
+    // The check would block here on a health call and print to stdout.
+    config.check_compatibility = false;
+    config.build()
+}
+
+/// The client in use, and the key it was built for.
+struct Client {
+    /// The key last acted on: the one the client sends, or a later one that was refused (so a
+    /// refused key is reported once, not at every call).
+    key: Option<Arc<str>>,
+    qdrant: Arc<Qdrant>,
 }
 
 /// A [`VectorStore`] in a collection of a Qdrant server.
 pub struct QdrantStore {
-    client: Qdrant,
+    client: Mutex<Client>,
+    api_key: Option<SecretValue>,
     url: String,
+    timeout: Duration,
+    connect_timeout: Duration,
     collection: String,
     dimension: usize,
     distance: Distance,
@@ -129,12 +177,46 @@ impl QdrantStore {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid("expected http://host:port or https://host:port (Qdrant's gRPC port is 6334)"));
         }
-        let mut config = Qdrant::from_url(&url).timeout(timeout).connect_timeout(connect_timeout);
-        config.api_key = api_key;
-        // The check would block here on a health call and print to stdout.
-        config.check_compatibility = false;
-        let client = config.build().map_err(|e| invalid(&e.to_string()))?;
-        Ok(Self { client, url, collection, dimension, distance, prepared: AtomicBool::new(false) })
+        let key = api_key.as_ref().map(SecretValue::current);
+        let qdrant =
+            build_client(&url, key.as_deref(), timeout, connect_timeout).map_err(|e| invalid(&e.to_string()))?;
+        Ok(Self {
+            client: Mutex::new(Client { key, qdrant: Arc::new(qdrant) }),
+            api_key,
+            url,
+            timeout,
+            connect_timeout,
+            collection,
+            dimension,
+            distance,
+            prepared: AtomicBool::new(false),
+        })
+    }
+
+    /// The client for a call: built with the API key its file holds now. A key that changed
+    /// gets a new client; one that cannot be used keeps the previous client, logged once.
+    fn client(&self) -> Arc<Qdrant> {
+        let key = self.api_key.as_ref().map(SecretValue::current);
+        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if client.key != key {
+            let built = key.as_deref().map_or(Ok(()), check_key).map_err(str::to_owned).and_then(|()| {
+                build_client(&self.url, key.as_deref(), self.timeout, self.connect_timeout).map_err(|e| e.to_string())
+            });
+            match built {
+                Ok(qdrant) => {
+                    client.qdrant = Arc::new(qdrant);
+                    tracing::info!(url = %self.url, "the Qdrant client now sends the reloaded API key");
+                }
+                Err(reason) => tracing::warn!(
+                    url = %self.url,
+                    field = API_KEY_FIELD,
+                    %reason,
+                    "cannot use the reloaded Qdrant API key; keeping the previous one"
+                ),
+            }
+            client.key = key;
+        }
+        client.qdrant.clone()
     }
 
     /// Length of the dense vectors this store holds.
@@ -147,20 +229,21 @@ impl QdrantStore {
     pub async fn prepare(&self) -> Result<(), VectorError> {
         let context = "preparing the Qdrant collection";
         let name = self.collection.as_str();
-        if !self.client.collection_exists(name).await.map_err(|e| self.error(context, e))? {
+        let client = self.client();
+        if !client.collection_exists(name).await.map_err(|e| self.error(context, e))? {
             let request = requests::create_collection(name, self.dimension, self.distance);
-            match self.client.create_collection(request).await {
+            match client.create_collection(request).await {
                 Ok(_) => tracing::info!(url = %self.url, collection = name, "created the Qdrant collection"),
                 // Another process created it meanwhile: its settings are checked below.
                 Err(QdrantError::ResponseError { status }) if status.code() == Code::AlreadyExists => {}
                 Err(error) => return Err(self.error(context, error)),
             }
         }
-        let info = self.client.collection_info(name).await.map_err(|e| self.error(context, e))?.result;
+        let info = client.collection_info(name).await.map_err(|e| self.error(context, e))?.result;
         let info = info.unwrap_or_else(CollectionInfo::default);
         self.check_settings(&info)?;
         for request in requests::missing_indexes(name, &info.payload_schema) {
-            self.client.create_field_index(request).await.map_err(|e| self.error(context, e))?;
+            client.create_field_index(request).await.map_err(|e| self.error(context, e))?;
         }
         Ok(())
     }
@@ -203,9 +286,10 @@ impl VectorStore for QdrantStore {
                 return Ok(());
             }
             self.ready().await?;
+            let client = self.client();
             for batch in request.points.chunks(UPSERT_BATCH) {
                 let batch = qdrant_client::qdrant::UpsertPoints { points: batch.to_vec(), ..request.clone() };
-                let answer = self.client.upsert_points(batch).await.map_err(|e| self.error(context, e))?;
+                let answer = client.upsert_points(batch).await.map_err(|e| self.error(context, e))?;
                 applied(context, &answer)?;
             }
             Ok(())
@@ -217,7 +301,7 @@ impl VectorStore for QdrantStore {
             let context = "deleting points from Qdrant";
             let request = requests::delete_points(&self.collection, &filter)?;
             self.ready().await?;
-            let answer = self.client.delete_points(request).await.map_err(|e| self.error(context, e))?;
+            let answer = self.client().delete_points(request).await.map_err(|e| self.error(context, e))?;
             applied(context, &answer)
         })
     }
@@ -229,7 +313,7 @@ impl VectorStore for QdrantStore {
                 return Ok(Vec::new());
             }
             self.ready().await?;
-            let answer = self.client.query(query).await.map_err(|e| self.error("searching Qdrant", e))?;
+            let answer = self.client().query(query).await.map_err(|e| self.error("searching Qdrant", e))?;
             answer.result.into_iter().map(|p| requests::hit(p.id, p.score, p.payload)).collect()
         })
     }
@@ -238,7 +322,7 @@ impl VectorStore for QdrantStore {
         Box::pin(async move {
             let request = requests::count_points(&self.collection, filter.as_ref())?;
             self.ready().await?;
-            let answer = self.client.count(request).await.map_err(|e| self.error("counting points in Qdrant", e))?;
+            let answer = self.client().count(request).await.map_err(|e| self.error("counting points in Qdrant", e))?;
             Ok(answer.result.map_or(0, |r| r.count))
         })
     }
@@ -251,7 +335,7 @@ impl VectorStore for QdrantStore {
             self.ready().await?;
             let request = requests::get_dense_vectors(&self.collection, &ids);
             let answer =
-                self.client.get_points(request).await.map_err(|e| self.error("reading vectors from Qdrant", e))?;
+                self.client().get_points(request).await.map_err(|e| self.error("reading vectors from Qdrant", e))?;
             let mut found: HashMap<u64, Vec<f32>> = answer.result.into_iter().filter_map(requests::dense_of).collect();
             Ok(ids.iter().map(|id| found.remove(id)).collect())
         })
@@ -264,7 +348,7 @@ impl VectorStore for QdrantStore {
                 return Ok(Vec::new());
             }
             self.ready().await?;
-            let answer = self.client.scroll(request).await.map_err(|e| self.error("listing points in Qdrant", e))?;
+            let answer = self.client().scroll(request).await.map_err(|e| self.error("listing points in Qdrant", e))?;
             answer.result.into_iter().map(|p| requests::hit(p.id, 0.0, p.payload)).collect()
         })
     }

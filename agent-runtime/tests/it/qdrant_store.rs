@@ -13,6 +13,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use agent_crds::runtime_config::{Distance, EmbeddingConfig, MemoryConfig, VectorStoreConfig};
+use agent_runtime::metrics::Metrics;
+use agent_runtime::secret_file::{SecretFiles, SecretValue};
 use agent_runtime::vector::{
     Match, PayloadFilter, Point, QdrantSettings, QdrantStore, SearchRequest, SparseVector, VectorError, VectorStore,
 };
@@ -242,7 +244,7 @@ fn serve_on(fake: Fake, listener: tokio::net::TcpListener) -> (Arc<Fake>, String
 fn settings(url: &str) -> QdrantSettings {
     QdrantSettings {
         url: url.to_owned(),
-        api_key: Some(API_KEY.to_owned()),
+        api_key: Some(API_KEY.into()),
         collection: COLLECTION.to_owned(),
         dimension: DIMENSION,
         distance: Distance::Cosine,
@@ -555,9 +557,10 @@ fn qdrant_settings_come_from_the_runtime_config_with_the_key_from_its_file() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = "http://qdrant:6334";
     let config = memory_config(VectorStoreConfig::Qdrant { url: url.to_owned(), api_key_file: None });
+    let secrets = SecretFiles::default();
     let path = key_file(&dir, b"  secret-key\n");
-    let settings = QdrantSettings::from_config(url, Some(&path), &config).expect("readable key");
-    assert_eq!(settings.api_key.as_deref(), Some("secret-key"));
+    let settings = QdrantSettings::from_config(url, Some(&path), &config, &secrets).expect("readable key");
+    assert_eq!(settings.api_key.as_ref().map(SecretValue::current).as_deref(), Some("secret-key"));
     assert_eq!(
         (settings.collection.as_str(), settings.dimension, settings.distance),
         ("from-config", 384, Distance::Dot)
@@ -565,13 +568,52 @@ fn qdrant_settings_come_from_the_runtime_config_with_the_key_from_its_file() {
     assert!(!format!("{settings:?}").contains("secret-key"), "Debug hides the key");
 
     let unsendable = key_file(&dir, b"secret\x07key");
-    let error = QdrantSettings::from_config(url, Some(&unsendable), &config).expect_err("not a header value");
+    let error = QdrantSettings::from_config(url, Some(&unsendable), &config, &secrets).expect_err("not a header value");
     assert!(matches!(error, VectorError::ApiKeyFile { .. }) && !error.to_string().contains("secret"), "{error}");
     let empty = key_file(&dir, b"\n");
-    assert!(matches!(QdrantSettings::from_config(url, Some(&empty), &config), Err(VectorError::ApiKeyFile { .. })));
+    assert!(matches!(
+        QdrantSettings::from_config(url, Some(&empty), &config, &secrets),
+        Err(VectorError::ApiKeyFile { .. })
+    ));
     let missing = dir.join("missing");
-    let error = QdrantSettings::from_config(url, Some(&missing), &config).expect_err("no file");
+    let error = QdrantSettings::from_config(url, Some(&missing), &config, &secrets).expect_err("no file");
     assert!(error.to_string().contains(&missing.display().to_string()), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The kubelet rewrites a mounted Secret in place; the next call after the check sends the new
+/// key on a client built for it, without a restart. A key that cannot be sent keeps the last
+/// one, as does a file that disappears.
+#[tokio::test]
+async fn qdrant_store_sends_a_rotated_api_key_from_the_next_check_on() {
+    let dir = std::env::temp_dir().join(format!("qdrant-rotated-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (fake, url) = serve(Fake::default()).await;
+    let config = memory_config(VectorStoreConfig::Qdrant { url: url.clone(), api_key_file: None });
+    let path = key_file(&dir, b"first-key\n");
+    // Checked at every use, so the test need not wait for an interval.
+    let secrets = SecretFiles::new(Duration::ZERO, Arc::new(Metrics::default()));
+    let settings = QdrantSettings::from_config(&url, Some(&path), &config, &secrets).expect("readable key");
+    let store = QdrantStore::connect(settings).expect("valid settings");
+    let last_key = |fake: &Fake| lock(&fake.api_keys).last().cloned().flatten();
+
+    store.count(None).await.expect("count with the first key");
+    assert_eq!(last_key(&fake).as_deref(), Some("first-key"));
+    key_file(&dir, b"second-key\n");
+    store.count(None).await.expect("count with the rotated key");
+    assert_eq!(last_key(&fake).as_deref(), Some("second-key"), "the rotated key is sent");
+    let keys = lock(&fake.api_keys).clone();
+    let first = keys.iter().filter(|key| key.as_deref() == Some("first-key")).count();
+    assert_eq!(keys.len() - first, 1, "only the call after the rotation sends the new key: {keys:?}");
+
+    key_file(&dir, b"third\x07key");
+    store.count(None).await.expect("count with the last usable key");
+    assert_eq!(last_key(&fake).as_deref(), Some("second-key"), "a key that cannot be sent is not used");
+    std::fs::remove_file(&path).expect("delete the key file");
+    store.count(None).await.expect("count with the last key");
+    assert_eq!(last_key(&fake).as_deref(), Some("second-key"), "a deleted file keeps the last key");
+    let text = secrets.metrics().encode();
+    assert!(text.contains(r#"agent_secret_reloads_total{file="memory.store.qdrant.apiKeyFile"} 2"#), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
