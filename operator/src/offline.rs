@@ -48,8 +48,7 @@ pub fn observe(manifests: &Manifests, agent: &Agent) -> Observed {
     let references = manifests.references(agent, chosen);
     let used: Vec<&agent_crds::Model> = references.model.iter().chain(references.embedding_model.iter()).collect();
     let secret_keys = referenced_secret_keys(agent, &used);
-    let secret_versions = secret_keys.keys().map(|name| (name.clone(), "offline".to_owned())).collect();
-    Observed { model, references, secret_keys, secret_versions, ..Observed::default() }
+    Observed { model, references, secret_keys, ..Observed::default() }
 }
 
 /// Validates, renders and builds the children of `agent`, as the controller would for a new agent.
@@ -74,7 +73,6 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
         paths: &paths,
         default_image: runtime_image,
         secret_keys: &observed.secret_keys,
-        secret_versions: &observed.secret_versions,
         existing_claim_size: None,
         existing_claim_request: None,
     };

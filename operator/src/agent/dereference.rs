@@ -1,10 +1,8 @@
-//! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, Secrets, a
+//! Dereference: read everything the Agent points at (Model, Recipe, ConfigMaps, a
 //! delegated agent's parent and siblings, the Agents it calls) and the children it already has,
-//! from the operator's stores ([`crate::stores`]); only referenced ConfigMaps and Secrets are
-//! read from the API.
+//! from the operator's stores ([`crate::stores`]); only referenced ConfigMaps are read from the
+//! API. Secrets are only named (to mount them), never read.
 //! An agent's recipe is the `Recipe` of that name in its namespace, else the built-in one.
-
-use std::collections::BTreeMap;
 
 use agent_crds::Agent;
 use agent_crds::catalogue;
@@ -12,7 +10,7 @@ use agent_crds::model::Model;
 use agent_crds::model_selection::{NoMatch, Readiness, select_model};
 use agent_crds::render::ResolvedReferences;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::{Api, Client, ResourceExt};
@@ -38,8 +36,6 @@ pub struct Observed {
     pub recipe_not_found: Option<String>,
     /// Secret keys the pod mounts.
     pub secret_keys: SecretKeys,
-    /// `resourceVersion` of each mounted Secret.
-    pub secret_versions: BTreeMap<String, String>,
     /// The agent's existing children.
     pub children: ObservedChildren,
     /// For an Agent created by delegation (it carries the parent label): its parent and the
@@ -95,8 +91,7 @@ pub struct ObservedChildren {
 
 /// Reads the agent's references and children: from the stores, except the ConfigMaps it
 /// references (arbitrary, unlabelled objects: caching them would cache every ConfigMap of the
-/// cluster) and the Secrets it mounts (caching them would mean reading every Secret), which are
-/// read with a GET each.
+/// cluster), which are read with a GET each. Secrets are not read at all.
 pub async fn dereference(client: &Client, stores: &Stores, agent: &Agent) -> Result<Observed, kube::Error> {
     let namespace = agent.namespace().unwrap_or_default();
     let mut observed = Observed { model: find_model(stores, agent, &namespace), ..Observed::default() };
@@ -177,20 +172,8 @@ pub async fn dereference(client: &Client, stores: &Stores, agent: &Agent) -> Res
     for key in observed.references.callee_keys.values() {
         observed.secret_keys.entry(key.name.clone()).or_default().insert(key.key.clone());
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    for (name, keys) in &observed.secret_keys {
-        match secrets.get_opt(name).await? {
-            None => observed.missing.push(format!("Secret {name} not found")),
-            Some(secret) => {
-                let data = secret.data.unwrap_or_default();
-                let string_data = secret.string_data.unwrap_or_default();
-                for key in keys.iter().filter(|k| !data.contains_key(*k) && !string_data.contains_key(*k)) {
-                    observed.missing.push(format!("Secret {name} has no key {key}"));
-                }
-                observed.secret_versions.insert(name.clone(), secret.metadata.resource_version.unwrap_or_default());
-            }
-        }
-    }
+    // Secrets are mounted, never read: the runtime reloads rotated values itself, and a missing
+    // Secret or key shows as the pod's mount or start error (`Ready=False`, `PodNotReady`).
 
     if let ModelLookup::Found(model) = &observed.model {
         observed.references.model = Some((**model).clone());

@@ -211,7 +211,6 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
         paths: &ctx.paths,
         default_image: &ctx.runtime_image,
         secret_keys: &observed.secret_keys,
-        secret_versions: &observed.secret_versions,
         existing_claim_size: claim_template_size,
         existing_claim_request: claim_request,
     };

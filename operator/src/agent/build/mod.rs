@@ -9,8 +9,6 @@ pub mod service;
 pub mod service_account;
 pub mod stateful_set;
 
-use std::collections::BTreeMap;
-
 use agent_crds::Agent;
 use agent_crds::runtime_config::{PodPaths, RuntimeConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -34,8 +32,6 @@ pub struct BuildInput<'a> {
     pub default_image: &'a str,
     /// Secret keys the pod mounts.
     pub secret_keys: &'a SecretKeys,
-    /// `resourceVersion` of each mounted Secret; part of the config hash so a rotated key rolls the pod.
-    pub secret_versions: &'a BTreeMap<String, String>,
     /// Size in the existing StatefulSet's claim template; that field is immutable, so it is kept.
     pub existing_claim_size: Option<&'a str>,
     /// The data claim exists with this requested size (it can be grown in place).
@@ -68,7 +64,7 @@ pub struct Children {
 /// Builds every child of the agent.
 pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
     let config_map = config_map::build_config_map(input.agent, input.config)?;
-    let hash = config_hash(&config_map, input.secret_versions);
+    let hash = config_hash(&config_map);
     Ok(Children {
         service_account: service_account::build_service_account(input.agent),
         role: rbac::build_role(input.agent),
@@ -90,19 +86,14 @@ pub enum BuildError {
     Serialize(#[from] serde_json::Error),
 }
 
-/// Hash of the pod's inputs that are not in its template: the RuntimeConfig and Secret versions.
-fn config_hash(config_map: &ConfigMap, secret_versions: &BTreeMap<String, String>) -> String {
+/// Hash of the pod's input that is not in its template: the RuntimeConfig. Secrets are not in
+/// it: the runtime reloads their mounted files itself.
+fn config_hash(config_map: &ConfigMap) -> String {
     let mut hasher = Sha256::new();
     for (key, value) in config_map.data.iter().flatten() {
         hasher.update(key.as_bytes());
         hasher.update([0]);
         hasher.update(value.as_bytes());
-        hasher.update([0]);
-    }
-    for (name, version) in secret_versions {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(version.as_bytes());
         hasher.update([0]);
     }
     hasher.finalize().iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
