@@ -40,6 +40,12 @@ pub struct Config {
     /// namespace (0 means no bound).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
     pub max_concurrent_reconciles: u16,
+    /// Milliseconds an Agent waits after a change (its own or one of its children's) before it
+    /// is reconciled; more changes meanwhile restart the wait. Applying an agent's children
+    /// makes a burst of watch events: waiting lets them land in the caches and costs one
+    /// reconcile instead of one per event.
+    #[arg(long, env = "RECONCILE_DEBOUNCE_MS", default_value_t = 500)]
+    pub reconcile_debounce_ms: u64,
     /// Requests per second the operator sends the API server on average (like
     /// kube-controller-manager's `--kube-api-qps`); watches count once, when they start.
     #[arg(long, env = "KUBE_API_QPS", default_value_t = 50.0)]
@@ -57,7 +63,9 @@ impl Config {
 
     /// How the Agent controller schedules reconciles.
     pub fn controller(&self) -> kube::runtime::controller::Config {
-        kube::runtime::controller::Config::default().concurrency(self.max_concurrent_reconciles)
+        kube::runtime::controller::Config::default()
+            .concurrency(self.max_concurrent_reconciles)
+            .debounce(Duration::from_millis(self.reconcile_debounce_ms))
     }
 
     /// The namespace to watch, `None` for all.

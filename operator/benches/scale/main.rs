@@ -97,7 +97,7 @@ fn report(n: usize, runs: &[Round]) {
     for verb in verbs {
         let count =
             |r: &Round| r.requests.iter().filter(|(k, _)| k.starts_with(verb)).map(|(_, v)| *v as f64).sum::<f64>();
-        println!("| {verb} per agent | {:.3} |", per_agent(&count));
+        println!("| {verb} per agent | {:.3} |", per_agent(&count).abs());
     }
     let total = |r: &Round| r.requests.values().map(|v| *v as f64).sum::<f64>();
     println!("| requests per agent, all | {:.2} |", per_agent(&total));
@@ -115,8 +115,8 @@ fn report(n: usize, runs: &[Round]) {
     };
     let quiet_reads =
         |r: &Round| r.quiet_requests.iter().filter(|(k, _)| k.starts_with("GET")).map(|(_, v)| *v as f64).sum::<f64>();
-    println!("| writes in the quiet window | {} |", median(runs.iter().map(quiet_writes).collect()));
-    println!("| GETs in the quiet window | {} |", median(runs.iter().map(quiet_reads).collect()));
+    println!("| writes in the quiet window | {} |", median(runs.iter().map(quiet_writes).collect()).abs());
+    println!("| GETs in the quiet window | {} |", median(runs.iter().map(quiet_reads).collect()).abs());
     println!("| peak RSS (MiB) | {:.1} |", median(runs.iter().map(|r| r.peak_rss_mib).collect()));
     println!("| RSS at rest (MiB) | {:.1} |", median(runs.iter().map(|r| r.rest_rss_mib).collect()));
     println!("| operator CPU seconds | {:.1} |", median(runs.iter().map(|r| r.cpu_seconds).collect()));
@@ -256,7 +256,8 @@ fn operator_round(n: usize, quiet: Duration) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let cpu_before = cpu_seconds();
         let started = Instant::now();
-        let controller = kube::runtime::controller::Config::default().concurrency(16);
+        // The operator's own defaults (flags and environment apply, as in the Deployment).
+        let controller = <agent_operator::Config as clap::Parser>::parse_from(["agent-operator"]).controller();
         tokio::spawn(agent_operator::agent::run(ctx.clone(), None, controller, async move {
             let _ = stopped.await;
         }));
