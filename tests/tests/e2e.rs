@@ -5,6 +5,8 @@
 //! by the operator for children outside their parent's bounds. Skipped, with a printed reason,
 //! when `KUBECONFIG` is not set.
 
+mod cluster;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use agent_crds::Agent;
 use agent_operator::context::Context;
 use agent_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
@@ -30,7 +32,7 @@ async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
     let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
     install_crds(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    apply_namespace(&client, NAMESPACE).await;
+    cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
     apply_example(&client, "examples/chat-agent.yaml", NAMESPACE, |_| true).await;
 
     let (stop, controller) = run_controller(&client, NAMESPACE);
@@ -77,19 +79,6 @@ async fn install_crds(client: &Client) {
             }
         })
         .await;
-    }
-}
-
-/// Applies the namespace and the Secrets the examples name.
-async fn apply_namespace(client: &Client, namespace: &str) {
-    let apply = PatchParams::apply("agent-operator-e2e").force();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-    namespaces.patch(namespace, &apply, &Patch::Apply(&object)).await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for (name, key) in [("openai", "api-key"), ("helpdesk-api", "token")] {
-        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: "e2e"}});
-        secrets.patch(name, &apply, &Patch::Apply(&secret)).await.unwrap();
     }
 }
 
@@ -171,7 +160,7 @@ async fn delegation_is_bounded_by_the_api_server_and_by_the_operator_on_a_real_c
     }
     let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
     install_crds(&client).await;
-    apply_namespace(&client, DELEGATION_NAMESPACE).await;
+    cluster::apply_namespace(&client, DELEGATION_NAMESPACE, "agent-operator-e2e").await;
     apply_example(&client, "charts/kustomize/delegation-admission-policy.yaml", DELEGATION_NAMESPACE, |_| true).await;
     let is = |kind: &'static str, name: &'static str| {
         move |object: &serde_json::Value| object["kind"] == kind && object["metadata"]["name"] == name

@@ -21,6 +21,8 @@
 //! chart's defaults, e.g. ones loaded into the cluster from `scripts/build-images.sh`),
 //! `AGENT_OPERATOR_BIN` (the stand-in binary; default: `agent-operator` built beside this test).
 
+mod cluster;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,7 +34,7 @@ use agent_tests::{repo_root, tools_bin};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, Namespace, PersistentVolumeClaim, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Container, Namespace, PersistentVolumeClaim, Pod, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
@@ -85,7 +87,7 @@ struct Installed {
 
 /// `helm install` into a fresh namespace; waits for the CRDs and the operator Deployment.
 async fn install(client: &Client) -> Installed {
-    apply_namespace(client, AGENTS_NAMESPACE).await;
+    cluster::apply_namespace(client, AGENTS_NAMESPACE, FIELD_MANAGER).await;
     let mut values = vec![format!("watchNamespace={AGENTS_NAMESPACE}")];
     values.extend(image_values());
     let mut install = vec!["install", RELEASE, CHART, "-n", RELEASE_NAMESPACE, "--create-namespace"];
@@ -437,20 +439,6 @@ async fn wait_lease_holder(client: &Client, lease_name: &str, pods_run: bool) ->
         }
     })
     .await
-}
-
-/// Applies the agents' namespace (the chart puts the operator's Role there, so it must exist
-/// before the install) and the Secrets examples/chat-agent.yaml names.
-async fn apply_namespace(client: &Client, namespace: &str) {
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-    namespaces.patch(namespace, &apply, &Patch::Apply(&object)).await.unwrap();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for (name, key) in [("openai", "api-key"), ("helpdesk-api", "token")] {
-        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {key: "e2e"}});
-        secrets.patch(name, &apply, &Patch::Apply(&secret)).await.unwrap();
-    }
 }
 
 /// Applies the objects of examples/chat-agent.yaml (a Model and an Agent) in `namespace`.
