@@ -672,7 +672,8 @@ pub struct AgentStatus {
     /// runtime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsage>,
-    /// The agent's most recent task (reported by the runtime).
+    /// The agent's most recent task (reported by the runtime); for a `Once` agent, its own task
+    /// of the current task generation once it has one, whatever was sent to it after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_task: Option<TaskSummary>,
 }

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use agent_crds::agent::{ModelTokenUsage, OfferedTool, TaskSummary, TokenUsage};
+use agent_crds::agent::{ModelTokenUsage, OfferedTool, TaskMode, TaskSummary, TokenUsage};
+use agent_crds::runtime_config::TaskConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -15,6 +16,7 @@ use super::KubeApi;
 use crate::http::AppState;
 use crate::sessions::RUNNER;
 use crate::tasks::record::state_name;
+use crate::tasks::{Latest, TaskRecord};
 
 /// Quiet time after a change before the status is written, so a burst costs one write.
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -51,7 +53,8 @@ fn report(state: &AppState, usage: Counted) -> Value {
             output_tokens: usage.output,
         }],
     };
-    let last_task = state.tasks.latest().borrow().as_ref().map(|record| TaskSummary {
+    let latest = state.tasks.latest().borrow().clone();
+    let last_task = shown_task(&config.task, &latest).map(|record| TaskSummary {
         id: record.task.id.clone(),
         state: state_name(record.task.status.state).to_owned(),
         origin: record.origin.as_str().to_owned(),
@@ -63,6 +66,18 @@ fn report(state: &AppState, usage: Counted) -> Value {
     // Empty lists and absent fields are sent too (as empty), so a field the runtime stops
     // reporting is cleared rather than left stale.
     json!({ "tools": tools, "usage": usage, "lastTask": last_task })
+}
+
+/// The task `status.lastTask` shows: the newest one, except that a `Once` agent shows its own
+/// task of the current task generation once it has one (tasks sent to it later through the
+/// API do not hide whether its task succeeded).
+fn shown_task<'a>(task: &TaskConfig, latest: &'a Latest) -> Option<&'a TaskRecord> {
+    match &latest.own {
+        Some(own) if task.mode == TaskMode::Once && own.generation.as_deref() == Some(task.generation.as_str()) => {
+            Some(own)
+        }
+        _ => latest.any.as_ref(),
+    }
 }
 
 /// Reports the agent's status until the process ends.
@@ -119,4 +134,67 @@ pub fn start(state: &AppState) -> Result<(), super::KubeError> {
     let api = KubeApi::new(access)?;
     tokio::spawn(report_status(api, state.clone()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_crds::agent::ConcurrencyPolicy;
+
+    use super::*;
+    use crate::a2a::model::{Task, TaskState, TaskStatus};
+    use crate::tasks::{Origin, TaskUsage};
+
+    fn record(id: &str, origin: Origin, generation: Option<&str>) -> TaskRecord {
+        TaskRecord {
+            task: Task {
+                id: id.into(),
+                context_id: id.into(),
+                status: TaskStatus { state: TaskState::Completed, message: None, timestamp: String::new() },
+                history: Vec::new(),
+                artifacts: Vec::new(),
+                metadata: None,
+            },
+            origin,
+            input: String::new(),
+            created: String::new(),
+            started: None,
+            finished: None,
+            usage: TaskUsage::default(),
+            generation: generation.map(str::to_owned),
+            scheduled_for: None,
+            attempt: 1,
+            retry_of: None,
+            interrupted: false,
+        }
+    }
+
+    fn task(mode: TaskMode) -> TaskConfig {
+        TaskConfig {
+            mode,
+            instructions: None,
+            schedule: None,
+            input: Some("go".into()),
+            generation: "g2".into(),
+            concurrency_policy: ConcurrencyPolicy::Forbid,
+            starting_deadline_seconds: None,
+            successful_runs_history_limit: 3,
+            failed_runs_history_limit: 1,
+        }
+    }
+
+    #[test]
+    fn a_once_agent_shows_its_own_task_of_the_current_generation_over_later_api_tasks() {
+        let latest = Latest {
+            any: Some(record("api-1", Origin::Api, None)),
+            own: Some(record("once-2", Origin::Once, Some("g2"))),
+        };
+        assert_eq!(shown_task(&task(TaskMode::Once), &latest).map(|r| r.task.id.as_str()), Some("once-2"));
+        assert_eq!(shown_task(&task(TaskMode::Chat), &latest).map(|r| r.task.id.as_str()), Some("api-1"));
+        let stale = Latest { own: Some(record("once-1", Origin::Once, Some("g1"))), ..latest };
+        assert_eq!(
+            shown_task(&task(TaskMode::Once), &stale).map(|r| r.task.id.as_str()),
+            Some("api-1"),
+            "a task of an older generation says nothing about the current one"
+        );
+    }
 }

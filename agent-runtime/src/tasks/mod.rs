@@ -102,7 +102,32 @@ struct Running {
 pub struct Tasks {
     agent: Arc<Agent>,
     running: Mutex<HashMap<String, Running>>,
-    latest: watch::Sender<Option<TaskRecord>>,
+    latest: watch::Sender<Latest>,
+}
+
+/// The newest task, and the newest one the Agent's own task mode (`Once`, `Schedule`) started.
+#[derive(Clone, Debug, Default)]
+pub struct Latest {
+    /// The newest task, whatever started it.
+    pub any: Option<TaskRecord>,
+    /// The newest `Once` or `Schedule` task.
+    pub own: Option<TaskRecord>,
+}
+
+impl Latest {
+    /// Takes `record` where it is the newest (or a newer state of the one held); returns
+    /// whether anything changed.
+    fn offer(&mut self, record: &TaskRecord) -> bool {
+        let take = |held: &mut Option<TaskRecord>| {
+            let newer = held.as_ref().is_none_or(|h| h.created <= record.created);
+            if newer {
+                *held = Some(record.clone());
+            }
+            newer
+        };
+        let own = matches!(record.origin, Origin::Once | Origin::Schedule) && take(&mut self.own);
+        take(&mut self.any) || own
+    }
 }
 
 fn new_id() -> String {
@@ -148,7 +173,7 @@ fn session_of(origin: Origin, context_id: &str) -> String {
 impl Tasks {
     /// The tasks of `agent`.
     pub fn new(agent: Arc<Agent>) -> Self {
-        Self { agent, running: Mutex::default(), latest: watch::Sender::new(None) }
+        Self { agent, running: Mutex::default(), latest: watch::Sender::new(Latest::default()) }
     }
 
     /// The agent the tasks run on.
@@ -156,8 +181,8 @@ impl Tasks {
         &self.agent
     }
 
-    /// The task most recently written, as it changes.
-    pub fn latest(&self) -> watch::Receiver<Option<TaskRecord>> {
+    /// The newest tasks, as they change.
+    pub fn latest(&self) -> watch::Receiver<Latest> {
         self.latest.subscribe()
     }
 
@@ -167,14 +192,7 @@ impl Tasks {
 
     async fn save(&self, record: &TaskRecord) -> Result<(), StoreError> {
         self.agent.sessions().put_record(TASKS, &record.task.id, record).await?;
-        let newer = |latest: &Option<TaskRecord>| latest.as_ref().is_none_or(|l| l.created <= record.created);
-        self.latest.send_if_modified(|latest| {
-            let replace = newer(latest);
-            if replace {
-                *latest = Some(record.clone());
-            }
-            replace
-        });
+        self.latest.send_if_modified(|latest| latest.offer(record));
         Ok(())
     }
 
@@ -192,8 +210,8 @@ impl Tasks {
                 let why = "interrupted: the agent restarted while the task ran";
                 self.settle(&mut record, TaskState::Failed, why.to_owned()).await?;
                 interrupted.push(record);
-            } else if self.latest.borrow().as_ref().is_none_or(|l| l.created <= record.created) {
-                self.latest.send_replace(Some(record));
+            } else {
+                self.latest.send_if_modified(|latest| latest.offer(&record));
             }
         }
         Ok(interrupted)

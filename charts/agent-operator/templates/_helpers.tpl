@@ -111,7 +111,9 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Read only the Secrets an Agent references (API keys), by name: no list or watch.
+# Secrets: only the Model controller reads one, the endpoint API key a Model names, to
+# authenticate its reachability probe; Agent reconciles never read Secrets (agent pods
+# mount them and the runtime reloads them). get by name only: no list or watch.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
