@@ -182,10 +182,14 @@ where
     store.get(&ObjectRef::new(name).within(namespace)).map(|found| (*found).clone())
 }
 
-/// Every object of `store` in `namespace`.
+/// Every object of `store` in `namespace`, by name (as a LIST would give them: messages and
+/// choices between equals do not depend on the store's hash order).
 pub fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<Arc<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    store.state().into_iter().filter(|o| o.meta().namespace.as_deref() == Some(namespace)).collect()
+    let mut found: Vec<Arc<K>> =
+        store.state().into_iter().filter(|o| o.meta().namespace.as_deref() == Some(namespace)).collect();
+    found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    found
 }
