@@ -5,7 +5,7 @@ mod support;
 
 use agent_crds::manifests::Manifests;
 use agent_operator::offline::{children, children_as_values};
-use support::repo_root;
+use support::{pod_security_violations, repo_root};
 
 fn children_of(file: &str, agent: &str) -> Vec<serde_json::Value> {
     let manifests = Manifests::parse(&std::fs::read_to_string(repo_root().join(file)).unwrap()).unwrap();
@@ -102,4 +102,24 @@ fn the_runtime_reaches_the_api_with_its_mounted_token_bound_to_its_own_role() {
     assert_eq!(binding["subjects"][0]["name"], "helpdesk");
     let kinds: Vec<&str> = children.iter().map(|c| c["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds[..3], ["ServiceAccount", "Role", "RoleBinding"], "identity and rights come before the pod");
+}
+
+#[test]
+fn every_agent_pod_meets_the_restricted_pod_security_standard() {
+    for (file, agent) in [
+        ("examples/chat-agent.yaml", "helpdesk"),
+        ("examples/rag-agent.yaml", "researcher"),
+        ("examples/suspended-agent.yaml", "incident-report"),
+    ] {
+        let children = children_of(file, agent);
+        let pod = &of_kind(&children, "StatefulSet")["spec"]["template"];
+        assert_eq!(pod_security_violations(pod, true), Vec::<String>::new(), "{file} {agent}");
+    }
+    // The checker sees what restricted forbids.
+    let children = children_of("examples/chat-agent.yaml", "helpdesk");
+    let mut pod = of_kind(&children, "StatefulSet")["spec"]["template"].clone();
+    pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = serde_json::json!(true);
+    pod["spec"]["volumes"][0] = serde_json::json!({"name": "host", "hostPath": {"path": "/"}});
+    let violations = pod_security_violations(&pod, true);
+    assert_eq!(violations.len(), 3, "{violations:?}");
 }

@@ -7,7 +7,7 @@ use agent_crds::model::{Accelerator, Model};
 use agent_operator::model::build::{BuildInput, build};
 use agent_operator::model::validate::validate;
 use serde_json::{Value, json};
-use support::example_documents;
+use support::{example_documents, pod_security_violations};
 
 const FILE: &str = "examples/served-model.yaml";
 
@@ -176,4 +176,33 @@ fn a_gated_hugging_face_model_reads_its_token_from_the_secret_never_inline() {
     let token = env.as_array().unwrap().iter().find(|e| e["name"] == "HF_TOKEN").unwrap();
     assert_eq!(token["valueFrom"]["secretKeyRef"], json!({"name": "hf-token", "key": "token", "optional": false}));
     assert!(token.get("value").is_none());
+}
+
+#[test]
+fn model_pods_meet_baseline_and_the_download_job_meets_restricted() {
+    // Engine images (vLLM, llama.cpp server, Ollama, TGI, TEI, NIM) run as root in their own
+    // images, so their pods meet the baseline standard, not restricted; the cache download Job
+    // runs as the runtime's non-root user and meets restricted.
+    let mut checked = 0;
+    for name in ["llama-8b", "gemma-small", "qwen-small", "mistral-tgi", "minilm", "llama-nim"] {
+        let built = children(&with_accelerator(example_model(name), None));
+        for object in &built {
+            let pod = &object["spec"]["template"];
+            match object["kind"].as_str() {
+                Some("Deployment") => {
+                    assert_eq!(pod_security_violations(pod, false), Vec::<String>::new(), "{name} engine (baseline)");
+                    checked += 1;
+                }
+                Some("Job") => {
+                    assert_eq!(
+                        pod_security_violations(pod, true),
+                        Vec::<String>::new(),
+                        "{name} download (restricted)"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(checked, 6, "every engine's pod was checked");
 }

@@ -231,3 +231,76 @@ pub fn ready(mut model: Value) -> Value {
     }]});
     model
 }
+
+/// How a pod template breaks the Pod Security Standards (Kubernetes 1.30+ rules), as sentences;
+/// `restricted` adds its rules to baseline's.
+pub fn pod_security_violations(pod: &Value, restricted: bool) -> Vec<String> {
+    let spec = &pod["spec"];
+    let mut found = Vec::new();
+    for field in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[field] == true {
+            found.push(format!("{field} is set"));
+        }
+    }
+    let allowed_volumes =
+        ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+    for volume in spec["volumes"].as_array().into_iter().flatten() {
+        if volume.get("hostPath").is_some() {
+            found.push(format!("volume {} is a hostPath", volume["name"]));
+        }
+        let kinds: Vec<&String> =
+            volume.as_object().into_iter().flatten().map(|(k, _)| k).filter(|k| *k != "name").collect();
+        if restricted && !kinds.iter().all(|k| allowed_volumes.contains(&k.as_str())) {
+            found.push(format!("volume {} has a type restricted does not allow: {kinds:?}", volume["name"]));
+        }
+    }
+    let pod_context = &spec["securityContext"];
+    let containers = spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(spec["initContainers"].as_array().into_iter().flatten());
+    for container in containers {
+        let name = container["name"].as_str().unwrap_or_default();
+        let context = &container["securityContext"];
+        if context["privileged"] == true {
+            found.push(format!("container {name} is privileged"));
+        }
+        for port in container["ports"].as_array().into_iter().flatten() {
+            if port.get("hostPort").is_some_and(|p| p != 0) {
+                found.push(format!("container {name} uses a hostPort"));
+            }
+        }
+        let seccomp =
+            context["seccompProfile"]["type"].as_str().or_else(|| pod_context["seccompProfile"]["type"].as_str());
+        if seccomp == Some("Unconfined") {
+            found.push(format!("container {name} runs seccomp Unconfined"));
+        }
+        let added: Vec<&str> =
+            context["capabilities"]["add"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !restricted {
+            continue;
+        }
+        if context["allowPrivilegeEscalation"] != false {
+            found.push(format!("container {name} does not set allowPrivilegeEscalation: false"));
+        }
+        if context["runAsNonRoot"] != true && pod_context["runAsNonRoot"] != true {
+            found.push(format!("container {name} does not set runAsNonRoot: true"));
+        }
+        if context["runAsUser"] == 0 || pod_context["runAsUser"] == 0 {
+            found.push(format!("container {name} runs as user 0"));
+        }
+        if !matches!(seccomp, Some("RuntimeDefault" | "Localhost")) {
+            found.push(format!("container {name} has no RuntimeDefault or Localhost seccomp profile"));
+        }
+        let dropped: Vec<&str> =
+            context["capabilities"]["drop"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !dropped.contains(&"ALL") {
+            found.push(format!("container {name} does not drop ALL capabilities"));
+        }
+        if added.iter().any(|c| *c != "NET_BIND_SERVICE") {
+            found.push(format!("container {name} adds capabilities {added:?}"));
+        }
+    }
+    found
+}
