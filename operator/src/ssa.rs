@@ -39,6 +39,15 @@ where
     if observed.is_some_and(|current| holds(desired, current)) {
         return Ok(false);
     }
+    apply(client, namespace, desired).await?;
+    Ok(true)
+}
+
+/// Applies `desired`; returns the object as the API server holds it afterwards.
+pub async fn apply<K>(client: &Client, namespace: &str, desired: &K) -> Result<K, ApplyError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+{
     let name = desired.name_any();
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -46,8 +55,7 @@ where
         kind: K::kind(&()).into_owned(),
         name,
         source,
-    })?;
-    Ok(true)
+    })
 }
 
 /// Writes `status` to `object`'s status subresource with server-side apply.

@@ -2,8 +2,8 @@
 //! controller's own watches (each kind is watched once; children only through the
 //! operator's `managed-by` label, data claims through the agent pods' name label). A reconcile
 //! reads its Model, Recipe, family and existing children from here instead of GETting them,
-//! so an agent at rest costs the API server nothing. Stored objects drop `managedFields`, the
-//! largest part of most objects and one the operator never reads.
+//! so an agent at rest costs the API server nothing. Stored objects drop what the operator never
+//! reads ([`Cached`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -110,11 +110,11 @@ impl Writers {
     pub fn observe(&mut self, object: &serde_json::Value) -> bool {
         fn put<K>(writer: &mut Writer<K>, object: &serde_json::Value) -> bool
         where
-            K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+            K: Cached<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
         {
             match serde_json::from_value::<K>(object.clone()) {
                 Ok(mut parsed) => {
-                    prune(&mut parsed);
+                    parsed.prune();
                     writer.apply_watcher_event(&watcher::Event::Apply(parsed));
                     true
                 }
@@ -138,22 +138,72 @@ impl Writers {
     }
 }
 
-/// Drops what the operator never reads from a cached object.
-pub fn prune<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+/// A kind the stores hold, and what of it they drop: `managedFields` always (the operator never
+/// reads them); a StatefulSet's pod template too (the largest part of an agent's objects,
+/// about 23 KiB of the ~50 KiB an agent costs in memory), since the operator compares its
+/// StatefulSets by their spec digest ([`crate::agent::build::labels::SPEC_HASH_ANNOTATION`]).
+pub trait Cached: Resource {
+    /// Drops what the operator never reads.
+    fn prune(&mut self) {
+        self.meta_mut().managed_fields = None;
+    }
+}
+
+impl Cached for Agent {}
+impl Cached for Model {}
+impl Cached for Recipe {}
+impl Cached for ServiceAccount {}
+impl Cached for Role {}
+impl Cached for RoleBinding {}
+impl Cached for ConfigMap {}
+impl Cached for Service {}
+impl Cached for NetworkPolicy {}
+impl Cached for PersistentVolumeClaim {}
+
+impl Cached for StatefulSet {
+    fn prune(&mut self) {
+        self.meta_mut().managed_fields = None;
+        if let Some(spec) = &mut self.spec {
+            spec.template = k8s_openapi::api::core::v1::PodTemplateSpec::default();
+        }
+    }
+}
+
+/// The `metadata.generation` the operator last wrote to each StatefulSet (by `namespace/name`),
+/// so a spec change someone else made (the generation moved past it) is noticed without
+/// caching the pod template. Empty after a restart: until its next write, a StatefulSet's
+/// drift is not noticed.
+#[derive(Debug, Default)]
+pub struct WrittenGenerations(Mutex<std::collections::HashMap<String, i64>>);
+
+impl WrittenGenerations {
+    /// Records the generation a write left.
+    pub fn record(&self, key: String, generation: Option<i64>) {
+        if let Some(generation) = generation {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, generation);
+        }
+    }
+
+    /// Whether the object's spec changed since the operator's last write.
+    pub fn drifted(&self, key: &str, generation: Option<i64>) -> bool {
+        let written = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key).copied();
+        matches!((written, generation), (Some(written), Some(now)) if now > written)
+    }
 }
 
 /// The stores, with their writers until the controller takes them.
 pub struct Caches {
     /// The readers.
     pub stores: Stores,
+    /// What the operator last wrote to the StatefulSets.
+    pub written: WrittenGenerations,
     writers: Mutex<Option<Writers>>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
         let writers = Writers::new();
-        Self { stores: writers.readers(), writers: Mutex::new(Some(writers)) }
+        Self { stores: writers.readers(), written: WrittenGenerations::default(), writers: Mutex::new(Some(writers)) }
     }
 }
 
@@ -192,4 +242,39 @@ where
         store.state().into_iter().filter(|o| o.meta().namespace.as_deref() == Some(namespace)).collect();
     found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::StatefulSetSpec;
+    use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+
+    use super::*;
+
+    #[test]
+    fn a_spec_change_after_the_operators_write_is_drift_and_its_own_write_is_not() {
+        let written = WrittenGenerations::default();
+        assert!(!written.drifted("demo/a", Some(3)), "nothing written yet (after a restart): no drift known");
+        written.record("demo/a".into(), Some(3));
+        assert!(!written.drifted("demo/a", Some(3)), "status updates keep the generation");
+        assert!(written.drifted("demo/a", Some(4)), "someone changed the spec");
+    }
+
+    #[test]
+    fn a_cached_stateful_set_keeps_its_claim_templates_and_status_but_not_its_pod_template() {
+        let mut stateful_set = StatefulSet {
+            spec: Some(StatefulSetSpec {
+                template: PodTemplateSpec { spec: Some(PodSpec::default()), ..PodTemplateSpec::default() },
+                volume_claim_templates: Some(vec![PersistentVolumeClaim::default()]),
+                ..StatefulSetSpec::default()
+            }),
+            ..StatefulSet::default()
+        };
+        stateful_set.metadata.managed_fields = Some(Vec::new());
+        stateful_set.prune();
+        let spec = stateful_set.spec.unwrap();
+        assert_eq!(spec.template, PodTemplateSpec::default());
+        assert_eq!(spec.volume_claim_templates.map(|t| t.len()), Some(1));
+        assert!(stateful_set.metadata.managed_fields.is_none());
+    }
 }

@@ -126,7 +126,8 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action, Error> 
             (outcome, wait)
         }
         Plan::Apply(children) => {
-            let written = apply::apply(&ctx.client, &namespace, &children, &observed.children).await?;
+            let written =
+                apply::apply(&ctx.client, &namespace, &children, &observed.children, &ctx.caches.written).await?;
             tracing::debug!(agent = %key(agent), written, "applied children");
             (Outcome::Applied, Some(RESYNC))
         }
@@ -341,7 +342,8 @@ pub async fn run(
         .await;
 }
 
-/// The objects of a watch of `K`, kept in `writer`'s store without their `managedFields`.
+/// The objects of a watch of `K`, kept in `writer`'s store without what the operator never
+/// reads.
 fn cached<K>(
     writer: Writer<K>,
     client: &kube::Client,
@@ -349,7 +351,7 @@ fn cached<K>(
     config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    K: crate::stores::Cached<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
@@ -359,7 +361,7 @@ where
 {
     watcher(api::<K>(client, namespace), config)
         .default_backoff()
-        .modify(crate::stores::prune)
+        .modify(crate::stores::Cached::prune)
         .reflect(writer)
         .applied_objects()
 }

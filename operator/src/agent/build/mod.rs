@@ -72,10 +72,22 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
         headless_service: service::build_headless_service(input.agent),
         service: service::build_service(input.agent),
         network_policy: network_policy::build_network_policy(input.agent),
-        stateful_set: stateful_set::build_stateful_set(input, &hash),
+        stateful_set: stamp(stateful_set::build_stateful_set(input, &hash)),
         grown_claim: stateful_set::build_grown_claim(input),
         config_map,
     })
+}
+
+/// Stamps `stateful_set` with a digest of itself ([`labels::SPEC_HASH_ANNOTATION`]).
+fn stamp(mut stateful_set: StatefulSet) -> StatefulSet {
+    let digest = Sha256::digest(serde_json::to_vec(&stateful_set).unwrap_or_default());
+    let hash = digest.iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
+        use std::fmt::Write;
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    });
+    stateful_set.metadata.annotations.get_or_insert_default().insert(labels::SPEC_HASH_ANNOTATION.to_owned(), hash);
+    stateful_set
 }
 
 /// Why children could not be built.
