@@ -139,9 +139,10 @@ impl Writers {
 }
 
 /// A kind the stores hold, and what of it they drop: `managedFields` always (the operator never
-/// reads them); a StatefulSet's pod template too (the largest part of an agent's objects,
-/// about 23 KiB of the ~50 KiB an agent costs in memory), since the operator compares its
-/// StatefulSets by their spec digest ([`crate::agent::build::labels::SPEC_HASH_ANNOTATION`]).
+/// reads them); a StatefulSet's pod template too (the largest part of an agent's objects, about
+/// 23 KiB of the ~50 KiB an agent cost in memory before it was dropped), since the operator
+/// compares its StatefulSets by their spec digest
+/// ([`crate::agent::build::labels::SPEC_HASH_ANNOTATION`]).
 pub trait Cached: Resource {
     /// Drops what the operator never reads.
     fn prune(&mut self) {
