@@ -19,6 +19,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::support::merge;
+
 /// One change, as watchers receive it.
 #[derive(Clone, Debug)]
 struct Change {
@@ -100,17 +102,6 @@ fn matches(selector: Option<&str>, object: &Value) -> bool {
         Some((key, value)) => object["metadata"]["labels"][key].as_str() == Some(value),
         None => !object["metadata"]["labels"][term].is_null(),
     })
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch,
-    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {

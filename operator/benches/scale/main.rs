@@ -16,6 +16,8 @@
 )]
 
 mod fake_api;
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -142,7 +142,7 @@ impl Cluster {
 
 /// Merges `patch` into `target` the way an apply of owned fields does for these tests: objects
 /// merge key by key, everything else is replaced.
-fn merge(target: &mut Value, patch: Value) {
+pub fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
