@@ -80,12 +80,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
 
 /// Stamps `stateful_set` with a digest of itself ([`labels::SPEC_HASH_ANNOTATION`]).
 fn stamp(mut stateful_set: StatefulSet) -> StatefulSet {
-    let digest = Sha256::digest(serde_json::to_vec(&stateful_set).unwrap_or_default());
-    let hash = digest.iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
-        use std::fmt::Write;
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    });
+    let hash = short_hex(&Sha256::digest(serde_json::to_vec(&stateful_set).unwrap_or_default()));
     stateful_set.metadata.annotations.get_or_insert_default().insert(labels::SPEC_HASH_ANNOTATION.to_owned(), hash);
     stateful_set
 }
@@ -108,7 +103,13 @@ fn config_hash(config_map: &ConfigMap) -> String {
         hasher.update(value.as_bytes());
         hasher.update([0]);
     }
-    hasher.finalize().iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
+    short_hex(&hasher.finalize())
+}
+
+/// The first 8 bytes of a digest, in hex: short enough for an annotation, long enough to tell
+/// versions apart.
+fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
         use std::fmt::Write;
         let _ = write!(hex, "{byte:02x}");
         hex
