@@ -75,6 +75,7 @@ step "helm template (serviceMonitor.enabled=true)" \
 step "helm template (all options)" \
   render_and_validate helm-all helm_template --set watchNamespace=team-a \
   --set serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
+  --set agentPodMonitor.enabled=true --set 'modelKeyReaders={team-a,team-b}' \
   --set leaderElection.enabled=false --set replicaCount=1
 step "kubectl kustomize charts/kustomize" \
   render_and_validate kustomize kubectl kustomize "$KUSTOMIZE_DIR"
@@ -171,6 +172,11 @@ for name, objs in list(helm.items()) + [("kustomize", kust)]:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants delete on {sorted(deletable - DELETABLE)}")
             if "secrets" in (rule.get("resources") or []) and verbs - {"get"}:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants {sorted(verbs)} on secrets (only get)")
+            # Secret reads only where a person opted in (modelKeyReaders), never cluster-wide.
+            if "secrets" in (rule.get("resources") or []) and (
+                key[0] == "ClusterRole" or not key[2].endswith("-model-keys")
+            ):
+                problems.append(f"{name}: {key[0]}/{key[2]} reads Secrets outside a modelKeyReaders Role")
             if "customresourcedefinitions" in (rule.get("resources") or []) and (
                 verbs != {"get"} or set(rule.get("resourceNames") or []) != CRD_NAMES
             ):

@@ -50,6 +50,8 @@ pub use crate::tools::mcp::McpTiming;
 pub struct ServeOptions {
     /// Address to listen on.
     pub addr: SocketAddr,
+    /// Address of the `/metrics` listener; `None` serves `/metrics` on `addr`.
+    pub metrics_addr: Option<SocketAddr>,
     /// Model call timeouts and retries.
     pub call_policy: CallPolicy,
     /// API limits.
@@ -82,6 +84,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_addr: None,
             call_policy: CallPolicy::default(),
             limits: ApiLimits {
                 max_body_bytes: 1 << 20,

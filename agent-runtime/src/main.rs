@@ -78,6 +78,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "AGENT_RUNTIME_ADDR", default_value = "0.0.0.0:8080")]
     addr: SocketAddr,
+    /// Address of a listener for `/metrics` alone; without it `/metrics` is served on `--addr`.
+    /// In a cluster the operator sets it, so the API port answers only API clients.
+    #[arg(long, env = "AGENT_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Seconds to wait for the model's first token, and between tokens.
     #[arg(long, env = "AGENT_MODEL_TIMEOUT_SECONDS", default_value_t = 60)]
     model_timeout_seconds: u64,
@@ -134,6 +138,7 @@ impl ServeArgs {
     fn options(&self) -> ServeOptions {
         ServeOptions {
             addr: self.addr,
+            metrics_addr: self.metrics_addr,
             call_policy: CallPolicy {
                 idle_timeout: Duration::from_secs(self.model_timeout_seconds),
                 answer_timeout: Duration::from_secs(self.request_timeout_seconds),

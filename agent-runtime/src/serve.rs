@@ -61,9 +61,26 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let api = match options.metrics_addr {
+        None => http::router(state),
+        Some(addr) => {
+            let metrics = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(addr = %metrics.local_addr()?, "serving metrics");
+            tokio::spawn(serve_metrics(metrics, http::metrics_router(state.clone())));
+            http::api_router(state)
+        }
+    };
+    axum::serve(listener, api).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` on its own listener until the process ends; a failure is logged, and the
+/// kubelet's probes (on the API port) do not depend on it.
+async fn serve_metrics(listener: tokio::net::TcpListener, router: axum::Router) {
+    if let Err(error) = axum::serve(listener, router).await {
+        tracing::error!(%error, "the metrics listener stopped");
+    }
 }
 
 /// Starts watching (connecting to) every MCP server of the agent; each is a degraded readiness

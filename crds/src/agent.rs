@@ -67,6 +67,9 @@ pub struct AgentSpec {
     /// Access to the agent's HTTP API.
     #[serde(default)]
     pub api: ApiSettings,
+    /// Where the agent's pod may connect to (its egress NetworkPolicy).
+    #[serde(default)]
+    pub egress: Egress,
 }
 
 /// Human approval of tool calls: the turn pauses before a listed tool runs, is kept on the
@@ -645,6 +648,64 @@ pub struct ApiSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub fetch_allowed_urls: Vec<String>,
+}
+
+/// Where the agent's pod may connect to. `Restricted` (the default) admits DNS, the Kubernetes
+/// API (status reports, delegation) and every destination the Agent's spec names: its model and
+/// embeddings endpoint, vector store, MCP, HTTP and agent tools, `httpGet` URLs, recipe sources
+/// and `api.fetchAllowedUrls`. A URL whose host is an IP address admits that address on its port;
+/// an in-cluster name (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`) admits its namespace (a
+/// Service's port is not its pods' port, which is what a NetworkPolicy sees); any other host name
+/// admits public addresses (not private, loopback, link-local or shared ranges) on its port.
+/// Anything else, such as URLs clients ask the agent to fetch, needs an entry in `to`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// `Restricted` admits only what is described above plus `to`; `Unrestricted` puts no
+    /// egress rules on the pod (the opt-out).
+    #[serde(default)]
+    pub policy: EgressPolicy,
+    /// Destinations admitted besides the ones derived from the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub to: Vec<EgressDestination>,
+}
+
+/// Whether the agent's egress is limited.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum EgressPolicy {
+    /// Only DNS, the Kubernetes API, the spec's destinations and `to`.
+    #[default]
+    Restricted,
+    /// No egress rules.
+    Unrestricted,
+}
+
+/// A destination the agent's pod may connect to: an address range or a namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    { "rule": "has(self.cidr) != has(self.__namespace__)", "message": "set exactly one of cidr or namespace" },
+    { "rule": "!has(self.except) || has(self.cidr)", "message": "except goes with cidr" }
+]))]
+pub struct EgressDestination {
+    /// An address range, e.g. `203.0.113.0/24` or `2001:db8::/32`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isCIDR(self)", "message": "cidr must be a CIDR such as 10.0.0.0/8" }]))]
+    pub cidr: Option<String>,
+    /// Ranges inside `cidr` that stay closed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::cidr_list")]
+    pub except: Vec<String>,
+    /// Every pod of this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// TCP ports admitted; empty admits every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::port_list")]
+    pub ports: Vec<u16>,
 }
 
 /// The observed state of an agent.

@@ -351,6 +351,9 @@ pub mod reason {
     pub const UNREACHABLE: &str = "Unreachable";
     /// The endpoint refused the API key (HTTP 401 or 403).
     pub const UNAUTHORIZED: &str = "Unauthorized";
+    /// The endpoint answers but wants an API key the operator may not read (it has no Secret
+    /// access in the namespace); the agents, which mount the key, check it.
+    pub const KEY_NOT_CHECKED: &str = "KeyNotChecked";
     /// The endpoint answered with an error status or a body that is not a model list.
     pub const BAD_RESPONSE: &str = "BadResponse";
     /// The endpoint answers but does not list the model.

@@ -16,6 +16,10 @@ use crate::references::SecretKeyReference;
 pub const RUNTIME_CONFIG_VERSION: u32 = 1;
 /// Port the runtime serves its API on.
 pub const RUNTIME_PORT: u16 = 8080;
+
+/// Port of the runtime's `/metrics` listener in a cluster (the operator passes
+/// `--metrics-addr`), apart from the API port.
+pub const METRICS_PORT: u16 = 9090;
 /// Built-in embedding model of the runtime.
 pub const BUILTIN_EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
 /// Dimension of the built-in embedding model.

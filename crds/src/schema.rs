@@ -61,3 +61,25 @@ pub fn quantity_string(_: &mut SchemaGenerator) -> Schema {
         ]
     })
 }
+
+/// A list of CIDRs (`10.0.0.0/8`, `2001:db8::/32`), each checked with the CEL CIDR library.
+pub fn cidr_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 16,
+        "items": {
+            "type": "string",
+            "maxLength": 64,
+            "x-kubernetes-validations": [{ "rule": "isCIDR(self)", "message": "must be a CIDR such as 10.0.0.0/8" }]
+        }
+    })
+}
+
+/// A list of TCP port numbers (1 to 65535).
+pub fn port_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 16,
+        "items": { "type": "integer", "format": "int32", "minimum": 1, "maximum": 65535 }
+    })
+}

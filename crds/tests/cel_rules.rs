@@ -303,3 +303,26 @@ fn five_field_schedules_and_macros_are_admitted() {
         check("agents", &scheduled, None).unwrap_or_else(|e| panic!("{schedule}: {e}"));
     }
 }
+
+#[test]
+fn an_egress_destination_is_a_cidr_or_a_namespace_and_its_addresses_are_cidrs() {
+    let to = |destination: Value| with(agent(), "/spec/egress", json!({"to": [destination]}));
+    assert_rejected(
+        "agents",
+        &to(json!({"cidr": "10.0.0.0/8", "namespace": "tools"})),
+        None,
+        "set exactly one of cidr or namespace",
+    );
+    assert_rejected("agents", &to(json!({"ports": [443]})), None, "set exactly one of cidr or namespace");
+    assert_rejected(
+        "agents",
+        &to(json!({"namespace": "tools", "except": ["10.0.0.0/8"]})),
+        None,
+        "except goes with cidr",
+    );
+    assert_rejected("agents", &to(json!({"cidr": "10.0.0.0"})), None, "must be a CIDR");
+    assert_rejected("agents", &to(json!({"cidr": "10.0.0.0/8", "except": ["nope"]})), None, "must be a CIDR");
+    let fine = to(json!({"cidr": "2001:db8::/32", "except": ["2001:db8::/64"], "ports": [443, 8443]}));
+    check("agents", &fine, None).unwrap();
+    check("agents", &to(json!({"namespace": "tools"})), None).unwrap();
+}

@@ -6,6 +6,7 @@ use agent_crds::runtime_config::PodPaths;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 
+use crate::agent::build::egress::ApiServer;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::stores::Caches;
@@ -26,6 +27,8 @@ pub struct Context {
     pub paths: PodPaths,
     /// What reconciles read instead of GETting it.
     pub caches: Caches,
+    /// Where pods reach the Kubernetes API server, for agents' egress policies.
+    pub api_server: ApiServer,
 }
 
 impl Context {
@@ -40,6 +43,7 @@ impl Context {
             runtime_image,
             paths: PodPaths::default(),
             caches: Caches::default(),
+            api_server: ApiServer::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! stateful agents.
 
 pub mod agent;
+pub mod api_server;
 pub mod backoff;
 pub mod conditions;
 pub mod config;
@@ -72,7 +73,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut lost_lease = false;
     if !*stopped.borrow() {
         readiness.set(Phase::Running);
-        let ctx = Arc::new(Context::new(client, metrics, config.runtime_image.clone(), Some(config.pod_name.clone())));
+        let mut ctx = Context::new(client, metrics, config.runtime_image.clone(), Some(config.pod_name.clone()));
+        let service_host = std::env::var("KUBERNETES_SERVICE_HOST").ok();
+        let service_port = std::env::var("KUBERNETES_SERVICE_PORT").ok();
+        ctx.api_server = api_server::discover(&ctx.client, service_host.as_deref(), service_port.as_deref()).await;
+        let ctx = Arc::new(ctx);
         let model_ctx = Arc::new(model::ModelContext::new(ctx.clone()));
         // The controllers run under the same Lease and stop together.
         let controller = async {

@@ -9,6 +9,7 @@ use agent_crds::render::{RenderError, render_runtime_config};
 use agent_crds::runtime_config::{ClusterAccess, PodPaths};
 use kube::ResourceExt;
 
+use crate::agent::build::egress::ApiServer;
 use crate::agent::build::{BuildInput, Children, build};
 use crate::agent::dereference::{ModelLookup, Observed};
 use crate::agent::secrets::referenced_secret_keys;
@@ -75,6 +76,8 @@ pub fn children(manifests: &Manifests, agent: &Agent, runtime_image: &str) -> Re
         secret_keys: &observed.secret_keys,
         existing_claim_size: None,
         existing_claim_request: None,
+        // Offline there is no cluster to ask; the usual API server ports are admitted.
+        api_server: &ApiServer::default(),
     };
     build(&input).map_err(|e| invalid(e.to_string()))
 }

@@ -419,6 +419,27 @@ async fn a_refused_key_and_an_unlisted_model_get_their_own_reasons() {
 }
 
 #[tokio::test]
+async fn without_secret_access_the_probe_goes_without_the_key_and_an_answering_endpoint_is_ready_unchecked() {
+    let base_url = models_endpoint("secret", &["gpt-4o-mini"]).await;
+    let cluster = cluster_with_key();
+    cluster.forbid("/api/v1/namespaces/demo/secrets");
+    let (result, calls) = run(&cluster, &endpoint_model(&base_url)).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(300))), "rechecked later, like a reachable endpoint");
+    let ready = condition(status_patch(&calls), "Ready");
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("KeyNotChecked")));
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 401 without a key") && message.contains("Secret openai"), "{message}");
+
+    let unreachable = endpoint_model("http://127.0.0.1:9/v1");
+    let (_, calls) = run(&cluster, &unreachable).await;
+    assert_eq!(
+        reason(status_patch(&calls), "Ready").1,
+        "Unreachable",
+        "an endpoint that does not answer is still not ready"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_endpoint_is_not_ready_and_probed_again_with_growing_delays() {
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

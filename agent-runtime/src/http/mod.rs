@@ -1,5 +1,6 @@
 //! The agent's HTTP API: an OpenAI-compatible chat endpoint, sessions, and operations
-//! (`/healthz`, `/readyz`, `/metrics`). Limits are layers: body size, API key, request metrics;
+//! (`/healthz`, `/readyz`, `/metrics`, the last on a port of its own when the runtime is given
+//! one). Limits are layers: body size, API key, request metrics;
 //! the chat handler also sheds load beyond its concurrency bound with a 429.
 
 pub mod a2a;
@@ -71,8 +72,36 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
 }
 
-/// The agent's router.
+/// The agent's router, `/metrics` included (local runs, and tests).
 pub fn router(state: AppState) -> Router {
+    routes(state, MetricsRoute::OnApiPort)
+}
+
+/// The agent's router without `/metrics`, for when metrics have their own listener
+/// ([`metrics_router`]): the API port then answers only API clients.
+pub fn api_router(state: AppState) -> Router {
+    routes(state, MetricsRoute::Elsewhere)
+}
+
+/// `/metrics` (and `/healthz`) alone, for a listener of their own. Scrapers carry no API key;
+/// who may reach the port is the network policy's business.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::NotFound("only /metrics is served on this port".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+/// Where `/metrics` is served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MetricsRoute {
+    OnApiPort,
+    Elsewhere,
+}
+
+fn routes(state: AppState, metrics: MetricsRoute) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(ops::models))
@@ -92,12 +121,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/knowledge/documents/{id}", delete(knowledge::delete))
         .route("/v1/knowledge/search", post(knowledge::search))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_api_key));
-    Router::new()
+    let mut router = Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ops::readyz))
-        .route("/.well-known/agent-card.json", get(a2a::card))
-        .route("/metrics", get(ops::metrics))
+        .route("/.well-known/agent-card.json", get(a2a::card));
+    if metrics == MetricsRoute::OnApiPort {
+        router = router.route("/metrics", get(ops::metrics));
+    }
+    router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))

@@ -316,6 +316,26 @@ async fn readiness_waits_for_the_model_and_metrics_count_requests() {
 }
 
 #[tokio::test]
+async fn with_a_metrics_port_the_api_port_no_longer_answers_metrics_and_the_metrics_port_only_metrics() {
+    use tower::ServiceExt;
+    let upstream = Upstream::start(vec![Reply::Text("hi".into())]).await;
+    let dir = temp_dir("metrics-port");
+    let agent = state(config(&upstream.base_url(), "", &dir, "Chat"), &quick_options());
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let api = agent_runtime::http::api_router(agent.clone());
+    let on_api = api.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND);
+    assert_eq!(api.oneshot(get("/healthz")).await.unwrap().status(), StatusCode::OK);
+    let metrics = agent_runtime::http::metrics_router(agent.clone());
+    let scraped = metrics.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(scraped.into_body(), 1 << 20).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("agent_requests_total"), "the scrape is the runtime's metrics");
+    let chat_there = metrics.oneshot(post("/v1/chat/completions", &chat("hi", false))).await.unwrap();
+    assert_eq!(chat_there.status(), StatusCode::NOT_FOUND, "the metrics port serves no API");
+}
+
+#[tokio::test]
 async fn older_turns_beyond_the_context_budget_are_summarised_by_the_model_not_cut() {
     let long = "word ".repeat(120);
     let script = vec![

@@ -111,12 +111,9 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Secrets: only the Model controller reads one, the endpoint API key a Model names, to
-# authenticate its reachability probe; Agent reconciles never read Secrets (agent pods
-# mount them and the runtime reloads them). get by name only: no list or watch.
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
+# No Secrets: agent pods mount the Secrets their Agent names and the runtime reloads
+# them; the Model controller probes an endpoint without its key unless `modelKeyReaders`
+# grants it Secret reads in a namespace (see rbac.yaml).
 # A served Model's cache volume is created and watched; an agent's memory volume
 # is grown when its Agent asks for more storage.
 - apiGroups: [""]

@@ -265,6 +265,16 @@ fn a_child_with_pod_overrides_private_fetches_or_too_deep_delegation_is_refused_
             "spec.api.fetchAllowedUrls",
         ),
         (
+            "egress opt-out",
+            with(child(), "/spec/egress", json!({"policy": "Unrestricted"})),
+            "a child Agent may not widen its egress",
+        ),
+        (
+            "extra egress destination",
+            with(child(), "/spec/egress", json!({"to": [{"cidr": "0.0.0.0/0"}]})),
+            "a child Agent may not widen its egress",
+        ),
+        (
             "delegation too deep",
             with(child(), "/spec/delegation", json!({"enabled": true, "maxDepth": 3})),
             "at depth 1 with spec.delegation.maxDepth 3 would reach depth 4; the cluster allows at most 3",

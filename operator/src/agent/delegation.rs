@@ -73,6 +73,13 @@ pub fn check(child: &Agent, family: &Family) -> Result<(), String> {
     if !secrets.is_empty() {
         problems.push(format!("a child cannot reference Secrets ({})", secrets.join(", ")));
     }
+    if child.spec.egress != agent_crds::agent::Egress::default() {
+        problems.push(
+            "a child cannot widen its egress (egress.policy Unrestricted or egress.to): it gets the egress its \
+             spec implies"
+                .to_owned(),
+        );
+    }
     if let Some(own) = child.spec.delegation.as_ref().filter(|d| d.enabled) {
         let parent_depth = bounds.max_depth.unwrap_or(DEFAULT_MAX_DEPTH);
         let child_depth = own.max_depth.unwrap_or(DEFAULT_MAX_DEPTH);

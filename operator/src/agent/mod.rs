@@ -214,6 +214,7 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
         secret_keys: &observed.secret_keys,
         existing_claim_size: claim_template_size,
         existing_claim_request: claim_request,
+        api_server: &ctx.api_server,
     };
     Ok(Plan::Apply(Box::new(build::build(&input)?)))
 }

@@ -1,4 +1,5 @@
-//! Dereference: read what a Model points at (its API key Secret, CA ConfigMap, Hugging Face token)
+//! Dereference: read what a Model points at (its API key Secret where the operator may read it,
+//! CA ConfigMap, Hugging Face token)
 //! and what exists for it (children, serving pods, their DRA claims, bound agents). The only
 //! step besides apply, probe and status that talks to the API.
 
@@ -22,6 +23,9 @@ use super::source::Source;
 pub struct Observed {
     /// The endpoint's API key, read from its Secret.
     pub api_key: Option<String>,
+    /// The key's Secret, when the operator may not read it (no Secret access in the namespace):
+    /// the probe then goes without the key.
+    pub unreadable_key_secret: Option<String>,
     /// The endpoint's CA bundle, read from its ConfigMap.
     pub ca_pem: Option<String>,
     /// References that do not resolve, as sentences.
@@ -58,8 +62,9 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
     if let Some(endpoint) = &model.spec.endpoint {
         if let Some(reference) = &endpoint.api_key_secret_ref {
             match secret_value(client, &namespace, reference).await? {
-                Ok(key) => observed.api_key = Some(key),
-                Err(missing) => observed.missing.push(missing),
+                SecretLookup::Value(key) => observed.api_key = Some(key),
+                SecretLookup::Missing(missing) => observed.missing.push(missing),
+                SecretLookup::NotPermitted => observed.unreadable_key_secret = Some(reference.name.clone()),
             }
         }
         if let Some(ca) = &endpoint.ca_config_map_ref {
@@ -74,8 +79,10 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
         }
     }
     if let (Some(serve), Some(source)) = (&model.spec.serve, source) {
+        // Without Secret access here the token is not checked; the download Job's pod then
+        // waits with the kubelet's reason when the Secret is missing.
         if let Some(token) = serve.cache.as_ref().and_then(|c| c.hf_token_secret_ref.as_ref())
-            && let Err(missing) = secret_value(client, &namespace, token).await?
+            && let SecretLookup::Missing(missing) = secret_value(client, &namespace, token).await?
         {
             observed.missing.push(missing);
         }
@@ -102,23 +109,41 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
     Ok(observed)
 }
 
-/// The value of a Secret key, or a sentence saying what is missing.
+/// What reading a Secret key found.
+enum SecretLookup {
+    /// The key's text.
+    Value(String),
+    /// A sentence saying what is missing.
+    Missing(String),
+    /// The operator may not read Secrets in this namespace (its default: it is granted Secret
+    /// access only where a person opts in).
+    NotPermitted,
+}
+
+/// The value of a Secret key.
 async fn secret_value(
     client: &Client,
     namespace: &str,
     reference: &SecretKeyReference,
-) -> Result<Result<String, String>, kube::Error> {
+) -> Result<SecretLookup, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(match secrets.get_opt(&reference.name).await? {
-        None => Err(format!("Secret {} not found", reference.name)),
+    let secret = match secrets.get_opt(&reference.name).await {
+        Ok(secret) => secret,
+        Err(kube::Error::Api(status)) if status.code == 403 => return Ok(SecretLookup::NotPermitted),
+        Err(error) => return Err(error),
+    };
+    Ok(match secret {
+        None => SecretLookup::Missing(format!("Secret {} not found", reference.name)),
         Some(secret) => {
             let bytes = secret.data.and_then(|mut data| data.remove(&reference.key)).map(|b| b.0);
             let text =
                 bytes.or_else(|| secret.string_data.and_then(|mut d| d.remove(&reference.key)).map(String::into_bytes));
-            match text {
-                Some(bytes) => String::from_utf8(bytes)
-                    .map_err(|_| format!("Secret {} key {} is not UTF-8 text", reference.name, reference.key)),
-                None => Err(format!("Secret {} has no key {}", reference.name, reference.key)),
+            match text.map(String::from_utf8) {
+                Some(Ok(text)) => SecretLookup::Value(text),
+                Some(Err(_)) => {
+                    SecretLookup::Missing(format!("Secret {} key {} is not UTF-8 text", reference.name, reference.key))
+                }
+                None => SecretLookup::Missing(format!("Secret {} has no key {}", reference.name, reference.key)),
             }
         }
     })

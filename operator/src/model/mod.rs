@@ -35,7 +35,7 @@ use kube::runtime::{Controller, watcher};
 use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
 use self::dereference::Observed;
-use self::probe::{ProbeRequest, probe};
+use self::probe::{ProbeFailure, ProbeRequest, probe};
 use self::status::{Outcome, cache_condition};
 use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::backoff::Backoff;
@@ -197,6 +197,12 @@ async fn check_endpoint(model: &Model, observed: &Observed, ctx: &ModelContext) 
         timeout: ctx.probe_timeout,
     };
     let result = probe(&request).await;
+    if let (Err(ProbeFailure::Unauthorized(status)), Some(secret)) = (&result, &observed.unreadable_key_secret) {
+        ctx.base.metrics.probed(reason::KEY_NOT_CHECKED);
+        ctx.probe_backoff.reset(&key(model));
+        let outcome = Outcome::KeyNotChecked { secret: secret.clone(), status: *status };
+        return (outcome, Action::requeue(RECHECK));
+    }
     ctx.base.metrics.probed(match &result {
         Ok(_) => reason::ENDPOINT_REACHABLE,
         Err(failure) => failure.reason(),

@@ -29,6 +29,13 @@ pub enum Outcome {
     MissingReferences(Vec<String>),
     /// The external endpoint was probed.
     Probed(Result<Vec<String>, ProbeFailure>),
+    /// The external endpoint answered, but wants the API key the operator may not read.
+    KeyNotChecked {
+        /// The key's Secret.
+        secret: String,
+        /// The endpoint's answer without the key (401 or 403).
+        status: u16,
+    },
     /// The served Model's children were applied.
     Applied {
         /// The parsed source.
@@ -65,6 +72,18 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                     Computed::no(READY, failure.reason(), failure.to_string())
                 }
             }]
+        }
+        Outcome::KeyNotChecked { secret, status } => {
+            endpoint = model.spec.endpoint.as_ref().map(|e| e.base_url.trim_end_matches('/').to_owned());
+            vec![Computed::yes(
+                READY,
+                reason::KEY_NOT_CHECKED,
+                format!(
+                    "the endpoint answers (HTTP {status} without a key); the operator may not read Secret {secret} \
+                     in this namespace, so the key and the model name are checked by the agents that mount it (the \
+                     chart's modelKeyReaders value lets the operator check them here)"
+                ),
+            )]
         }
         Outcome::Applied { source, cache_ready, cache_recorded } => {
             endpoint = model.service_url();

@@ -38,6 +38,8 @@ pub struct Cluster {
     objects: Arc<Mutex<BTreeMap<String, Value>>>,
     /// Paths whose PATCH answers 500.
     failing: Arc<Mutex<Vec<String>>>,
+    /// Path prefixes every request to which answers 403, as RBAC does for what a role lacks.
+    forbidden: Arc<Mutex<Vec<String>>>,
 }
 
 impl Cluster {
@@ -50,6 +52,13 @@ impl Cluster {
     /// Makes writes to `path` fail with a 500.
     pub fn fail_writes_to(&self, path: &str) -> &Self {
         self.failing.lock().unwrap().push(path.to_owned());
+        self
+    }
+
+    /// Answers 403 to every request under `prefix`, as the API server does for a resource the
+    /// operator's role does not grant.
+    pub fn forbid(&self, prefix: &str) -> &Self {
+        self.forbidden.lock().unwrap().push(prefix.to_owned());
         self
     }
 
@@ -82,6 +91,9 @@ impl Cluster {
 
     fn answer(&self, call: &Call) -> (StatusCode, Value) {
         let mut objects = self.objects.lock().unwrap();
+        if self.forbidden.lock().unwrap().iter().any(|prefix| call.path.starts_with(prefix)) {
+            return (StatusCode::FORBIDDEN, status(403, "Forbidden", &format!("{} is forbidden", call.path)));
+        }
         if self.failing.lock().unwrap().contains(&call.path) && call.is_write() {
             return (StatusCode::INTERNAL_SERVER_ERROR, status(500, "InternalError", "injected failure"));
         }
@@ -187,6 +199,7 @@ pub fn path_of(object: &Value) -> String {
         "Lease" => "leases",
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
+        "EndpointSlice" => "endpointslices",
         other => panic!("no plural for {other}"),
     };
     let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };

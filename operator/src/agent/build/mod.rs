@@ -2,6 +2,7 @@
 //! child objects the operator applies. No I/O here; every builder is tested without a cluster.
 
 pub mod config_map;
+pub mod egress;
 pub mod labels;
 pub mod network_policy;
 pub mod rbac;
@@ -36,6 +37,8 @@ pub struct BuildInput<'a> {
     pub existing_claim_size: Option<&'a str>,
     /// The data claim exists with this requested size (it can be grown in place).
     pub existing_claim_request: Option<&'a str>,
+    /// Where pods reach the Kubernetes API server (admitted by the egress policy).
+    pub api_server: &'a egress::ApiServer,
 }
 
 /// The child objects of an agent, in the order they are applied.
@@ -53,7 +56,7 @@ pub struct Children {
     pub headless_service: Service,
     /// The agent's API Service.
     pub service: Service,
-    /// Who may reach the API.
+    /// Who may reach the API and what the pod may reach.
     pub network_policy: NetworkPolicy,
     /// The agent's pod and volume.
     pub stateful_set: StatefulSet,
@@ -71,7 +74,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
         role_binding: rbac::build_role_binding(input.agent),
         headless_service: service::build_headless_service(input.agent),
         service: service::build_service(input.agent),
-        network_policy: network_policy::build_network_policy(input.agent),
+        network_policy: network_policy::build_network_policy(input.agent, input.config, input.api_server),
         stateful_set: stamp(stateful_set::build_stateful_set(input, &hash)),
         grown_claim: stateful_set::build_grown_claim(input),
         config_map,

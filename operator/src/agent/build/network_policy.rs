@@ -1,24 +1,28 @@
-//! The NetworkPolicy in front of the agent's API: only its port is reachable, from every namespace
-//! or from the namespaces listed in `spec.api.allowedNamespaces` (plus the agent's own), and from
-//! the pods of Agents that name this one as an A2A tool, wherever they run (they carry the
-//! label `a2a.agent-operator.dev/<this agent>: <its namespace>`).
-//! Egress stays open: agents call models, MCP servers and the web by design.
+//! The agent's NetworkPolicy. Ingress: the API port is reachable from every namespace or from
+//! the namespaces listed in `spec.api.allowedNamespaces` (plus the agent's own), and from the pods
+//! of Agents that name this one as an A2A tool, wherever they run (they carry the label
+//! `a2a.agent-operator.dev/<this agent>: <its namespace>`); the metrics port from every namespace
+//! (Prometheus runs wherever the cluster keeps it; metrics hold counts, never content). Egress:
+//! see [`super::egress`].
 
 use agent_crds::Agent;
-use agent_crds::runtime_config::RUNTIME_PORT;
-use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
-};
+use agent_crds::runtime_config::{METRICS_PORT, RUNTIME_PORT, RuntimeConfig};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicySpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use std::collections::BTreeMap;
 
+use super::egress::{ApiServer, egress_rules, tcp};
 use super::labels::{calls_label, child_meta, selector_labels};
 
-/// Builds the agent's ingress NetworkPolicy.
-pub fn build_network_policy(agent: &Agent) -> NetworkPolicy {
+/// Builds the agent's NetworkPolicy for the pod running `config`.
+pub fn build_network_policy(agent: &Agent, config: &RuntimeConfig, api_server: &ApiServer) -> NetworkPolicy {
+    let egress = egress_rules(agent, config, api_server);
+    let mut policy_types = vec!["Ingress".to_owned()];
+    if egress.is_some() {
+        policy_types.push("Egress".to_owned());
+    }
     let allowed = &agent.spec.api.allowed_namespaces;
     let namespace_selector = if allowed.is_empty() {
         LabelSelector::default()
@@ -43,29 +47,37 @@ pub fn build_network_policy(agent: &Agent) -> NetworkPolicy {
                 match_labels: Some(selector_labels(agent)),
                 ..LabelSelector::default()
             }),
-            policy_types: Some(vec!["Ingress".to_owned()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![
-                    NetworkPolicyPeer { namespace_selector: Some(namespace_selector), ..NetworkPolicyPeer::default() },
-                    NetworkPolicyPeer {
+            policy_types: Some(policy_types),
+            egress,
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    from: Some(vec![
+                        NetworkPolicyPeer {
+                            namespace_selector: Some(namespace_selector),
+                            ..NetworkPolicyPeer::default()
+                        },
+                        NetworkPolicyPeer {
+                            namespace_selector: Some(LabelSelector::default()),
+                            pod_selector: Some(LabelSelector {
+                                match_labels: Some(BTreeMap::from([calls_label(
+                                    &agent.name_any(),
+                                    &agent.namespace().unwrap_or_default(),
+                                )])),
+                                ..LabelSelector::default()
+                            }),
+                            ..NetworkPolicyPeer::default()
+                        },
+                    ]),
+                    ports: Some(vec![tcp(RUNTIME_PORT)]),
+                },
+                NetworkPolicyIngressRule {
+                    from: Some(vec![NetworkPolicyPeer {
                         namespace_selector: Some(LabelSelector::default()),
-                        pod_selector: Some(LabelSelector {
-                            match_labels: Some(BTreeMap::from([calls_label(
-                                &agent.name_any(),
-                                &agent.namespace().unwrap_or_default(),
-                            )])),
-                            ..LabelSelector::default()
-                        }),
                         ..NetworkPolicyPeer::default()
-                    },
-                ]),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(i32::from(RUNTIME_PORT))),
-                    protocol: Some("TCP".to_owned()),
-                    ..NetworkPolicyPort::default()
-                }]),
-            }]),
-            ..NetworkPolicySpec::default()
+                    }]),
+                    ports: Some(vec![tcp(METRICS_PORT)]),
+                },
+            ]),
         }),
     }
 }

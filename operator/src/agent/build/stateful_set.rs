@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use agent_crds::agent::OperatingMode;
-use agent_crds::runtime_config::RUNTIME_PORT;
+use agent_crds::runtime_config::{METRICS_PORT, RUNTIME_PORT};
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
@@ -61,7 +61,7 @@ pub fn build_stateful_set(input: &BuildInput<'_>, config_hash: &str) -> Stateful
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_owned(), config_hash.to_owned())])),
+                    annotations: Some(pod_annotations(config_hash)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec(input)),
@@ -71,6 +71,17 @@ pub fn build_stateful_set(input: &BuildInput<'_>, config_hash: &str) -> Stateful
         }),
         status: None,
     }
+}
+
+/// The config digest (a changed config rolls the pod) and the conventional Prometheus scrape
+/// annotations, pointing at the runtime's metrics port.
+fn pod_annotations(config_hash: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (CONFIG_HASH_ANNOTATION.to_owned(), config_hash.to_owned()),
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
+        ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
+    ])
 }
 
 fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
@@ -128,18 +139,19 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
         containers: vec![Container {
             name: "agent".to_owned(),
             image: Some(runtime.image.clone().unwrap_or_else(|| input.default_image.to_owned())),
-            args: Some(vec!["serve".to_owned(), "--config".to_owned(), format!("{CONFIG_DIR}/{RUNTIME_CONFIG_KEY}")]),
+            args: Some(vec![
+                "serve".to_owned(),
+                "--config".to_owned(),
+                format!("{CONFIG_DIR}/{RUNTIME_CONFIG_KEY}"),
+                "--metrics-addr".to_owned(),
+                format!("0.0.0.0:{METRICS_PORT}"),
+            ]),
             env: Some(vec![EnvVar {
                 name: "RUST_LOG".to_owned(),
                 value: Some("info".to_owned()),
                 ..EnvVar::default()
             }]),
-            ports: Some(vec![ContainerPort {
-                name: Some("http".to_owned()),
-                container_port: i32::from(RUNTIME_PORT),
-                protocol: Some("TCP".to_owned()),
-                ..ContainerPort::default()
-            }]),
+            ports: Some(container_ports()),
             // Liveness only asks "is the process alive"; readiness asks "can it serve" (model reached).
             liveness_probe: Some(http_probe("/healthz", 10, 3)),
             readiness_probe: Some(http_probe("/readyz", 5, 3)),
@@ -166,6 +178,17 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
         priority_class_name: runtime.priority_class_name.clone(),
         ..PodSpec::default()
     }
+}
+
+/// The API port (`http`) and the metrics port (`metrics`).
+fn container_ports() -> Vec<ContainerPort> {
+    let port = |name: &str, number: u16| ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: i32::from(number),
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    };
+    vec![port("http", RUNTIME_PORT), port("metrics", METRICS_PORT)]
 }
 
 fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {

@@ -105,6 +105,7 @@ fn models_tools_and_secrets_outside_the_bounds_are_named() {
         {"name": "tickets", "mcp": {"url": "http://tickets/mcp", "authSecretRef": {"name": "t", "key": "k"}}}
     ]);
     greedy["spec"]["api"] = json!({"authSecretRef": {"name": "api", "key": "token"}});
+    greedy["spec"]["egress"] = json!({"policy": "Unrestricted"});
     let message = refused(greedy, &family(&[]));
     for expected in [
         "Model gpt-huge is not one the parent allows (delegation.models and its own: gpt-large, gpt-small)",
@@ -112,6 +113,7 @@ fn models_tools_and_secrets_outside_the_bounds_are_named() {
         "tool web differs from the parent's tool entry of that name",
         "tool tickets is not in the parent's delegation.tools",
         "a child cannot reference Secrets (api.authSecretRef, tools[tickets].mcp.authSecretRef)",
+        "a child cannot widen its egress",
     ] {
         assert!(message.contains(expected), "{expected:?} missing from {message}");
     }
