@@ -82,6 +82,9 @@ pub struct ModelServe {
     /// The serving engine.
     pub engine: Engine,
     /// Where the weights come from: `hf://org/name[@rev]`, `https://...`, `pvc://claim/path`, `oci://image`.
+    /// An `oci://` image is mounted as an image volume, a volume type the `restricted` Pod
+    /// Security Standard does not list: its pods need a namespace that enforces `baseline`
+    /// (every other pod the operator builds meets `restricted`).
     #[schemars(length(min = 1, max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.startsWith('hf://') || self.startsWith('https://') || self.startsWith('pvc://') || self.startsWith('oci://')",

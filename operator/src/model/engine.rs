@@ -201,8 +201,10 @@ pub fn writes_model_volume(engine: Engine) -> bool {
     matches!(engine, Engine::Ollama)
 }
 
-/// Whether the engine runs the image's own user; our runtime image runs as non-root 65532.
-pub fn runs_as_non_root(engine: Engine) -> bool {
+/// Whether the engine's image is built to run as a non-root user with a read-only root (our
+/// runtime image, user 65532). The others' images default to root; their pods run as 65532 too
+/// (the restricted Pod Security Standard) with `HOME` and caches on the pod's scratch space.
+pub fn image_is_non_root(engine: Engine) -> bool {
     matches!(engine, Engine::Runtime)
 }
 

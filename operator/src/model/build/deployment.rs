@@ -90,19 +90,20 @@ fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
             ..Toleration::default()
         });
     }
-    let non_root = engine::runs_as_non_root(serve.engine);
     PodSpec {
         automount_service_account_token: Some(false),
         // Service links would inject variables such as `VLLM_PORT`, which engines misread as settings.
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(60),
+        // Every engine runs as a non-root user (the restricted Pod Security Standard), whatever
+        // its image's default user; the cache volume is group-writable for it.
         security_context: Some(PodSecurityContext {
             seccomp_profile: Some(runtime_default()),
-            run_as_non_root: non_root.then_some(true),
-            run_as_user: non_root.then_some(RUNTIME_UID),
-            run_as_group: non_root.then_some(RUNTIME_UID),
-            fs_group: (non_root || input.source.needs_download()).then_some(RUNTIME_UID),
-            fs_group_change_policy: (non_root || input.source.needs_download()).then(|| "OnRootMismatch".to_owned()),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUNTIME_UID),
+            run_as_group: Some(RUNTIME_UID),
+            fs_group: Some(RUNTIME_UID),
+            fs_group_change_policy: Some("OnRootMismatch".to_owned()),
             ..PodSecurityContext::default()
         }),
         containers: vec![container(input, devices)],
@@ -142,6 +143,15 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
     args.extend(serve.args.iter().cloned());
     let mut env: Vec<EnvVar> =
         launch.env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), ..EnvVar::default() }).collect();
+    if !engine::image_is_non_root(engine_kind) {
+        // Images made for root keep HOME (and the caches under it: Hugging Face, Triton, torch
+        // compile, Ollama keys) at /root, which user 65532 cannot write; scratch space can.
+        for (name, value) in [("HOME", "/tmp"), ("XDG_CACHE_HOME", "/tmp/.cache")] {
+            if !env.iter().any(|v| v.name == name) {
+                env.push(EnvVar { name: name.to_owned(), value: Some(value.to_owned()), ..EnvVar::default() });
+            }
+        }
+    }
     if engine::writes_model_volume(engine_kind) && !input.source.needs_download() {
         // The weights are mounted read-only; the engine's own store goes to scratch space.
         for var in env.iter_mut().filter(|v| v.name == "OLLAMA_MODELS") {
@@ -185,7 +195,7 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
-            read_only_root_filesystem: engine::runs_as_non_root(engine_kind).then_some(true),
+            read_only_root_filesystem: engine::image_is_non_root(engine_kind).then_some(true),
             ..SecurityContext::default()
         }),
         volume_mounts: Some(mounts(input)),
