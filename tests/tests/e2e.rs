@@ -14,7 +14,7 @@ use agent_crds::Agent;
 use agent_operator::context::Context;
 use agent_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
@@ -33,6 +33,8 @@ async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
     install_crds(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
+    // Agent pods must be admitted where the restricted Pod Security Standard is enforced.
+    cluster::enforce_restricted(&client, NAMESPACE, "agent-operator-e2e").await;
     apply_example(&client, "examples/chat-agent.yaml", NAMESPACE, |_| true).await;
 
     let (stop, controller) = run_controller(&client, NAMESPACE);
@@ -54,6 +56,13 @@ async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
                 .and_then(|a| a.status)
                 .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "True"))
         }
+    })
+    .await;
+    // The StatefulSet controller's pod passes the namespace's restricted Pod Security admission.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for(|| {
+        let pods = pods.clone();
+        async move { pods.get_opt("helpdesk-0").await.ok().flatten().is_some() }
     })
     .await;
 

@@ -1,7 +1,9 @@
 //! End to end, the install a user does, against the cluster in `KUBECONFIG`: `helm install` of
 //! the chart (CRDs included) into a fresh namespace, the operator Deployment available and its
 //! leader Lease held, the example Model and Agent reconciled (Agent `Accepted=True`, its
-//! StatefulSet and data claim), `helm upgrade` with changed values taking effect, and
+//! StatefulSet, data claim and pod admitted under the `restricted` Pod Security Standard both
+//! namespaces enforce, its egress NetworkPolicy), the operator's ServiceAccount unable to read
+//! Secrets (asked of the API server's authorizer), `helm upgrade` with changed values taking effect, and
 //! `helm uninstall` leaving what the chart's README promises: the CRDs, the Agents, their
 //! workloads and their volumes. Skipped, with a printed reason, without `KUBECONFIG` or `helm`.
 //!
@@ -33,8 +35,10 @@ use agent_crds::{Agent, Model};
 use agent_tests::{repo_root, tools_bin};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Container, Namespace, PersistentVolumeClaim, Pod, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
@@ -88,6 +92,11 @@ struct Installed {
 /// `helm install` into a fresh namespace; waits for the CRDs and the operator Deployment.
 async fn install(client: &Client) -> Installed {
     cluster::apply_namespace(client, AGENTS_NAMESPACE, FIELD_MANAGER).await;
+    // Both namespaces enforce the restricted Pod Security Standard, as the chart's README says
+    // to label them: the operator's pods and the agent pods it builds must be admitted there.
+    for namespace in [RELEASE_NAMESPACE, AGENTS_NAMESPACE] {
+        cluster::enforce_restricted(client, namespace, FIELD_MANAGER).await;
+    }
     let mut values = vec![format!("watchNamespace={AGENTS_NAMESPACE}")];
     values.extend(image_values());
     let mut install = vec!["install", RELEASE, CHART, "-n", RELEASE_NAMESPACE, "--create-namespace"];
@@ -105,6 +114,7 @@ async fn install(client: &Client) -> Installed {
         "the chart passes watchNamespace"
     );
     let lease_name = env.get("LEASE_NAME").cloned().expect("the chart sets LEASE_NAME");
+    assert_no_secret_access(client).await;
     let pods_run = pods_really_run(client, &deployment, &container).await;
     let stand_in = match &pods_run {
         Ok(()) => None,
@@ -156,6 +166,16 @@ async fn reconcile_example(client: &Client) -> Vec<String> {
         async move { statefulsets.get_opt("helpdesk").await.map_err(|e| e.to_string())?.ok_or_else(|| "absent".into()) }
     })
     .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), AGENTS_NAMESPACE);
+    wait_until("the agent pod helpdesk-0, admitted under the restricted Pod Security Standard", || {
+        let pods = pods.clone();
+        async move { pods.get_opt("helpdesk-0").await.map_err(|e| e.to_string())?.ok_or_else(|| "absent".into()) }
+    })
+    .await;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), AGENTS_NAMESPACE);
+    let policy = policies.get("helpdesk").await.expect("the agent's NetworkPolicy");
+    let types = policy.spec.and_then(|s| s.policy_types).unwrap_or_default();
+    assert_eq!(types, ["Ingress", "Egress"], "the agent's egress is restricted by default");
     let claims = data_claims(&statefulset);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), AGENTS_NAMESPACE);
     for claim in &claims {
@@ -166,6 +186,32 @@ async fn reconcile_example(client: &Client) -> Vec<String> {
         .await;
     }
     claims
+}
+
+/// The chart's ServiceAccount may read no Secret, neither in the agents' namespace nor in its
+/// own, asked of the API server's authorizer (a SubjectAccessReview).
+async fn assert_no_secret_access(client: &Client) {
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    for namespace in [AGENTS_NAMESPACE, RELEASE_NAMESPACE] {
+        for verb in ["get", "list", "watch"] {
+            let review = SubjectAccessReview {
+                spec: SubjectAccessReviewSpec {
+                    user: Some(format!("system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}")),
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: Some(namespace.to_owned()),
+                        verb: Some(verb.to_owned()),
+                        resource: Some("secrets".to_owned()),
+                        ..ResourceAttributes::default()
+                    }),
+                    ..SubjectAccessReviewSpec::default()
+                },
+                ..SubjectAccessReview::default()
+            };
+            let answer = reviews.create(&PostParams::default(), &review).await.expect("a SubjectAccessReview");
+            let allowed = answer.status.is_some_and(|s| s.allowed);
+            assert!(!allowed, "the operator may {verb} Secrets in {namespace}");
+        }
+    }
 }
 
 /// `helm upgrade --reuse-values` with one replica and text logs; checks the Deployment rolled
