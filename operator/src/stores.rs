@@ -1,9 +1,14 @@
-//! The operator's caches: one reflector store per kind the Agent reconcile reads, fed by the
-//! controller's own watches (each kind is watched once; children only through the
-//! operator's `managed-by` label, data claims through the agent pods' name label). A reconcile
-//! reads its Model, Recipe, family and existing children from here instead of GETting them,
-//! so an agent at rest costs the API server nothing. Stored objects drop what the operator never
-//! reads ([`Cached`]).
+//! The operator's caches, fed by the controller's own watches (each kind is watched once;
+//! children only through the operator's `managed-by` label, data claims through the agent pods'
+//! name label). A reconcile reads its Model, Recipe, family and existing children from here
+//! instead of GETting them, so an agent at rest costs the API server nothing. The kinds the
+//! reconcile reads whole (Agents, Models, Recipes) are reflector stores of objects without what
+//! the operator never reads ([`Cached`]); the agents' children are compact [`Index`]es of what
+//! the reconcile reads of each (see [`children`]).
+
+pub mod children;
+
+pub use self::children::{ChildIndex, ChildState, ClaimState, Index, WorkloadState, WrittenVersions, spec_hash};
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,25 +33,26 @@ pub struct Stores {
     pub models: Store<Model>,
     /// Every Recipe.
     pub recipes: Store<Recipe>,
-    /// The agents' ServiceAccounts.
-    pub service_accounts: Store<ServiceAccount>,
-    /// The agents' Roles.
-    pub roles: Store<Role>,
-    /// The agents' RoleBindings.
-    pub role_bindings: Store<RoleBinding>,
-    /// The agents' RuntimeConfig ConfigMaps.
-    pub config_maps: Store<ConfigMap>,
-    /// The agents' Services (headless and API).
-    pub services: Store<Service>,
-    /// The agents' NetworkPolicies.
-    pub network_policies: Store<NetworkPolicy>,
     /// The agents' StatefulSets.
-    pub stateful_sets: Store<StatefulSet>,
+    pub stateful_sets: Index<WorkloadState>,
     /// The agents' data claims (made by the StatefulSet controller from the claim template).
-    pub data_claims: Store<PersistentVolumeClaim>,
+    pub data_claims: Index<ClaimState>,
+    /// The agents' ServiceAccounts.
+    pub service_accounts: ChildIndex,
+    /// The agents' Roles.
+    pub roles: ChildIndex,
+    /// The agents' RoleBindings.
+    pub role_bindings: ChildIndex,
+    /// The agents' RuntimeConfig ConfigMaps.
+    pub config_maps: ChildIndex,
+    /// The agents' Services (headless and API).
+    pub services: ChildIndex,
+    /// The agents' NetworkPolicies.
+    pub network_policies: ChildIndex,
 }
 
-/// The writing ends of [`Stores`], moved into the controller's reflectors when it starts.
+/// The writing ends of the reflector stores in [`Stores`], moved into the controller's
+/// reflectors when it starts.
 pub struct Writers {
     /// Agents.
     pub agents: Writer<Agent>,
@@ -54,39 +60,11 @@ pub struct Writers {
     pub models: Writer<Model>,
     /// Recipes.
     pub recipes: Writer<Recipe>,
-    /// ServiceAccounts.
-    pub service_accounts: Writer<ServiceAccount>,
-    /// Roles.
-    pub roles: Writer<Role>,
-    /// RoleBindings.
-    pub role_bindings: Writer<RoleBinding>,
-    /// ConfigMaps.
-    pub config_maps: Writer<ConfigMap>,
-    /// Services.
-    pub services: Writer<Service>,
-    /// NetworkPolicies.
-    pub network_policies: Writer<NetworkPolicy>,
-    /// StatefulSets.
-    pub stateful_sets: Writer<StatefulSet>,
-    /// Data claims.
-    pub data_claims: Writer<PersistentVolumeClaim>,
 }
 
 impl Writers {
     fn new() -> Self {
-        Self {
-            agents: Writer::default(),
-            models: Writer::default(),
-            recipes: Writer::default(),
-            service_accounts: Writer::default(),
-            roles: Writer::default(),
-            role_bindings: Writer::default(),
-            config_maps: Writer::default(),
-            services: Writer::default(),
-            network_policies: Writer::default(),
-            stateful_sets: Writer::default(),
-            data_claims: Writer::default(),
-        }
+        Self { agents: Writer::default(), models: Writer::default(), recipes: Writer::default() }
     }
 
     fn readers(&self) -> Stores {
@@ -94,20 +72,20 @@ impl Writers {
             agents: self.agents.as_reader(),
             models: self.models.as_reader(),
             recipes: self.recipes.as_reader(),
-            service_accounts: self.service_accounts.as_reader(),
-            roles: self.roles.as_reader(),
-            role_bindings: self.role_bindings.as_reader(),
-            config_maps: self.config_maps.as_reader(),
-            services: self.services.as_reader(),
-            network_policies: self.network_policies.as_reader(),
-            stateful_sets: self.stateful_sets.as_reader(),
-            data_claims: self.data_claims.as_reader(),
+            stateful_sets: Index::default(),
+            data_claims: Index::default(),
+            service_accounts: ChildIndex::default(),
+            roles: ChildIndex::default(),
+            role_bindings: ChildIndex::default(),
+            config_maps: ChildIndex::default(),
+            services: ChildIndex::default(),
+            network_policies: ChildIndex::default(),
         }
     }
 
-    /// Records `object` (any kind the stores hold, as JSON) as a watch event would; other kinds
-    /// are ignored. Returns whether it was stored.
-    pub fn observe(&mut self, object: &serde_json::Value) -> bool {
+    /// Records `object` (any kind the stores hold, as JSON) in its store or index as a watch
+    /// event would; other kinds are ignored. Returns whether it was recorded.
+    pub fn observe(&mut self, indexes: &Stores, object: &serde_json::Value) -> bool {
         fn put<K>(writer: &mut Writer<K>, object: &serde_json::Value) -> bool
         where
             K: Cached<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
@@ -121,28 +99,38 @@ impl Writers {
                 Err(_) => false,
             }
         }
+        fn index<K, T>(index: &Index<T>, object: &serde_json::Value) -> bool
+        where
+            K: Resource + serde::de::DeserializeOwned,
+            T: children::Summary<K>,
+        {
+            match serde_json::from_value::<K>(object.clone()) {
+                Ok(parsed) => {
+                    index.apply_event(&watcher::Event::Apply(parsed));
+                    true
+                }
+                Err(_) => false,
+            }
+        }
         match object["kind"].as_str().unwrap_or_default() {
             "Agent" => put(&mut self.agents, object),
             "Model" => put(&mut self.models, object),
             "Recipe" => put(&mut self.recipes, object),
-            "ServiceAccount" => put(&mut self.service_accounts, object),
-            "Role" => put(&mut self.roles, object),
-            "RoleBinding" => put(&mut self.role_bindings, object),
-            "ConfigMap" => put(&mut self.config_maps, object),
-            "Service" => put(&mut self.services, object),
-            "NetworkPolicy" => put(&mut self.network_policies, object),
-            "StatefulSet" => put(&mut self.stateful_sets, object),
-            "PersistentVolumeClaim" => put(&mut self.data_claims, object),
+            "StatefulSet" => index::<StatefulSet, _>(&indexes.stateful_sets, object),
+            "PersistentVolumeClaim" => index::<PersistentVolumeClaim, _>(&indexes.data_claims, object),
+            "ServiceAccount" => index::<ServiceAccount, _>(&indexes.service_accounts, object),
+            "Role" => index::<Role, _>(&indexes.roles, object),
+            "RoleBinding" => index::<RoleBinding, _>(&indexes.role_bindings, object),
+            "ConfigMap" => index::<ConfigMap, _>(&indexes.config_maps, object),
+            "Service" => index::<Service, _>(&indexes.services, object),
+            "NetworkPolicy" => index::<NetworkPolicy, _>(&indexes.network_policies, object),
             _ => false,
         }
     }
 }
 
-/// A kind the stores hold, and what of it they drop: `managedFields` always (the operator never
-/// reads them); a StatefulSet's pod template too (the largest part of an agent's objects, about
-/// 23 KiB of the ~50 KiB an agent cost in memory before it was dropped), since the operator
-/// compares its StatefulSets by their spec digest
-/// ([`crate::agent::build::labels::SPEC_HASH_ANNOTATION`]).
+/// A kind the reflector stores hold, and what of it they drop: `managedFields` (the operator
+/// never reads them).
 pub trait Cached: Resource {
     /// Drops what the operator never reads.
     fn prune(&mut self) {
@@ -150,61 +138,38 @@ pub trait Cached: Resource {
     }
 }
 
-impl Cached for Agent {}
+/// An Agent also drops what its runtime reports and the operator never reads (the offered
+/// tools, token usage) and `kubectl apply`'s copy of the whole object.
+impl Cached for Agent {
+    fn prune(&mut self) {
+        self.metadata.managed_fields = None;
+        if let Some(annotations) = &mut self.metadata.annotations {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+        if let Some(status) = &mut self.status {
+            status.tools = Vec::new();
+            status.usage = None;
+        }
+    }
+}
+
 impl Cached for Model {}
 impl Cached for Recipe {}
-impl Cached for ServiceAccount {}
-impl Cached for Role {}
-impl Cached for RoleBinding {}
-impl Cached for ConfigMap {}
-impl Cached for Service {}
-impl Cached for NetworkPolicy {}
-impl Cached for PersistentVolumeClaim {}
-
-impl Cached for StatefulSet {
-    fn prune(&mut self) {
-        self.meta_mut().managed_fields = None;
-        if let Some(spec) = &mut self.spec {
-            spec.template = k8s_openapi::api::core::v1::PodTemplateSpec::default();
-        }
-    }
-}
-
-/// The `metadata.generation` the operator last wrote to each StatefulSet (by `namespace/name`),
-/// so a spec change someone else made (the generation moved past it) is noticed without
-/// caching the pod template. Empty after a restart: until its next write, a StatefulSet's
-/// drift is not noticed.
-#[derive(Debug, Default)]
-pub struct WrittenGenerations(Mutex<std::collections::HashMap<String, i64>>);
-
-impl WrittenGenerations {
-    /// Records the generation a write left.
-    pub fn record(&self, key: String, generation: Option<i64>) {
-        if let Some(generation) = generation {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, generation);
-        }
-    }
-
-    /// Whether the object's spec changed since the operator's last write.
-    pub fn drifted(&self, key: &str, generation: Option<i64>) -> bool {
-        let written = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key).copied();
-        matches!((written, generation), (Some(written), Some(now)) if now > written)
-    }
-}
 
 /// The stores, with their writers until the controller takes them.
 pub struct Caches {
     /// The readers.
     pub stores: Stores,
-    /// What the operator last wrote to the StatefulSets.
-    pub written: WrittenGenerations,
+    /// The versions the operator's writes left on its children (shared: tests carry it from
+    /// one reconcile's context to the next, as one process would).
+    pub written: Arc<WrittenVersions>,
     writers: Mutex<Option<Writers>>,
 }
 
 impl Default for Caches {
     fn default() -> Self {
         let writers = Writers::new();
-        Self { stores: writers.readers(), written: WrittenGenerations::default(), writers: Mutex::new(Some(writers)) }
+        Self { stores: writers.readers(), written: Arc::default(), writers: Mutex::new(Some(writers)) }
     }
 }
 
@@ -219,7 +184,7 @@ impl Caches {
     pub fn observe<'a>(&self, objects: impl IntoIterator<Item = &'a serde_json::Value>) {
         if let Some(writers) = self.writers.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             for object in objects {
-                writers.observe(object);
+                writers.observe(&self.stores, object);
             }
         }
     }
@@ -243,39 +208,4 @@ where
         store.state().into_iter().filter(|o| o.meta().namespace.as_deref() == Some(namespace)).collect();
     found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
     found
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::apps::v1::StatefulSetSpec;
-    use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
-
-    use super::*;
-
-    #[test]
-    fn a_spec_change_after_the_operators_write_is_drift_and_its_own_write_is_not() {
-        let written = WrittenGenerations::default();
-        assert!(!written.drifted("demo/a", Some(3)), "nothing written yet (after a restart): no drift known");
-        written.record("demo/a".into(), Some(3));
-        assert!(!written.drifted("demo/a", Some(3)), "status updates keep the generation");
-        assert!(written.drifted("demo/a", Some(4)), "someone changed the spec");
-    }
-
-    #[test]
-    fn a_cached_stateful_set_keeps_its_claim_templates_and_status_but_not_its_pod_template() {
-        let mut stateful_set = StatefulSet {
-            spec: Some(StatefulSetSpec {
-                template: PodTemplateSpec { spec: Some(PodSpec::default()), ..PodTemplateSpec::default() },
-                volume_claim_templates: Some(vec![PersistentVolumeClaim::default()]),
-                ..StatefulSetSpec::default()
-            }),
-            ..StatefulSet::default()
-        };
-        stateful_set.metadata.managed_fields = Some(Vec::new());
-        stateful_set.prune();
-        let spec = stateful_set.spec.unwrap();
-        assert_eq!(spec.template, PodTemplateSpec::default());
-        assert_eq!(spec.volume_claim_templates.map(|t| t.len()), Some(1));
-        assert!(stateful_set.metadata.managed_fields.is_none());
-    }
 }

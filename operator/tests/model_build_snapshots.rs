@@ -191,7 +191,8 @@ fn every_model_pod_meets_the_restricted_pod_security_standard() {
             let pod = &object["spec"]["template"];
             match object["kind"].as_str() {
                 Some("Deployment") => {
-                    let image_volume = pod["spec"]["volumes"].as_array().unwrap().iter().any(|v| v.get("image").is_some());
+                    let image_volume =
+                        pod["spec"]["volumes"].as_array().unwrap().iter().any(|v| v.get("image").is_some());
                     let expected: Vec<String> = if image_volume {
                         vec!["volume \"models\" has a type restricted does not allow: [\"image\"]".to_owned()]
                     } else {

@@ -10,6 +10,7 @@ use agent_crds::schedule::task_generation;
 use agent_operator::agent::{error_policy, reconcile};
 use agent_operator::context::Context;
 use agent_operator::metrics::Metrics;
+use agent_operator::stores::WrittenVersions;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 use support::{Call, Cluster, example, ready, secret};
@@ -36,10 +37,21 @@ fn cluster_with_model_and_secrets() -> Cluster {
 
 /// Runs one reconcile of `agent` against `cluster`; returns its result and every call made.
 async fn run(cluster: &Cluster, agent: &Value) -> (Result<Action, String>, Vec<Call>, Arc<Metrics>) {
+    run_remembering(cluster, agent, &Arc::default()).await
+}
+
+/// [`run`] with the versions earlier reconciles' writes left, as in one operator process.
+async fn run_remembering(
+    cluster: &Cluster,
+    agent: &Value,
+    written: &Arc<WrittenVersions>,
+) -> (Result<Action, String>, Vec<Call>, Arc<Metrics>) {
     cluster.put(agent.clone());
     let (client, calls) = cluster.client();
     let metrics = Arc::new(Metrics::default());
-    let ctx = Arc::new(Context::new(client, metrics.clone(), "runtime:test".to_owned(), Some("test".to_owned())));
+    let mut ctx = Context::new(client, metrics.clone(), "runtime:test".to_owned(), Some("test".to_owned()));
+    ctx.caches.written = written.clone();
+    let ctx = Arc::new(ctx);
     // The stores hold what the watches would have listed.
     ctx.caches.observe(&cluster.objects());
     let agent: Agent = serde_json::from_value(agent.clone()).unwrap();
@@ -115,23 +127,53 @@ fn stored_agent(cluster: &Cluster) -> Value {
 #[tokio::test]
 async fn an_unchanged_agent_causes_no_write() {
     let cluster = cluster_with_model_and_secrets();
-    assert!(run(&cluster, &helpdesk()).await.0.is_ok());
-    let (result, second, _) = run(&cluster, &stored_agent(&cluster)).await;
+    let written = Arc::default();
+    assert!(run_remembering(&cluster, &helpdesk(), &written).await.0.is_ok());
+    let (result, second, _) = run_remembering(&cluster, &stored_agent(&cluster), &written).await;
     assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
     assert_eq!(writes(&second), Vec::<String>::new(), "an unchanged agent must not write");
     assert!(second.is_empty(), "at rest a reconcile reads from the stores and sends nothing: {second:#?}");
 }
 
 #[tokio::test]
-async fn a_changed_child_is_reapplied_alone() {
+async fn a_child_someone_else_changed_is_reapplied_alone() {
     let cluster = cluster_with_model_and_secrets();
-    assert!(run(&cluster, &helpdesk()).await.0.is_ok());
+    let written = Arc::default();
+    assert!(run_remembering(&cluster, &helpdesk(), &written).await.0.is_ok());
+    // Someone edits the Service (the API server moves its resourceVersion) and the StatefulSet's
+    // spec (its generation moves); the caches hold only digests and versions.
     let mut tampered = cluster.get("/api/v1/namespaces/demo/services/helpdesk").unwrap();
     tampered["spec"]["ports"][0]["port"] = json!(9999);
+    tampered["metadata"]["resourceVersion"] = json!("900");
     cluster.put(tampered);
+    let mut scaled = cluster.get("/apis/apps/v1/namespaces/demo/statefulsets/helpdesk").unwrap();
+    scaled["spec"]["replicas"] = json!(3);
+    scaled["metadata"]["generation"] = json!(7);
+    scaled["metadata"]["resourceVersion"] = json!("901");
+    cluster.put(scaled);
 
-    let (_, second, _) = run(&cluster, &stored_agent(&cluster)).await;
-    assert_eq!(writes(&second), ["PATCH /api/v1/namespaces/demo/services/helpdesk"]);
+    let (_, second, _) = run_remembering(&cluster, &stored_agent(&cluster), &written).await;
+    assert_eq!(
+        writes(&second),
+        [
+            "PATCH /api/v1/namespaces/demo/services/helpdesk",
+            "PATCH /apis/apps/v1/namespaces/demo/statefulsets/helpdesk"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_status_change_of_the_stateful_set_is_no_drift() {
+    let cluster = cluster_with_model_and_secrets();
+    let written = Arc::default();
+    assert!(run_remembering(&cluster, &helpdesk(), &written).await.0.is_ok());
+    let mut progressed = cluster.get("/apis/apps/v1/namespaces/demo/statefulsets/helpdesk").unwrap();
+    progressed["status"] = json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+    progressed["metadata"]["resourceVersion"] = json!("950");
+    cluster.put(progressed);
+    let (_, second, _) = run_remembering(&cluster, &stored_agent(&cluster), &written).await;
+    let children: Vec<String> = writes(&second).into_iter().filter(|w| !w.ends_with("/status")).collect();
+    assert_eq!(children, Vec::<String>::new(), "only the Agent's status may change when its pod is ready");
 }
 
 #[tokio::test]

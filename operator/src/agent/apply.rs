@@ -1,17 +1,22 @@
 //! Apply: server-side apply of the children that differ from what exists, with one field
 //! manager, forced, in a fixed order: identity and configuration before the workload that uses
-//! them (ServiceAccount, its Role and RoleBinding, ConfigMap, headless Service, Service, NetworkPolicy, StatefulSet, then a
-//! grown data claim). A child that already holds every desired field is not written at all; the
-//! StatefulSet, cached without its pod template, is compared by its spec digest.
+//! them (ServiceAccount, its Role and RoleBinding, ConfigMap, headless Service, Service,
+//! NetworkPolicy, StatefulSet, then a grown data claim). The caches keep a child's spec digest
+//! and version, not the child, so a child is written when its digest differs from the built one
+//! or someone else changed it since the operator's last write (its version moved on).
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::{Client, ResourceExt};
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::ObjectMeta;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::build::Children;
-use super::build::labels::SPEC_HASH_ANNOTATION;
 use super::dereference::ObservedChildren;
-use crate::ssa::{ApplyError, apply_if_changed as apply_one};
-use crate::stores::WrittenGenerations;
+use crate::ssa::ApplyError;
+use crate::stores::{ChildState, WrittenVersions, spec_hash};
 
 /// Applies the children that differ from the observed ones; returns how many were written.
 pub async fn apply(
@@ -19,49 +24,73 @@ pub async fn apply(
     namespace: &str,
     children: &Children,
     observed: &ObservedChildren,
-    written_generations: &WrittenGenerations,
+    written: &WrittenVersions,
 ) -> Result<usize, ApplyError> {
-    let mut written = 0;
-    written +=
-        usize::from(apply_one(client, namespace, &children.service_account, observed.service_account.as_ref()).await?);
-    written += usize::from(apply_one(client, namespace, &children.role, observed.role.as_ref()).await?);
-    written += usize::from(apply_one(client, namespace, &children.role_binding, observed.role_binding.as_ref()).await?);
-    written += usize::from(apply_one(client, namespace, &children.config_map, observed.config_map.as_ref()).await?);
-    written += usize::from(
-        apply_one(client, namespace, &children.headless_service, observed.headless_service.as_ref()).await?,
-    );
-    written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
-    written +=
-        usize::from(apply_one(client, namespace, &children.network_policy, observed.network_policy.as_ref()).await?);
-    let stateful_set = observed.stateful_set.as_ref();
-    written += usize::from(
-        apply_stateful_set(client, namespace, &children.stateful_set, stateful_set, written_generations).await?,
-    );
+    let target = Target { client, namespace, written };
+    let mut count = 0;
+    let by_resource = Version::Resource;
+    count += usize::from(target.apply(&children.service_account, observed.service_account, by_resource).await?);
+    count += usize::from(target.apply(&children.role, observed.role, by_resource).await?);
+    count += usize::from(target.apply(&children.role_binding, observed.role_binding, by_resource).await?);
+    count += usize::from(target.apply(&children.config_map, observed.config_map, by_resource).await?);
+    count += usize::from(target.apply(&children.headless_service, observed.headless_service, by_resource).await?);
+    count += usize::from(target.apply(&children.service, observed.service, by_resource).await?);
+    count += usize::from(target.apply(&children.network_policy, observed.network_policy, by_resource).await?);
+    let stateful_set = observed.stateful_set.as_ref().map(|current| current.child);
+    count += usize::from(target.apply(&children.stateful_set, stateful_set, Version::Generation).await?);
+    // Built only while the claim requests less than the Agent asks for.
     if let Some(claim) = &children.grown_claim {
-        written += usize::from(apply_one(client, namespace, claim, observed.data_claim.as_ref()).await?);
+        crate::ssa::apply(client, namespace, claim).await?;
+        count += 1;
     }
-    Ok(written)
+    Ok(count)
 }
 
-/// Applies the StatefulSet unless the existing one carries the same spec digest and nobody else
-/// changed its spec since the operator's last write (its generation moved on); the cache holds
-/// StatefulSets without their pod template, so the digest is what is compared.
-async fn apply_stateful_set(
-    client: &Client,
-    namespace: &str,
-    desired: &StatefulSet,
-    observed: Option<&StatefulSet>,
-    written: &WrittenGenerations,
-) -> Result<bool, ApplyError> {
-    let key = format!("{namespace}/{}", desired.name_any());
-    let digest = |s: &StatefulSet| s.annotations().get(SPEC_HASH_ANNOTATION).cloned();
-    let unchanged = observed.is_some_and(|current| {
-        digest(current) == digest(desired) && !written.drifted(&key, current.metadata.generation)
-    });
-    if unchanged {
-        return Ok(false);
+/// Where children are applied, and the versions the writes left.
+struct Target<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+    written: &'a WrittenVersions,
+}
+
+impl Target<'_> {
+    /// Applies `desired` unless `observed` carries its digest and nobody else changed it since
+    /// the operator's last write; returns whether it wrote.
+    async fn apply<K>(&self, desired: &K, observed: Option<ChildState>, version: Version) -> Result<bool, ApplyError>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Clone + Debug,
+    {
+        let kind = K::kind(&());
+        let name = desired.name_any();
+        let unchanged = observed.is_some_and(|current| {
+            current.spec_hash == spec_hash(desired.meta())
+                && !self.written.drifted(&kind, self.namespace, &name, current.version)
+        });
+        if unchanged {
+            return Ok(false);
+        }
+        let applied = crate::ssa::apply(self.client, self.namespace, desired).await?;
+        self.written.record(&kind, self.namespace, &name, version.of(applied.meta()));
+        Ok(true)
     }
-    let applied = crate::ssa::apply(client, namespace, desired).await?;
-    written.record(key, applied.metadata.generation);
-    Ok(true)
+}
+
+/// Which number of a child moves when its spec changes.
+#[derive(Clone, Copy)]
+enum Version {
+    /// `resourceVersion`: for kinds without a status, every change is a change of what the
+    /// operator applies.
+    Resource,
+    /// `generation`: a StatefulSet's status moves its resourceVersion all the time, its
+    /// generation only moves with its spec.
+    Generation,
+}
+
+impl Version {
+    fn of(self, meta: &ObjectMeta) -> u64 {
+        match self {
+            Self::Resource => ChildState::of(meta).version,
+            Self::Generation => meta.generation.and_then(|g| u64::try_from(g).ok()).unwrap_or_default(),
+        }
+    }
 }

@@ -9,10 +9,7 @@ use agent_crds::catalogue;
 use agent_crds::model::Model;
 use agent_crds::model_selection::{NoMatch, Readiness, select_model};
 use agent_crds::render::ResolvedReferences;
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client, ResourceExt};
 
 use agent_crds::render::PARENT_LABEL;
@@ -20,7 +17,7 @@ use agent_crds::render::PARENT_LABEL;
 use super::build::labels::{config_map_name, data_claim_name, headless_service_name, service_account_name};
 use super::build::rbac::role_name;
 use super::secrets::{SecretKeys, referenced_secret_keys};
-use crate::stores::{Stores, find, in_namespace};
+use crate::stores::{ChildState, ClaimState, Stores, WorkloadState, find, in_namespace};
 
 /// What the reconcile found in the cluster.
 #[derive(Clone, Debug, Default)]
@@ -70,23 +67,23 @@ pub enum ModelLookup {
 #[derive(Clone, Debug, Default)]
 pub struct ObservedChildren {
     /// The ServiceAccount.
-    pub service_account: Option<ServiceAccount>,
+    pub service_account: Option<ChildState>,
     /// The Role of the pod's ServiceAccount.
-    pub role: Option<Role>,
+    pub role: Option<ChildState>,
     /// The RoleBinding of the pod's ServiceAccount.
-    pub role_binding: Option<RoleBinding>,
+    pub role_binding: Option<ChildState>,
     /// The RuntimeConfig ConfigMap.
-    pub config_map: Option<ConfigMap>,
+    pub config_map: Option<ChildState>,
     /// The headless Service.
-    pub headless_service: Option<Service>,
+    pub headless_service: Option<ChildState>,
     /// The API Service.
-    pub service: Option<Service>,
+    pub service: Option<ChildState>,
     /// The NetworkPolicy.
-    pub network_policy: Option<NetworkPolicy>,
+    pub network_policy: Option<ChildState>,
     /// The StatefulSet.
-    pub stateful_set: Option<StatefulSet>,
+    pub stateful_set: Option<WorkloadState>,
     /// The data claim of the pod.
-    pub data_claim: Option<PersistentVolumeClaim>,
+    pub data_claim: Option<ClaimState>,
 }
 
 /// Reads the agent's references and children: from the stores, except the ConfigMaps it
@@ -210,14 +207,14 @@ async fn config_map_value(api: &Api<ConfigMap>, name: &str, key: &str) -> Result
 fn observe_children(stores: &Stores, agent: &Agent, namespace: &str) -> ObservedChildren {
     let name = agent.name_any();
     ObservedChildren {
-        service_account: find(&stores.service_accounts, namespace, &service_account_name(agent)),
-        role: find(&stores.roles, namespace, &role_name(agent)),
-        role_binding: find(&stores.role_bindings, namespace, &role_name(agent)),
-        config_map: find(&stores.config_maps, namespace, &config_map_name(agent)),
-        headless_service: find(&stores.services, namespace, &headless_service_name(agent)),
-        service: find(&stores.services, namespace, &name),
-        network_policy: find(&stores.network_policies, namespace, &name),
-        stateful_set: find(&stores.stateful_sets, namespace, &name),
-        data_claim: find(&stores.data_claims, namespace, &data_claim_name(agent)),
+        service_account: stores.service_accounts.get(namespace, &service_account_name(agent)),
+        role: stores.roles.get(namespace, &role_name(agent)),
+        role_binding: stores.role_bindings.get(namespace, &role_name(agent)),
+        config_map: stores.config_maps.get(namespace, &config_map_name(agent)),
+        headless_service: stores.services.get(namespace, &headless_service_name(agent)),
+        service: stores.services.get(namespace, &name),
+        network_policy: stores.network_policies.get(namespace, &name),
+        stateful_set: stores.stateful_sets.get(namespace, &name),
+        data_claim: stores.data_claims.get(namespace, &data_claim_name(agent)),
     }
 }

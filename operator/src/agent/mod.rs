@@ -17,9 +17,13 @@ use agent_crds::Agent;
 use agent_crds::conditions::{ACCEPTED, Status};
 use agent_crds::render::{PARENT_LABEL, RenderError, render_runtime_config};
 use agent_crds::runtime_config::ClusterAccess;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::controller::Config as ControllerConfig;
 use kube::runtime::events::EventType;
@@ -35,6 +39,8 @@ use self::dereference::{ModelLookup, Observed};
 use self::status::Outcome;
 use crate::context::Context;
 use crate::ssa::api;
+use crate::stores::children::Summary;
+use crate::stores::{ChildIndex, Index};
 
 /// How often an agent is reconciled without any change, to repair drift the watches missed.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -191,21 +197,8 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     };
     // The runtime reports its own status (and manages its children) with its pod's token.
     config.cluster = Some(ClusterAccess::default());
-    let claim_template_size = observed
-        .children
-        .stateful_set
-        .as_ref()
-        .and_then(|s| s.spec.as_ref())
-        .and_then(|s| s.volume_claim_templates.as_ref())
-        .and_then(|templates| templates.first())
-        .and_then(|t| t.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
-        .map(|q| q.0.as_str());
-    let claim_request = observed
-        .children
-        .data_claim
-        .as_ref()
-        .and_then(|c| c.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage"))
-        .map(|q| q.0.as_str());
+    let claim_template_size = observed.children.stateful_set.as_ref().and_then(|s| s.claim_size.as_deref());
+    let claim_request = observed.children.data_claim.as_ref().and_then(|c| c.requested.as_deref());
     let input = BuildInput {
         agent,
         config: &config,
@@ -310,17 +303,18 @@ pub async fn run(
         (stores.agents.clone(), stores.agents.clone(), stores.agents.clone(), stores.agents.clone());
     Controller::for_stream(agents, stores.agents.clone())
         .with_config(config)
-        .owns_stream(cached(writers.stateful_sets, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.config_maps, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.services, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.service_accounts, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.roles, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.role_bindings, &client, namespace, children.clone()))
-        .owns_stream(cached(writers.network_policies, &client, namespace, children))
+        .owns_stream(indexed::<StatefulSet, _>(&stores.stateful_sets, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<ConfigMap>(&stores.config_maps, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<Service>(&stores.services, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<ServiceAccount>(&stores.service_accounts, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<Role>(&stores.roles, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<RoleBinding>(&stores.role_bindings, &client, namespace, children.clone()))
+        .owns_stream(metadata_indexed::<NetworkPolicy>(&stores.network_policies, &client, namespace, children))
         // A data claim the StatefulSet controller made (or resized) wakes its agent.
-        .watches_stream(cached(writers.data_claims, &client, namespace, claims), move |claim| {
-            claim_owner(&claim_agents, &claim)
-        })
+        .watches_stream(
+            indexed::<PersistentVolumeClaim, _>(&stores.data_claims, &client, namespace, claims),
+            move |claim| claim_owner(&claim_agents, &claim),
+        )
         // The main watch already reacts to every Agent change, status included (the runtime's
         // `status.lastTask` drives `TaskSucceeded`, Suspend and the TTL); this one, which caches
         // nothing, wakes the changed Agent's children and siblings.
@@ -364,6 +358,50 @@ where
         .default_backoff()
         .modify(crate::stores::Cached::prune)
         .reflect(writer)
+        .applied_objects()
+}
+
+/// The metadata of a watch of `K`, kept in `index` as each child's digest and version.
+fn metadata_indexed<K>(
+    index: &ChildIndex,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    indexed::<PartialObjectMeta<K>, _>(index, client, namespace, config)
+}
+
+/// The objects of a watch of `K`, summarised in `index`; the stream passes them on whole (the
+/// controller maps them to their agent) and nothing keeps them.
+fn indexed<K, T>(
+    index: &Index<T>,
+    client: &kube::Client,
+    namespace: Option<&str>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    T: Summary<K> + Send + Sync + 'static,
+{
+    let index = index.clone();
+    watcher(api::<K>(client, namespace), config)
+        .default_backoff()
+        .inspect_ok(move |event| index.apply_event(event))
         .applied_objects()
 }
 

@@ -1,12 +1,12 @@
 //! Status: conditions (with `TaskSucceeded` for `Once` agents), endpoint and binding computed
 //! from the outcome of a reconcile (pure), and written only when they changed.
 
+use crate::stores::WorkloadState;
 use agent_crds::agent::OperatingMode;
 use agent_crds::conditions::{ACCEPTED, MODEL_READY, READY, Status, reason};
 use agent_crds::recipe_params::ParameterError;
 use agent_crds::render::{RenderError, agent_service_url};
 use agent_crds::{Agent, AgentStatus};
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
@@ -122,7 +122,12 @@ fn model_condition(agent: &Agent, lookup: &ModelLookup) -> Computed {
     }
 }
 
-fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_set: Option<&StatefulSet>) -> Computed {
+fn ready_condition(
+    agent: &Agent,
+    outcome: &Outcome,
+    model: &Computed,
+    stateful_set: Option<&WorkloadState>,
+) -> Computed {
     match outcome {
         Outcome::Invalid(_)
         | Outcome::InvalidRecipe { .. }
@@ -144,10 +149,8 @@ fn ready_condition(agent: &Agent, outcome: &Outcome, model: &Computed, stateful_
              spec.task to run it again",
         );
     }
-    let status = stateful_set.and_then(|s| s.status.as_ref());
-    let current = stateful_set.is_some_and(|s| status.and_then(|st| st.observed_generation) >= s.metadata.generation);
-    let ready_replicas = status.and_then(|s| s.ready_replicas).unwrap_or(0);
-    if current && ready_replicas >= 1 {
+    let current = stateful_set.is_some_and(|s| s.observed_generation >= s.generation);
+    if current && stateful_set.is_some_and(|s| s.ready_replicas >= 1) {
         Computed::yes(READY, reason::POD_READY, "the agent pod is serving")
     } else {
         Computed::no(READY, reason::POD_NOT_READY, "waiting for the agent pod to become ready")

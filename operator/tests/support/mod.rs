@@ -125,6 +125,9 @@ impl Cluster {
                 if object["metadata"]["uid"].is_null() {
                     object["metadata"]["uid"] = json!("00000000-0000-0000-0000-000000000001");
                 }
+                // Every write moves the object's resourceVersion, as in the API server.
+                let version = object["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok());
+                object["metadata"]["resourceVersion"] = json!(version.unwrap_or(0).saturating_add(1).to_string());
                 objects.insert(target, object.clone());
                 (StatusCode::OK, object)
             }

@@ -24,8 +24,10 @@ pub const AGENT_LABEL: &str = "agent-operator.dev/agent";
 pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// Pod template annotation holding the hash of the configuration; a change rolls the pod.
 pub const CONFIG_HASH_ANNOTATION: &str = "agent-operator.dev/config-hash";
-/// Annotation on the StatefulSet holding a digest of everything the operator applies in it: the
-/// operator caches StatefulSets without their pod template and compares this instead.
+/// Annotation on every child of an agent (the data claim aside) holding a digest of everything
+/// the operator applies in it: the operator caches children without what it does not read (the
+/// StatefulSet without its pod template, the others as this digest and a version) and compares
+/// this instead.
 pub const SPEC_HASH_ANNOTATION: &str = "agent-operator.dev/spec-hash";
 /// Key of the RuntimeConfig in the ConfigMap.
 pub const RUNTIME_CONFIG_KEY: &str = "runtime-config.json";

@@ -69,23 +69,24 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
     let config_map = config_map::build_config_map(input.agent, input.config)?;
     let hash = config_hash(&config_map);
     Ok(Children {
-        service_account: service_account::build_service_account(input.agent),
-        role: rbac::build_role(input.agent),
-        role_binding: rbac::build_role_binding(input.agent),
-        headless_service: service::build_headless_service(input.agent),
-        service: service::build_service(input.agent),
-        network_policy: network_policy::build_network_policy(input.agent, input.config, input.api_server),
+        service_account: stamp(service_account::build_service_account(input.agent)),
+        role: stamp(rbac::build_role(input.agent)),
+        role_binding: stamp(rbac::build_role_binding(input.agent)),
+        headless_service: stamp(service::build_headless_service(input.agent)),
+        service: stamp(service::build_service(input.agent)),
+        network_policy: stamp(network_policy::build_network_policy(input.agent, input.config, input.api_server)),
         stateful_set: stamp(stateful_set::build_stateful_set(input, &hash)),
         grown_claim: stateful_set::build_grown_claim(input),
-        config_map,
+        config_map: stamp(config_map),
     })
 }
 
-/// Stamps `stateful_set` with a digest of itself ([`labels::SPEC_HASH_ANNOTATION`]).
-fn stamp(mut stateful_set: StatefulSet) -> StatefulSet {
-    let hash = short_hex(&Sha256::digest(serde_json::to_vec(&stateful_set).unwrap_or_default()));
-    stateful_set.metadata.annotations.get_or_insert_default().insert(labels::SPEC_HASH_ANNOTATION.to_owned(), hash);
-    stateful_set
+/// Stamps `child` with a digest of itself ([`labels::SPEC_HASH_ANNOTATION`]): the operator's
+/// caches keep only that digest (and the pod-less StatefulSet), so it is what is compared.
+fn stamp<K: kube::Resource + serde::Serialize>(mut child: K) -> K {
+    let hash = short_hex(&Sha256::digest(serde_json::to_vec(&child).unwrap_or_default()));
+    child.meta_mut().annotations.get_or_insert_default().insert(labels::SPEC_HASH_ANNOTATION.to_owned(), hash);
+    child
 }
 
 /// Why children could not be built.
