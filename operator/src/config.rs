@@ -40,6 +40,11 @@ pub struct Config {
     /// namespace (0 means no bound).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 16)]
     pub max_concurrent_reconciles: u16,
+    /// Most of those one namespace may hold, so a namespace applying thousands of agents leaves
+    /// slots to the others; a reconcile beyond it waits a moment (no API request). Defaults to
+    /// three quarters of MAX_CONCURRENT_RECONCILES; 0 means no per-namespace limit.
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES_PER_NAMESPACE")]
+    pub max_concurrent_reconciles_per_namespace: Option<u16>,
     /// Milliseconds an Agent waits after a change (its own or one of its children's) before it
     /// is reconciled; more changes meanwhile restart the wait. Applying an agent's children
     /// makes a burst of watch events: waiting lets them land in the caches and costs one
@@ -66,6 +71,16 @@ impl Config {
         kube::runtime::controller::Config::default()
             .concurrency(self.max_concurrent_reconciles)
             .debounce(Duration::from_millis(self.reconcile_debounce_ms))
+    }
+
+    /// Most concurrent Agent reconciles of one namespace (0: no limit).
+    pub fn namespace_share(&self) -> usize {
+        let total = usize::from(self.max_concurrent_reconciles);
+        match self.max_concurrent_reconciles_per_namespace {
+            Some(limit) => usize::from(limit),
+            None if total == 0 => 0,
+            None => (total - total / 4).max(1),
+        }
     }
 
     /// The namespace to watch, `None` for all.

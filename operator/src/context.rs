@@ -8,6 +8,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::agent::build::egress::ApiServer;
 use crate::backoff::Backoff;
+use crate::fair_share::NamespaceShare;
 use crate::metrics::Metrics;
 use crate::stores::Caches;
 
@@ -29,6 +30,8 @@ pub struct Context {
     pub caches: Caches,
     /// Where pods reach the Kubernetes API server, for agents' egress policies.
     pub api_server: ApiServer,
+    /// How many Agent reconciles one namespace may hold at once (no limit by default).
+    pub namespace_share: NamespaceShare,
 }
 
 impl Context {
@@ -44,6 +47,7 @@ impl Context {
             paths: PodPaths::default(),
             caches: Caches::default(),
             api_server: ApiServer::default(),
+            namespace_share: NamespaceShare::default(),
         }
     }
 }

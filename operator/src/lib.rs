@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod config;
 pub mod context;
 pub mod crd_check;
+pub mod fair_share;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -74,6 +75,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !*stopped.borrow() {
         readiness.set(Phase::Running);
         let mut ctx = Context::new(client, metrics, config.runtime_image.clone(), Some(config.pod_name.clone()));
+        ctx.namespace_share = fair_share::NamespaceShare::new(config.namespace_share());
         let service_host = std::env::var("KUBERNETES_SERVICE_HOST").ok();
         let service_port = std::env::var("KUBERNETES_SERVICE_PORT").ok();
         ctx.api_server = api_server::discover(&ctx.client, service_host.as_deref(), service_port.as_deref()).await;

@@ -38,6 +38,7 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     duration: Family<KindLabels, Histogram>,
     probes: Family<ProbeLabels, Counter>,
+    deferred: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,7 +54,13 @@ impl Default for Metrics {
         registry.register("reconcile_duration_seconds", "Duration of reconciliations", duration.clone());
         let probes = Family::<ProbeLabels, Counter>::default();
         registry.register("model_endpoint_probes", "Probes of external model endpoints, by result", probes.clone());
-        Self { registry, reconciles, failures, duration, probes }
+        let deferred = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "reconciles_deferred",
+            "Reconciliations put off because their namespace held its share of the concurrent ones",
+            deferred.clone(),
+        );
+        Self { registry, reconciles, failures, duration, probes, deferred }
     }
 }
 
@@ -67,6 +74,11 @@ impl Metrics {
     /// Counts a failed reconciliation.
     pub fn failed(&self, kind: &'static str, category: &'static str) {
         self.failures.get_or_create(&FailureLabels { kind, category }).inc();
+    }
+
+    /// Counts a reconciliation put off for its namespace's share.
+    pub fn deferred(&self, kind: &'static str) {
+        self.deferred.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// Counts a probe of an external model endpoint.

@@ -9,6 +9,7 @@ use agent_crds::Agent;
 use agent_crds::schedule::task_generation;
 use agent_operator::agent::{error_policy, reconcile};
 use agent_operator::context::Context;
+use agent_operator::fair_share::{DEFERRED_RETRY, NamespaceShare};
 use agent_operator::metrics::Metrics;
 use agent_operator::stores::WrittenVersions;
 use kube::runtime::controller::Action;
@@ -522,4 +523,33 @@ async fn an_agent_calling_a_missing_agent_is_not_accepted_and_one_calling_an_exi
     );
     let volumes = pod["spec"]["volumes"].to_string();
     assert!(volumes.contains("ci-bot-api"), "{volumes}");
+}
+
+#[tokio::test]
+async fn a_reconcile_beyond_its_namespaces_share_comes_back_later_without_a_request() {
+    let cluster = cluster_with_model_and_secrets();
+    cluster.put(helpdesk());
+    let (client, calls) = cluster.client();
+    let metrics = Arc::new(Metrics::default());
+    let mut ctx = Context::new(client, metrics.clone(), "runtime:test".to_owned(), None);
+    ctx.namespace_share = NamespaceShare::new(1);
+    let ctx = Arc::new(ctx);
+    ctx.caches.observe(&cluster.objects());
+    let agent = Arc::new(serde_json::from_value::<Agent>(helpdesk()).unwrap());
+
+    let busy = ctx.namespace_share.try_enter("demo").expect("a reconcile of another agent in demo");
+    let deferred = reconcile(agent.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(deferred, Action::requeue(DEFERRED_RETRY));
+    let other_namespace = ctx.namespace_share.try_enter("elsewhere");
+    assert!(other_namespace.is_some(), "other namespaces are not held back");
+    drop((busy, other_namespace));
+    let done = reconcile(agent, ctx.clone()).await.unwrap();
+    assert_eq!(done, Action::requeue(Duration::from_secs(600)));
+
+    drop(ctx);
+    let calls = tokio::time::timeout(Duration::from_secs(5), calls).await.unwrap().unwrap();
+    assert_eq!(writes(&calls).len(), 9, "the deferred reconcile sent nothing; the second applied 8 children + status");
+    let text = metrics.encode();
+    assert!(text.contains(r#"agent_operator_reconciles_deferred_total{kind="Agent"} 1"#), "{text}");
+    assert!(text.contains(r#"agent_operator_reconciles_total{kind="Agent"} 1"#), "{text}");
 }

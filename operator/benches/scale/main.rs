@@ -254,12 +254,15 @@ fn operator_round(n: usize, quiet: Duration) {
         let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(client, metrics.clone(), "runtime:bench".into(), None));
+        // The operator's own defaults (flags and environment apply, as in the Deployment).
+        let operator = <agent_operator::Config as clap::Parser>::parse_from(["agent-operator"]);
+        let mut ctx = Context::new(client, metrics.clone(), "runtime:bench".into(), None);
+        ctx.namespace_share = agent_operator::fair_share::NamespaceShare::new(operator.namespace_share());
+        let ctx = Arc::new(ctx);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let cpu_before = cpu_seconds();
         let started = Instant::now();
-        // The operator's own defaults (flags and environment apply, as in the Deployment).
-        let controller = <agent_operator::Config as clap::Parser>::parse_from(["agent-operator"]).controller();
+        let controller = operator.controller();
         tokio::spawn(agent_operator::agent::run(ctx.clone(), None, controller, async move {
             let _ = stopped.await;
         }));

@@ -88,6 +88,10 @@ enum Plan {
 
 /// Reconciles one Agent.
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Some(_turn) = ctx.namespace_share.try_enter(&agent.namespace().unwrap_or_default()) else {
+        ctx.metrics.deferred("Agent");
+        return Ok(Action::requeue(crate::fair_share::DEFERRED_RETRY));
+    };
     let started = Instant::now();
     let result = Box::pin(reconcile_agent(&agent, &ctx)).await;
     ctx.metrics.reconciled("Agent", started.elapsed());
