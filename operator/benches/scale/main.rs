@@ -31,6 +31,10 @@ use serde_json::{Value, json};
 
 const NAMESPACES: usize = 10;
 
+/// The operator binary's allocator, so its memory is what is measured.
+#[global_allocator]
+static ALLOCATOR: agent_operator::Allocator = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
