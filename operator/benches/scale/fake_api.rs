@@ -3,8 +3,9 @@
 //! LIST (label-selected) and WATCH (newline-delimited events from a resourceVersion, replayed
 //! from history) of any namespaced kind, server-side apply as a merge (status subresource
 //! included), create, delete; and it plays the StatefulSet controller (a second after a
-//! StatefulSet is applied its pod is ready and its data claim exists). It counts every request
-//! by verb and resource, and answers `GET /stats` with the counts.
+//! StatefulSet is applied its pod is ready and its data claim exists). Like the API server it
+//! answers a request that accepts `as=PartialObjectMetadata[List]` with the objects' metadata
+//! only. It counts every request by verb and resource, and answers `GET /stats` with the counts.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::header::ACCEPT;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -250,15 +252,16 @@ impl FakeApi {
         });
     }
 
-    fn list(&self, target: &Target, query: &str) -> Response {
+    fn list(&self, target: &Target, query: &str, metadata_only: bool) -> Response {
         let selector = query_value(query, "labelSelector");
         let inner = self.inner.lock().unwrap();
-        let items: Vec<&Value> = inner
+        let items: Vec<Value> = inner
             .objects
             .iter()
             .filter(|(key, _)| Target::parse(key).is_some_and(|found| target.holds(&found)))
             .map(|(_, object)| object)
             .filter(|object| matches(selector, object))
+            .map(|object| shown(object, metadata_only))
             .collect();
         let body = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": inner.rv.to_string()}, "items": items});
         (StatusCode::OK, axum::Json(body)).into_response()
@@ -267,7 +270,7 @@ impl FakeApi {
     /// Events after the asked resourceVersion: replayed from history, then live until the
     /// watch's timeout (a watcher that falls behind is ended; it watches again from its last
     /// resourceVersion and the rest is replayed).
-    fn watch(&self, target: &Target, query: &str) -> Response {
+    fn watch(&self, target: &Target, query: &str, metadata_only: bool) -> Response {
         let filter = Arc::new(WatchFilter {
             since: query_value(query, "resourceVersion").and_then(|rv| rv.parse().ok()).unwrap_or(0),
             collection: target.collection(),
@@ -280,13 +283,15 @@ impl FakeApi {
         let replay: Vec<Change> =
             self.inner.lock().unwrap().history.iter().filter(|c| filter.wants(c)).cloned().collect();
         let last = replay.last().map_or(filter.since, |c| c.rv);
-        let replayed = futures::stream::iter(replay.iter().map(|c| Ok::<_, Infallible>(line(c))).collect::<Vec<_>>());
+        let replayed = futures::stream::iter(
+            replay.iter().map(|c| Ok::<_, Infallible>(line(c, metadata_only))).collect::<Vec<_>>(),
+        );
         let follow = futures::stream::unfold((live, filter, last), move |(mut live, filter, last)| async move {
             loop {
                 match tokio::time::timeout_at(deadline, live.recv()).await {
                     Ok(Ok(change)) if change.rv > last && filter.wants(&change) => {
                         let rv = change.rv;
-                        return Some((Ok(line(&change)), (live, filter, rv)));
+                        return Some((Ok(line(&change, metadata_only)), (live, filter, rv)));
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed)) | Err(_) => {
@@ -316,8 +321,17 @@ impl WatchFilter {
     }
 }
 
-fn line(change: &Change) -> Bytes {
-    Bytes::from(format!("{}\n", json!({"type": change.kind, "object": change.object.as_ref()})))
+fn line(change: &Change, metadata_only: bool) -> Bytes {
+    Bytes::from(format!("{}\n", json!({"type": change.kind, "object": shown(&change.object, metadata_only)})))
+}
+
+/// The object, or its metadata alone when the client asked for `PartialObjectMetadata`.
+fn shown(object: &Value, metadata_only: bool) -> Value {
+    if metadata_only {
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]})
+    } else {
+        object.clone()
+    }
 }
 
 impl Target {
@@ -331,8 +345,12 @@ impl Target {
 }
 
 /// Serves one request.
-pub async fn serve(State(api): State<FakeApi>, method: Method, uri: Uri, body: Bytes) -> Response {
+pub async fn serve(State(api): State<FakeApi>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path();
+    let metadata_only = headers
+        .get(ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("as=PartialObjectMetadata"));
     let query = uri.query().unwrap_or_default().to_owned();
     if path == "/stats" {
         return axum::Json(api.counts()).into_response();
@@ -341,11 +359,11 @@ pub async fn serve(State(api): State<FakeApi>, method: Method, uri: Uri, body: B
     match (method, &target.name) {
         (Method::GET, None) if query_value(&query, "watch") == Some("true") => {
             api.count("WATCH", &target);
-            api.watch(&target, &query)
+            api.watch(&target, &query, metadata_only)
         }
         (Method::GET, None) => {
             api.count("LIST", &target);
-            api.list(&target, &query)
+            api.list(&target, &query, metadata_only)
         }
         (Method::GET, Some(_)) => {
             api.count("GET", &target);
