@@ -7,6 +7,8 @@
 
 mod cluster;
 
+use cluster::wait_until_true as wait_for;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,6 @@ use agent_operator::context::Context;
 use agent_operator::metrics::Metrics;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::{DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
@@ -30,7 +31,7 @@ async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
         return;
     }
     let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
-    install_crds(&client).await;
+    cluster::install_crds(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
     // Agent pods must be admitted where the restricted Pod Security Standard is enforced.
@@ -69,26 +70,6 @@ async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
     let _ = stop.send(());
     controller.await.unwrap();
     namespaces.delete(NAMESPACE, &DeleteParams::default()).await.unwrap();
-}
-
-async fn install_crds(client: &Client) {
-    let apply = PatchParams::apply("agent-operator-e2e").force();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in agent_crds::crd::all() {
-        crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd)).await.expect("the CRD is accepted by the API server");
-    }
-    for name in agent_operator::crd_check::required_crds() {
-        wait_for(|| {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                crds.get(&name).await.ok().and_then(|c| c.status).is_some_and(|s| {
-                    s.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
-                })
-            }
-        })
-        .await;
-    }
 }
 
 /// Applies the objects of a repository YAML file (in `namespace` when namespaced) that `keep`
@@ -168,7 +149,7 @@ async fn delegation_is_bounded_by_the_api_server_and_by_the_operator_on_a_real_c
         return;
     }
     let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
-    install_crds(&client).await;
+    cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, DELEGATION_NAMESPACE, "agent-operator-e2e").await;
     apply_example(&client, "charts/kustomize/delegation-admission-policy.yaml", DELEGATION_NAMESPACE, |_| true).await;
     let is = |kind: &'static str, name: &'static str| {
@@ -258,18 +239,4 @@ async fn delegation_is_bounded_by_the_api_server_and_by_the_operator_on_a_real_c
     controller.await.unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(DELEGATION_NAMESPACE, &DeleteParams::default()).await.unwrap();
-}
-
-async fn wait_for<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..120 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    panic!("timed out after 120 s");
 }

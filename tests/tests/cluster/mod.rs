@@ -1,8 +1,12 @@
 //! What the e2e suites do alike on the cluster in `KUBECONFIG`.
 
+// Each e2e test binary uses a part of this module.
+#![allow(dead_code)]
+
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 /// Applies `namespace` and the Secrets `examples/chat-agent.yaml` names, under `field_manager`.
 pub async fn apply_namespace(client: &Client, namespace: &str, field_manager: &str) {
@@ -30,4 +34,40 @@ pub async fn enforce_restricted(client: &Client, namespace: &str, field_manager:
         }}
     });
     namespaces.patch(namespace, &apply, &Patch::Apply(&object)).await.unwrap();
+}
+
+/// Applies the operator's CRDs and waits until each is Established.
+pub async fn install_crds(client: &Client) {
+    let apply = PatchParams::apply("agent-operator-e2e").force();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in agent_crds::crd::all() {
+        crds.patch(&crd.name_any(), &apply, &Patch::Apply(&crd)).await.expect("the CRD is accepted by the API server");
+    }
+    for name in agent_operator::crd_check::required_crds() {
+        wait_until_true(|| {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                crds.get(&name).await.ok().and_then(|c| c.status).is_some_and(|s| {
+                    s.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
+                })
+            }
+        })
+        .await;
+    }
+}
+
+/// Polls `check` every second until it holds; panics after two minutes.
+pub async fn wait_until_true<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..120 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    panic!("timed out after 120 s");
 }
