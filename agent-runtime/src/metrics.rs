@@ -2,7 +2,7 @@
 //! latency, tokens in and out, tool calls, active streams, and the latency of vector store and
 //! embedding calls (retrieval, ingestion, memory), and values reloaded from changed Secret files.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -68,6 +68,26 @@ pub struct Metrics {
     component_ready: Family<ComponentLabels, Gauge>,
     approvals: Family<ApprovalLabels, Counter>,
     secret_reloads: Family<SecretLabels, Counter>,
+    model_tokens: Family<ModelTokenLabels, Counter>,
+    model_cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+}
+
+/// Labels of tokens per model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelTokenLabels {
+    /// The model's name as the agent calls it (its chat model or embeddings model: bounded).
+    pub model: String,
+    /// `in` (prompt) or `out` (completion).
+    pub direction: &'static str,
+}
+
+/// Labels of cost per model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    /// The model's name as the agent calls it.
+    pub model: String,
+    /// ISO 4217 code of the model's prices.
+    pub currency: String,
 }
 
 /// Labels of Secret file reloads.
@@ -137,6 +157,18 @@ impl Default for Metrics {
             "Values reloaded from a changed Secret file, by the config field naming the file",
             secret_reloads.clone(),
         );
+        let model_tokens = Family::default();
+        registry.register(
+            "model_tokens",
+            "Tokens by model and direction: every call to the chat model (turns, summaries, recipe steps) and to an embeddings endpoint",
+            model_tokens.clone(),
+        );
+        let model_cost = Family::default();
+        registry.register(
+            "model_cost",
+            "Cost of the model calls, by model and currency, from the Models' pricing",
+            model_cost.clone(),
+        );
         Self {
             registry,
             requests,
@@ -151,6 +183,8 @@ impl Default for Metrics {
             component_ready,
             approvals,
             secret_reloads,
+            model_tokens,
+            model_cost,
         }
     }
 }
@@ -186,6 +220,19 @@ impl Metrics {
     pub fn tokens(&self, prompt: u64, completion: u64) {
         self.tokens.get_or_create(&TokenLabels { direction: "in" }).inc_by(prompt);
         self.tokens.get_or_create(&TokenLabels { direction: "out" }).inc_by(completion);
+    }
+
+    /// Counts a model call's tokens.
+    pub fn model_tokens(&self, model: &str, input: u64, output: u64) {
+        for (direction, tokens) in [("in", input), ("out", output)] {
+            self.model_tokens.get_or_create(&ModelTokenLabels { model: model.to_owned(), direction }).inc_by(tokens);
+        }
+    }
+
+    /// Counts a model call's cost, in units of `currency`.
+    pub fn model_cost(&self, model: &str, currency: &str, cost: f64) {
+        let labels = CostLabels { model: model.to_owned(), currency: currency.to_owned() };
+        self.model_cost.get_or_create(&labels).inc_by(cost);
     }
 
     /// Counts an approval event.

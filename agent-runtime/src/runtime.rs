@@ -3,13 +3,14 @@
 //! start fails the build with a message naming it; a part that can recover (a Qdrant server
 //! that is down) starts not ready and is watched until it answers.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_crds::RuntimeConfig;
 use agent_crds::recipe::PipelineMode;
-use agent_crds::runtime_config::TextSource;
+use agent_crds::runtime_config::{EmbeddingConfig, TextSource};
 
 use crate::ServeOptions;
 use crate::agent::{Agent, AgentParts, Limits};
@@ -24,6 +25,7 @@ use crate::knowledge::chunk::ChunkSize;
 use crate::knowledge::open::{KnowledgeSetup, KnowledgeSetupError, Knowledgeable, Opened};
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
+use crate::provider::metered::Metered;
 use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
 use crate::readiness::{ComponentState, Readiness};
 use crate::recipe::{Pipeline, RecipeError};
@@ -31,6 +33,7 @@ use crate::secret_file::{SecretFile, SecretFiles, SecretValue};
 use crate::sessions::{SessionStore, StoreError};
 use crate::tasks::Tasks;
 use crate::tools::{ToolDeps, ToolSetupError};
+use crate::usage::{Ledger, Price};
 use crate::vector::VectorStore;
 
 /// Readiness name of the knowledge component (embedder and vector store).
@@ -79,6 +82,9 @@ pub enum StartError {
     /// The tasks cannot be read, or the Agent's task schedule cannot run.
     #[error("tasks: {0}")]
     Tasks(String),
+    /// The token and cost counts kept on the volume cannot be read.
+    #[error("usage counts: {0}")]
+    Usage(String),
     /// The Kubernetes API client cannot be built.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::KubeError),
@@ -123,7 +129,10 @@ impl Runtime {
         let metrics = secrets.metrics().clone();
         let readiness = Arc::new(Readiness::default());
         let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-        let (opened, knowledge_off) = open_knowledge(&config, options, secrets)?;
+        let usage = Arc::new(Ledger::new(prices(&config), metrics.clone()));
+        let provider: Arc<dyn ModelProvider> =
+            Arc::new(Metered::new(provider, config.model.model.clone(), usage.clone()));
+        let (opened, knowledge_off) = open_knowledge(&config, options, secrets, &usage)?;
         readiness.set(KNOWLEDGE, knowledge_state(opened.as_ref(), knowledge_off.as_deref()), &metrics);
         let knowledge = opened.as_ref().map(|o| o.knowledge.clone());
         let memory = opened.as_ref().map(|o| o.memory.clone());
@@ -183,10 +192,26 @@ impl Runtime {
             knowledge_off,
             fetcher,
             readiness,
+            usage,
         };
         let remote_store = opened.filter(|o| o.remote).map(|o| o.store);
         Ok(Self { state, remote_store })
     }
+}
+
+/// The prices of the models the agent calls (its chat model, an embeddings endpoint's model),
+/// by the name it calls them.
+fn prices(config: &RuntimeConfig) -> BTreeMap<String, Price> {
+    let mut prices = BTreeMap::new();
+    if let Some(price) = config.model.pricing.as_ref().and_then(Price::of) {
+        prices.insert(config.model.model.clone(), price);
+    }
+    if let EmbeddingConfig::Endpoint { model, pricing: Some(pricing), .. } = &config.memory.embedding
+        && let Some(price) = Price::of(pricing)
+    {
+        prices.insert(model.clone(), price);
+    }
+    prices
 }
 
 /// How the runtime's Secret files are checked; reloads are counted in its metrics.
@@ -211,6 +236,7 @@ fn open_knowledge(
     config: &RuntimeConfig,
     options: &ServeOptions,
     secrets: &SecretFiles,
+    usage: &Arc<Ledger>,
 ) -> Result<(Option<Opened>, Option<String>), KnowledgeSetupError> {
     if options.without_knowledge {
         return Ok((None, Some("turned off (--without-knowledge)".into())));
@@ -220,6 +246,7 @@ fn open_knowledge(
         api_key: options.model_api_key.as_deref(),
         chunking: chunking(config),
         secrets,
+        usage: Some(usage.clone()),
     };
     Ok(match crate::knowledge::open::open(&config.memory, &setup)? {
         Knowledgeable::On(opened) => (Some(opened), None),

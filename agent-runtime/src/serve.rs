@@ -27,6 +27,13 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
     let Runtime { state, remote_store } = Runtime::build(config, &options)?;
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
+    let sessions = state.agent.sessions().clone();
+    state
+        .usage
+        .resume(sessions.clone(), &state.agent.config.model.model)
+        .await
+        .map_err(|e| StartError::Usage(e.to_string()))?;
+    let usage = state.usage.clone();
     tokio::spawn(watch_model(state.agent.clone()));
     watch_tool_servers(&state, options.mcp);
     let pending = state.agent.watch_approvals().await.map_err(|e| StartError::Approvals(e.to_string()))?;
@@ -71,6 +78,9 @@ pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> 
         }
     };
     axum::serve(listener, api).with_graceful_shutdown(shutdown_signal()).await?;
+    if let Err(error) = usage.flush(&sessions).await {
+        tracing::warn!(%error, "keeping the token counts at shutdown failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -25,6 +25,7 @@ use crate::references::{ConfigMapKeyReference, LocalObjectReference, SecretKeyRe
     printcolumn = r#"{"name":"Model","type":"string","jsonPath":".status.boundModel"}"#,
     printcolumn = r#"{"name":"Task","type":"string","jsonPath":".status.lastTask.state"}"#,
     printcolumn = r#"{"name":"Tokens","type":"integer","jsonPath":".status.usage.totalTokens"}"#,
+    printcolumn = r#"{"name":"Cost","type":"string","jsonPath":".status.usage.cost"}"#,
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.operatingMode","priority":1}"#,
     printcolumn = r#"{"name":"Parent","type":"string","jsonPath":".metadata.labels.agent-operator\\.dev/parent","priority":1}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint","priority":1}"#,
@@ -771,6 +772,13 @@ pub struct TokenUsage {
     pub output_tokens: u64,
     /// Input plus output tokens.
     pub total_tokens: u64,
+    /// What the calls cost, as a decimal of `currency` (6 places), summed over the models with a
+    /// price in that currency; absent when no model the agent uses has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// The currency of `cost` (when models are priced in several, the one of the chat model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// Per model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
@@ -787,6 +795,15 @@ pub struct ModelTokenUsage {
     pub input_tokens: u64,
     /// Generated tokens.
     pub output_tokens: u64,
+    /// Calls made.
+    #[serde(default)]
+    pub calls: u64,
+    /// What they cost (6 decimal places), when the model has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// The currency of `cost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// A task, summed up for the status.

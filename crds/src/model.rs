@@ -45,6 +45,47 @@ pub struct ModelSpec {
     /// What the model can do; the scheduler matches agent selectors against it.
     #[serde(default)]
     pub capabilities: ModelCapabilities,
+    /// What its tokens cost; agents using it count the cost of their calls (status, metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
+}
+
+/// Prices of a model's tokens, per million, as decimal strings (`"0.15"`, up to 6 decimals:
+/// Kubernetes objects avoid floating point).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pricing {
+    /// Price of a million prompt tokens.
+    #[schemars(length(max = 24), regex(pattern = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"))]
+    pub input_per_million_tokens: String,
+    /// Price of a million generated tokens.
+    #[schemars(length(max = 24), regex(pattern = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"))]
+    pub output_per_million_tokens: String,
+    /// ISO 4217 currency code of the prices.
+    #[serde(default = "default_currency")]
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+}
+
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+
+impl Pricing {
+    /// A decimal price string as millionths of the currency (`"0.15"` is 150,000); `None` when
+    /// it is not a decimal with at most 6 places.
+    pub fn micros(price: &str) -> Option<u64> {
+        let (whole, fraction) = price.split_once('.').unwrap_or((price, ""));
+        if whole.is_empty()
+            || fraction.len() > 6
+            || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let whole: u64 = whole.parse().ok()?;
+        let fraction: u64 = format!("{fraction:0<6}").parse().ok()?;
+        whole.checked_mul(1_000_000)?.checked_add(fraction)
+    }
 }
 
 /// An external OpenAI-compatible endpoint.

@@ -226,6 +226,7 @@ fn render_model(agent: &Agent, refs: &ResolvedReferences, paths: &PodPaths) -> R
         context_length: model.spec.capabilities.context_length,
         supports_tools: model.spec.capabilities.tools,
         parameters: agent.spec.model.parameters.clone(),
+        pricing: model.spec.pricing.clone(),
     })
 }
 
@@ -253,6 +254,7 @@ fn render_embedding(
             base_url: endpoint.base_url,
             model: endpoint.model,
             api_key_file: endpoint.api_key.as_ref().map(|s| paths.secret_file(s)),
+            pricing: model.spec.pricing.clone(),
         },
         dimension,
     ))

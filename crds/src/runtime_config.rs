@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{BuiltinToolKind, ConcurrencyPolicy, GenerationParameters, McpTransport, TaskMode, Tool};
-use crate::model::PromptFormat;
+use crate::model::{Pricing, PromptFormat};
 use crate::recipe::RecipeSpec;
 use crate::references::SecretKeyReference;
 
@@ -226,6 +226,9 @@ pub struct ModelConfig {
     pub supports_tools: bool,
     /// Generation parameters.
     pub parameters: GenerationParameters,
+    /// What the model's tokens cost, when its Model says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
 }
 
 /// Vector memory.
@@ -290,6 +293,9 @@ pub enum EmbeddingConfig {
         model: String,
         /// File holding the API key.
         api_key_file: Option<String>,
+        /// What the model's tokens cost, when its Model says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pricing: Option<Pricing>,
     },
 }
 

@@ -1,39 +1,29 @@
 //! The agent reports what only it knows to its Agent's status: the tools it offers now, the
-//! tokens its model calls used (kept on the volume, so the count survives restarts) and its
-//! latest task. It applies them with server-side apply under its own field manager, so the
+//! tokens and cost of its model calls per model ([`crate::usage`], kept on the volume, so the
+//! counts survive restarts) and its latest task. It applies them with server-side apply under its own field manager, so the
 //! operator's conditions are untouched; its Role allows `patch` on its own Agent's status only.
 //! It writes when something changed (a task moved, a tool came or went, tokens were used), at
 //! most once per [`SETTLE`], and retries with backoff when the API server is away.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use agent_crds::agent::{ModelTokenUsage, OfferedTool, TaskMode, TaskSummary, TokenUsage};
 use agent_crds::runtime_config::TaskConfig;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::KubeApi;
 use crate::http::AppState;
-use crate::sessions::RUNNER;
 use crate::tasks::record::state_name;
 use crate::tasks::{Latest, TaskRecord};
+use crate::usage::{ModelCount, decimal};
 
 /// Quiet time after a change before the status is written, so a burst costs one write.
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// How often the tools and tokens are looked at when no task moves.
 const LOOK_EVERY: Duration = Duration::from_secs(10);
-/// Key of the token counts kept on the volume.
-const USAGE_KEY: &str = "usage";
-
-/// Tokens counted before this process started.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counted {
-    input: u64,
-    output: u64,
-}
-
 /// What the runtime reports, as it goes into `status`.
-fn report(state: &AppState, usage: Counted) -> Value {
+fn report(state: &AppState) -> Value {
     let config = &state.agent.config;
     let tools: Vec<OfferedTool> = state
         .agent
@@ -43,16 +33,7 @@ fn report(state: &AppState, usage: Counted) -> Value {
         .into_iter()
         .map(|t| OfferedTool { name: t.name, source: t.source, approval: t.requires_approval })
         .collect();
-    let usage = TokenUsage {
-        input_tokens: usage.input,
-        output_tokens: usage.output,
-        total_tokens: usage.input + usage.output,
-        models: vec![ModelTokenUsage {
-            model: config.model.model.clone(),
-            input_tokens: usage.input,
-            output_tokens: usage.output,
-        }],
-    };
+    let usage = token_usage(&state.usage.counts(), &config.model.model);
     let latest = state.tasks.latest().borrow().clone();
     let last_task = shown_task(&config.task, &latest).map(|record| TaskSummary {
         id: record.task.id.clone(),
@@ -66,6 +47,38 @@ fn report(state: &AppState, usage: Counted) -> Value {
     // Empty lists and absent fields are sent too (as empty), so a field the runtime stops
     // reporting is cleared rather than left stale.
     json!({ "tools": tools, "usage": usage, "lastTask": last_task })
+}
+
+/// `status.usage` from the counts per model: totals, and the cost in the chat model's currency
+/// (or the one currency the priced models share) summed over the models priced in it.
+fn token_usage(counts: &BTreeMap<String, ModelCount>, chat_model: &str) -> TokenUsage {
+    let currency = counts
+        .get(chat_model)
+        .and_then(|c| c.currency.clone())
+        .or_else(|| counts.values().find_map(|c| c.currency.clone()));
+    let cost = currency.as_ref().map(|currency| {
+        decimal(counts.values().filter(|c| c.currency.as_ref() == Some(currency)).map(|c| c.cost_units).sum())
+    });
+    let input_tokens = counts.values().map(|c| c.input).sum();
+    let output_tokens = counts.values().map(|c| c.output).sum();
+    TokenUsage {
+        input_tokens,
+        output_tokens,
+        total_tokens: input_tokens + output_tokens,
+        cost,
+        currency,
+        models: counts
+            .iter()
+            .map(|(model, count)| ModelTokenUsage {
+                model: model.clone(),
+                input_tokens: count.input,
+                output_tokens: count.output,
+                calls: count.calls,
+                cost: count.currency.as_ref().map(|_| decimal(count.cost_units)),
+                currency: count.currency.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The task `status.lastTask` shows: the newest one, except that a `Once` agent shows its own
@@ -83,25 +96,12 @@ fn shown_task<'a>(task: &TaskConfig, latest: &'a Latest) -> Option<&'a TaskRecor
 /// Reports the agent's status until the process ends.
 pub async fn report_status(api: KubeApi, state: AppState) {
     let identity = state.agent.config.agent.clone();
-    let sessions = state.agent.sessions().clone();
-    let before: Counted = match sessions.record(RUNNER, USAGE_KEY).await {
-        Ok(counted) => counted.unwrap_or_default(),
-        Err(error) => {
-            tracing::warn!(%error, "the token counts kept on the volume cannot be read; counting from zero");
-            Counted::default()
-        }
-    };
     let mut latest = state.tasks.latest();
     let mut sent: Option<Value> = None;
     let mut retry = Duration::from_secs(1);
     loop {
-        let (input, output) = state.metrics.token_totals();
-        let usage = Counted { input: before.input + input, output: before.output + output };
-        let status = report(&state, usage);
+        let status = report(&state);
         if sent.as_ref() != Some(&status) {
-            if let Err(error) = sessions.put_record(RUNNER, USAGE_KEY, &usage).await {
-                tracing::warn!(%error, "keeping the token counts failed");
-            }
             match api.apply_agent_status(&identity.namespace, &identity.name, &status).await {
                 Ok(()) => {
                     sent = Some(status);

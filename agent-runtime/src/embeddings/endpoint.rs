@@ -2,6 +2,7 @@
 //! llama.cpp, Ollama, TEI, NIM). Sends batches, puts the answers back in input order, checks
 //! their dimension and normalises them, so callers cannot tell it from the built-in model.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use super::{EmbedError, Embedder, l2_normalize};
 use crate::error::error_chain;
 use crate::secret_file::SecretValue;
+use crate::usage::Ledger;
 
 /// Texts sent in one request; providers cap the inputs of a request (OpenAI at 2048, many
 /// self-hosted servers much lower), and smaller requests fail and retry more cheaply.
@@ -30,12 +32,20 @@ pub struct EndpointEmbedder {
     model: String,
     dimension: usize,
     api_key: Option<SecretValue>,
+    usage: Option<Arc<Ledger>>,
 }
 
 /// The part of an embeddings response that is used.
 #[derive(Deserialize)]
 struct EmbeddingsResponse {
     data: Vec<EmbeddingItem>,
+    /// What the call used, when the server says.
+    usage: Option<EmbeddingsUsage>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsUsage {
+    prompt_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +77,15 @@ impl EndpointEmbedder {
             model: model.to_owned(),
             dimension,
             api_key,
+            usage: None,
         })
+    }
+
+    /// The same embedder, counting its calls' tokens (and cost) in `usage`.
+    #[must_use]
+    pub fn counted_in(mut self, usage: Option<Arc<Ledger>>) -> Self {
+        self.usage = usage;
+        self
     }
 
     /// Embeds one batch of at most [`BATCH_SIZE`] texts.
@@ -90,6 +108,9 @@ impl EndpointEmbedder {
             .json()
             .await
             .map_err(|e| if e.is_timeout() { self.unreachable(&e) } else { self.invalid(error_chain(&e)) })?;
+        if let (Some(ledger), Some(usage)) = (&self.usage, &body.usage) {
+            ledger.record(&self.model, usage.prompt_tokens, 0);
+        }
         let mut vectors = in_input_order(body.data, batch.len()).map_err(|reason| self.invalid(reason))?;
         for vector in &mut vectors {
             if vector.len() != self.dimension {

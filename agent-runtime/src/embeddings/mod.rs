@@ -12,6 +12,7 @@ use agent_crds::runtime_config::{BUILTIN_EMBEDDING_MODEL, EmbeddingConfig};
 use futures::future::BoxFuture;
 
 use crate::secret_file::{SecretFiles, SecretValue};
+use crate::usage::Ledger;
 
 pub use endpoint::EndpointEmbedder;
 pub use minilm::MiniLm;
@@ -113,17 +114,18 @@ pub fn from_config(
     builtin_dir: Option<&Path>,
     api_key_fallback: Option<&str>,
 ) -> Result<Arc<dyn Embedder>, EmbedError> {
-    from_config_with_secrets(config, dimension, builtin_dir, api_key_fallback, &SecretFiles::default())
+    from_config_with_secrets(config, dimension, builtin_dir, api_key_fallback, &SecretFiles::default(), None)
 }
 
 /// [`from_config`], with the endpoint's key file opened by `secrets` (the runtime's check
-/// interval and reload metrics).
+/// interval and reload metrics) and an endpoint's calls counted in `usage`.
 pub fn from_config_with_secrets(
     config: &EmbeddingConfig,
     dimension: u32,
     builtin_dir: Option<&Path>,
     api_key_fallback: Option<&str>,
     secrets: &SecretFiles,
+    usage: Option<Arc<Ledger>>,
 ) -> Result<Arc<dyn Embedder>, EmbedError> {
     // A u32 always fits in usize on the 32- and 64-bit targets the runtime is built for.
     let dimension = usize::try_from(dimension).unwrap_or(usize::MAX);
@@ -142,7 +144,7 @@ pub fn from_config_with_secrets(
             }
             Ok(Arc::new(embedder))
         }
-        EmbeddingConfig::Endpoint { base_url, model, api_key_file } => {
+        EmbeddingConfig::Endpoint { base_url, model, api_key_file, .. } => {
             let key = match api_key_file {
                 Some(path) => Some(SecretValue::File(
                     secrets
@@ -151,7 +153,7 @@ pub fn from_config_with_secrets(
                 )),
                 None => api_key_fallback.map(SecretValue::from),
             };
-            Ok(Arc::new(EndpointEmbedder::new(base_url, model, dimension, key)?))
+            Ok(Arc::new(EndpointEmbedder::new(base_url, model, dimension, key)?.counted_in(usage)))
         }
     }
 }
@@ -213,6 +215,7 @@ mod tests {
             base_url: "http://127.0.0.1:1/v1".into(),
             model: "m".into(),
             api_key_file: Some("/nonexistent/key".into()),
+            pricing: None,
         };
         match from_config(&config, 8, None, None) {
             Err(error @ EmbedError::ApiKey { .. }) => assert!(error.to_string().contains("/nonexistent/key")),

@@ -70,6 +70,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Readiness of the runtime's components.
     pub readiness: Arc<Readiness>,
+    /// Tokens and cost of the model calls, per model.
+    pub usage: Arc<crate::usage::Ledger>,
 }
 
 /// The agent's router, `/metrics` included (local runs, and tests).

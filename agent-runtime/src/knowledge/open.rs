@@ -15,6 +15,7 @@ use crate::embeddings::{self, EmbedError, Embedder};
 use crate::measured::{MeasuredEmbedder, MeasuredStore};
 use crate::memory::Memory;
 use crate::secret_file::SecretFiles;
+use crate::usage::Ledger;
 use crate::vector::edge::EdgeStore;
 use crate::vector::{QdrantSettings, QdrantStore, VectorError, VectorStore};
 
@@ -33,6 +34,8 @@ pub struct KnowledgeSetup<'a> {
     /// Opens Secret files (an embeddings endpoint's or Qdrant's key); its metrics are where
     /// store and embedding calls are timed.
     pub secrets: &'a SecretFiles,
+    /// Where an embeddings endpoint's calls are counted (tokens and cost).
+    pub usage: Option<Arc<Ledger>>,
 }
 
 /// Knowledge and memory, opened.
@@ -74,6 +77,7 @@ pub fn open(config: &MemoryConfig, setup: &KnowledgeSetup<'_>) -> Result<Knowled
         setup.embedding_model_dir,
         setup.api_key,
         setup.secrets,
+        setup.usage.clone(),
     ) {
         Ok(embedder) => embedder,
         Err(EmbedError::NoModelDir) => return Ok(Knowledgeable::Off(EmbedError::NoModelDir.to_string())),

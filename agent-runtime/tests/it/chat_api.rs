@@ -336,6 +336,32 @@ async fn with_a_metrics_port_the_api_port_no_longer_answers_metrics_and_the_metr
 }
 
 #[tokio::test]
+async fn every_model_call_of_a_turn_is_counted_and_priced_per_model() {
+    let upstream =
+        Upstream::start(vec![Reply::ToolCall("current_time".into(), "{}".into()), Reply::Text("It is late.".into())])
+            .await;
+    let dir = temp_dir("priced");
+    let mut config =
+        config(&upstream.base_url(), "  tools: [{name: clock, builtin: {kind: currentTime}}]\n", &dir, "Chat");
+    config.model.pricing = Some(agent_crds::model::Pricing {
+        input_per_million_tokens: "2.5".into(),
+        output_per_million_tokens: "10".into(),
+        currency: "EUR".into(),
+    });
+    let agent = state(config, &quick_options());
+    let (status, body) = send(&agent, post("/v1/chat/completions", &chat("What time is it?", false))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Two calls (the tool call, then the answer), 7 prompt and 3 generated tokens each.
+    let counted = &agent.usage.counts()["scripted"];
+    assert_eq!((counted.calls, counted.input, counted.output), (2, 14, 6));
+    // 14 × 2.5 / 1M + 6 × 10 / 1M = 0.000035 + 0.00006
+    assert_eq!(agent_runtime::usage::decimal(counted.cost_units), "0.000095");
+    let (_, metrics) = send(&agent, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(metrics.contains(r#"agent_model_tokens_total{model="scripted",direction="in"} 14"#), "{metrics}");
+    assert!(metrics.contains(r#"agent_model_cost_total{model="scripted",currency="EUR"} 0.000095"#), "{metrics}");
+}
+
+#[tokio::test]
 async fn older_turns_beyond_the_context_budget_are_summarised_by_the_model_not_cut() {
     let long = "word ".repeat(120);
     let script = vec![

@@ -247,7 +247,11 @@ async fn the_runtime_reports_tools_tokens_and_the_last_task_to_its_agents_status
     );
     assert_eq!(status["usage"]["inputTokens"], 7, "the scripted model's prompt tokens");
     assert_eq!(status["usage"]["outputTokens"], 3);
-    assert_eq!(status["usage"]["models"], json!([{"model": "scripted", "inputTokens": 7, "outputTokens": 3}]));
+    assert_eq!(
+        status["usage"]["models"],
+        json!([{"model": "scripted", "inputTokens": 7, "outputTokens": 3, "calls": 1}])
+    );
+    assert!(status["usage"].get("cost").is_none(), "a Model without pricing has no cost: {status}");
     let tools: Vec<(&str, &str)> = status["tools"]
         .as_array()
         .unwrap()

@@ -42,7 +42,9 @@ async fn embeddings(State((mode, seen)): State<(Mode, Seen)>, headers: HeaderMap
                 .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": [text.len(), 1.0, 0.0, 0.0]}))
                 .collect();
             data.reverse();
-            Json(json!({"object": "list", "data": data, "model": body["model"]})).into_response()
+            let tokens: usize = inputs.iter().map(String::len).sum();
+            let usage = json!({"prompt_tokens": tokens, "total_tokens": tokens});
+            Json(json!({"object": "list", "data": data, "model": body["model"], "usage": usage})).into_response()
         }
     }
 }
@@ -121,11 +123,12 @@ async fn the_config_reads_the_api_key_file_before_the_fallback() {
         base_url: url.clone(),
         model: "m".into(),
         api_key_file: Some(key_file.to_string_lossy().into_owned()),
+        pricing: None,
     };
     let embedder = from_config(&config, 4, None, Some("fallback")).expect("builds");
     embedder.embed(texts(1)).await.expect("embeds");
     let _ = std::fs::remove_file(&key_file);
-    let config = EmbeddingConfig::Endpoint { base_url: url, model: "m".into(), api_key_file: None };
+    let config = EmbeddingConfig::Endpoint { base_url: url, model: "m".into(), api_key_file: None, pricing: None };
     from_config(&config, 4, None, Some("fallback")).expect("builds").embed(texts(1)).await.expect("embeds");
     let auths: Vec<Option<String>> = seen.lock().expect("lock").iter().map(|(auth, _)| auth.clone()).collect();
     assert_eq!(auths, vec![Some("Bearer from-file".into()), Some("Bearer fallback".into())]);
@@ -148,4 +151,14 @@ fn error_messages_are_taken_from_openai_style_bodies_or_quoted() {
     assert_eq!(error_message("upstream timed out"), "upstream timed out");
     assert_eq!(error_message(""), "(empty body)");
     assert_eq!(error_message(&"y".repeat(500)).len(), QUOTED_BODY_CHARS);
+}
+
+#[tokio::test]
+async fn an_embeddings_call_counts_its_prompt_tokens_in_the_ledger() {
+    let (url, _seen) = server(Mode::Reversed).await;
+    let ledger = Arc::new(Ledger::new(std::collections::BTreeMap::new(), Arc::new(crate::metrics::Metrics::default())));
+    let embedder = EndpointEmbedder::new(&url, "minilm", 4, None).expect("builds").counted_in(Some(ledger.clone()));
+    embedder.embed(vec!["abc".into(), "de".into()]).await.expect("embeds");
+    let counted = &ledger.counts()["minilm"];
+    assert_eq!((counted.input, counted.output, counted.calls), (5, 0, 1), "the server's usage.prompt_tokens");
 }
