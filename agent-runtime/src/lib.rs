@@ -79,6 +79,8 @@ pub struct ServeOptions {
     /// How often a value from a mounted Secret file (keys, tokens, the system prompt) is read
     /// again when it is used; tests shorten it to see a rotation at once.
     pub secret_check_every: Duration,
+    /// Where budgets read the day and month (tests move it).
+    pub clock: crate::usage::Clock,
 }
 
 impl Default for ServeOptions {
@@ -102,6 +104,7 @@ impl Default for ServeOptions {
             mcp: McpTiming::default(),
             schedule_precision: agent_crds::schedule::Precision::Minutes,
             secret_check_every: crate::secret_file::DEFAULT_CHECK_EVERY,
+            clock: crate::usage::Clock::default(),
         }
     }
 }

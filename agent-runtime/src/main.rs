@@ -160,6 +160,7 @@ impl ServeArgs {
             secret_check_every: Duration::from_secs(self.secret_check_seconds),
             mcp: McpTiming { ping_every: Duration::from_secs(self.mcp_ping_seconds.max(1)), ..McpTiming::default() },
             schedule_precision: if self.schedule_seconds { Precision::Seconds } else { Precision::Minutes },
+            clock: agent_runtime::usage::Clock::default(),
         }
     }
 }

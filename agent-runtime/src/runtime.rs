@@ -129,7 +129,7 @@ impl Runtime {
         let metrics = secrets.metrics().clone();
         let readiness = Arc::new(Readiness::default());
         let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-        let usage = Arc::new(Ledger::new(prices(&config), metrics.clone()));
+        let usage = Arc::new(Ledger::new(prices(&config), metrics.clone()).with_limits(config.limits.clone(), options.clock.clone()));
         let provider: Arc<dyn ModelProvider> =
             Arc::new(Metered::new(provider, config.model.model.clone(), usage.clone()));
         let (opened, knowledge_off) = open_knowledge(&config, options, secrets, &usage)?;
@@ -167,7 +167,13 @@ impl Runtime {
             None => None,
         };
         let fetcher = Fetcher::new(document_fetch_policy(&config), DOCUMENT_FETCH_TIMEOUT)?;
-        let limits = Limits { max_tool_steps: options.max_tool_steps, context_budget: context_budget(&config) };
+        let budgets = config.limits.clone().unwrap_or_default();
+        let limits = Limits {
+            max_tool_steps: options.max_tool_steps,
+            context_budget: context_budget(&config),
+            max_tokens_per_turn: budgets.max_tokens_per_turn,
+            max_tool_calls_per_turn: budgets.max_tool_calls_per_turn,
+        };
         let agent = Agent::new(AgentParts {
             config: Arc::new(config),
             provider,

@@ -4,6 +4,9 @@
 //! in the Agent's `status.usage`, and kept on the agent's volume so the counts survive restarts
 //! (written at most a second after a change, and when the runtime stops).
 //!
+//! The same counts, summed over all models per UTC day and month, are what the Agent's budgets
+//! (`spec.limits`) are checked against before each model call ([`Ledger::admit`]).
+//!
 //! Cost is kept exactly, in millionths of a millionth of the currency: a price of `0.15` per
 //! million tokens is 150,000 millionths per million tokens, so a token costs 150,000 of those
 //! units.
@@ -13,7 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use agent_crds::agent::Limits;
 use agent_crds::model::Pricing;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
@@ -67,32 +74,186 @@ pub struct ModelCount {
     pub currency: Option<String>,
 }
 
+/// Where the ledger reads the time: the system clock, or one a test moves.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    /// A clock reading `now`.
+    pub fn new(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    /// The time.
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new(Timestamp::now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
+/// What all models used in one UTC day or month.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// `2026-11-29` for a day, `2026-11` for a month.
+    pub key: String,
+    /// Tokens, prompt plus generated.
+    pub tokens: u64,
+    /// Cost in units of 10^-12 of the chat model's currency.
+    pub cost_units: u128,
+}
+
+/// Everything the ledger keeps on the volume.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+struct Book {
+    models: BTreeMap<String, ModelCount>,
+    #[serde(default)]
+    day: Window,
+    #[serde(default)]
+    month: Window,
+}
+
+/// A budget of `spec.limits` that is used up.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the agent's budget spec.limits.{budget} ({limit}) is used up ({used} this {period}); it resets at {resets_at}")]
+pub struct Exhausted {
+    /// The field: `tokensPerDay`, `tokensPerMonth`, `costPerDay` or `costPerMonth`.
+    pub budget: &'static str,
+    /// Its value.
+    pub limit: String,
+    /// What was used.
+    pub used: String,
+    /// `day` or `month`.
+    pub period: &'static str,
+    /// When the window resets.
+    pub resets_at: Timestamp,
+}
+
+impl Exhausted {
+    /// The condition reason: the budget's name in CamelCase (`TokensPerDay`, `CostPerMonth`).
+    pub fn reason(&self) -> &'static str {
+        match self.budget {
+            "tokensPerDay" => "TokensPerDay",
+            "tokensPerMonth" => "TokensPerMonth",
+            "costPerDay" => "CostPerDay",
+            _ => "CostPerMonth",
+        }
+    }
+
+    /// Whole seconds from `now` until the reset (at least 1).
+    pub fn retry_after(&self, now: Timestamp) -> u64 {
+        u64::try_from(self.resets_at.as_second() - now.as_second()).unwrap_or(0).max(1)
+    }
+}
+
 /// The counts, per model, since the agent's volume was made.
 pub struct Ledger {
-    counts: Mutex<BTreeMap<String, ModelCount>>,
+    book: Mutex<Book>,
     prices: BTreeMap<String, Price>,
     metrics: Arc<Metrics>,
     dirty: AtomicBool,
+    limits: Option<Limits>,
+    clock: Clock,
 }
 
 impl Ledger {
     /// An empty ledger pricing calls to the models in `prices`.
     pub fn new(prices: BTreeMap<String, Price>, metrics: Arc<Metrics>) -> Self {
-        Self { counts: Mutex::default(), prices, metrics, dirty: AtomicBool::new(false) }
+        Self {
+            book: Mutex::default(),
+            prices,
+            metrics,
+            dirty: AtomicBool::new(false),
+            limits: None,
+            clock: Clock::default(),
+        }
+    }
+
+    /// The same ledger enforcing `limits`, with days and months read from `clock`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Option<Limits>, clock: Clock) -> Self {
+        self.limits = limits;
+        self.clock = clock;
+        self
+    }
+
+    /// The current time, as the ledger reads it.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Whether the Agent has a daily or monthly budget.
+    pub fn has_budgets(&self) -> bool {
+        self.limits.as_ref().is_some_and(|l| {
+            l.tokens_per_day.is_some()
+                || l.tokens_per_month.is_some()
+                || l.cost_per_day.is_some()
+                || l.cost_per_month.is_some()
+        })
+    }
+
+    /// `Ok` when no daily or monthly budget is used up, else the first that is.
+    pub fn admit(&self) -> Result<(), Exhausted> {
+        self.exhausted().map_or(Ok(()), Err)
+    }
+
+    /// The first daily or monthly budget that is used up, if any.
+    pub fn exhausted(&self) -> Option<Exhausted> {
+        let limits = self.limits.as_ref()?;
+        let now = self.now();
+        let (day_key, month_key) = window_keys(now);
+        let book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = |window: &Window, key: &str| if window.key == key { window.clone() } else { Window::default() };
+        let (day, month) = (current(&book.day, &day_key), current(&book.month, &month_key));
+        let cost_limit = |limit: &Option<String>| limit.as_deref().and_then(Pricing::micros).map(|m| u128::from(m) * 1_000_000);
+        let checks = [
+            ("tokensPerDay", "day", limits.tokens_per_day.map(u128::from), u128::from(day.tokens), false),
+            ("tokensPerMonth", "month", limits.tokens_per_month.map(u128::from), u128::from(month.tokens), false),
+            ("costPerDay", "day", cost_limit(&limits.cost_per_day), day.cost_units, true),
+            ("costPerMonth", "month", cost_limit(&limits.cost_per_month), month.cost_units, true),
+        ];
+        checks.into_iter().find_map(|(budget, period, limit, used, is_cost)| {
+            let limit = limit?;
+            (used >= limit).then(|| Exhausted {
+                budget,
+                limit: if is_cost { decimal(limit) } else { limit.to_string() },
+                used: if is_cost { decimal(used) } else { format!("{used} tokens") },
+                period,
+                resets_at: if period == "day" { next_day(now) } else { next_month(now) },
+            })
+        })
     }
 
     /// Counts one call to `model`.
     pub fn record(&self, model: &str, input: u64, output: u64) {
         let price = self.prices.get(model);
         let cost = price.map_or(0, |p| u128::from(input) * p.input + u128::from(output) * p.output);
+        let (day_key, month_key) = window_keys(self.now());
         {
-            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-            let count = counts.entry(model.to_owned()).or_default();
+            let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = book.models.entry(model.to_owned()).or_default();
             count.input += input;
             count.output += output;
             count.calls += 1;
             count.cost_units += cost;
             count.currency = price.map(|p| p.currency.clone());
+            for (window, key) in [(&mut book.day, day_key), (&mut book.month, month_key)] {
+                if window.key != key {
+                    *window = Window { key, ..Window::default() };
+                }
+                window.tokens += input + output;
+                window.cost_units += cost;
+            }
         }
         self.dirty.store(true, Ordering::Release);
         self.metrics.model_tokens(model, input, output);
@@ -104,15 +265,27 @@ impl Ledger {
 
     /// The counts per model.
     pub fn counts(&self) -> BTreeMap<String, ModelCount> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.book.lock().unwrap_or_else(PoisonError::into_inner).models.clone()
     }
 
     /// Loads the counts kept on the volume (an earlier version's totals count as `model`'s).
     pub async fn load(&self, sessions: &SessionStore, model: &str) -> Result<(), StoreError> {
-        let kept: Option<BTreeMap<String, ModelCount>> = sessions.record(RUNNER, LEDGER_KEY).await?;
-        let kept = if let Some(kept) = kept { kept } else { self.older_totals(sessions, model).await? };
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        for (name, before) in kept {
+        let kept: Option<Book> = sessions.record(RUNNER, LEDGER_KEY).await?;
+        let kept = if let Some(kept) = kept {
+            kept
+        } else {
+            Book { models: self.older_totals(sessions, model).await?, ..Book::default() }
+        };
+        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        for (window, before) in [(&mut book.day, kept.day), (&mut book.month, kept.month)] {
+            if window.key.is_empty() || window.key == before.key {
+                window.key = before.key;
+                window.tokens += before.tokens;
+                window.cost_units += before.cost_units;
+            }
+        }
+        let counts = &mut book.models;
+        for (name, before) in kept.models {
             let count = counts.entry(name).or_default();
             count.input += before.input;
             count.output += before.output;
@@ -148,8 +321,8 @@ impl Ledger {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let counts = self.counts();
-        if let Err(error) = sessions.put_record(RUNNER, LEDGER_KEY, &counts).await {
+        let book = self.book.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Err(error) = sessions.put_record(RUNNER, LEDGER_KEY, &book).await {
             self.dirty.store(true, Ordering::Release);
             return Err(error);
         }
@@ -175,6 +348,26 @@ impl Ledger {
             }
         });
     }
+}
+
+/// The keys of the UTC day and month of `now`.
+fn window_keys(now: Timestamp) -> (String, String) {
+    let date = now.to_zoned(TimeZone::UTC).date();
+    (date.strftime("%Y-%m-%d").to_string(), date.strftime("%Y-%m").to_string())
+}
+
+/// The start of the UTC day after `now`'s.
+fn next_day(now: Timestamp) -> Timestamp {
+    start_of(now.to_zoned(TimeZone::UTC).date().tomorrow().ok())
+}
+
+/// The start of the UTC month after `now`'s.
+fn next_month(now: Timestamp) -> Timestamp {
+    start_of(now.to_zoned(TimeZone::UTC).date().first_of_month().checked_add(1.month()).ok())
+}
+
+fn start_of(date: Option<Date>) -> Timestamp {
+    date.and_then(|d| d.to_zoned(TimeZone::UTC).ok()).map_or(Timestamp::MAX, |z| z.timestamp())
 }
 
 /// An amount of cost units as a decimal string of the currency with 6 places (`"0.001500"`).

@@ -71,6 +71,44 @@ pub struct AgentSpec {
     /// Where the agent's pod may connect to (its egress NetworkPolicy).
     #[serde(default)]
     pub egress: Egress,
+    /// Budgets the runtime enforces before each model call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+/// Budgets of an agent, enforced by its runtime before each model call and counted over every
+/// model it calls (chat and embeddings). Days and months are UTC. A call past a daily or monthly
+/// budget is refused (chat: HTTP 429 with `Retry-After`; tasks: failed with the reason) and the
+/// Agent shows `BudgetExhausted=True` until the window resets; the counts survive restarts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Tokens (prompt plus generated) per UTC day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tokens_per_day: Option<u64>,
+    /// Tokens per UTC month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tokens_per_month: Option<u64>,
+    /// Cost per UTC day, a decimal in the chat model's `pricing.currency`; needs a priced model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 24), regex(pattern = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"))]
+    pub cost_per_day: Option<String>,
+    /// Cost per UTC month, as `costPerDay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 24), regex(pattern = r"^[0-9]{1,12}(\.[0-9]{1,6})?$"))]
+    pub cost_per_month: Option<String>,
+    /// Tokens one turn may use over all its model calls; the turn stops (HTTP 422, a failed
+    /// task) before a call once it is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens_per_turn: Option<u64>,
+    /// Tool calls one turn may make; further calls are not run (the model is told and answers
+    /// without tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_tool_calls_per_turn: Option<u32>,
 }
 
 /// Human approval of tool calls: the turn pauses before a listed tool runs, is kept on the
@@ -744,7 +782,9 @@ impl AgentStatus {
     /// The part of the status the operator writes: the fields the runtime reports cleared.
     #[must_use]
     pub fn operator_part(&self) -> Self {
-        Self { tools: Vec::new(), usage: None, last_task: None, ..self.clone() }
+        let conditions =
+            self.conditions.iter().filter(|c| c.type_ != crate::conditions::BUDGET_EXHAUSTED).cloned().collect();
+        Self { tools: Vec::new(), usage: None, last_task: None, conditions, ..self.clone() }
     }
 }
 

@@ -13,6 +13,9 @@ pub const READY: &str = "Ready";
 /// A `Once` agent's task for the current task generation completed (`True`), failed (`False`)
 /// or has not finished (`Unknown`).
 pub const TASK_SUCCEEDED: &str = "TaskSucceeded";
+/// A daily or monthly budget of `spec.limits` is used up; written by the agent's runtime (its
+/// own field manager), not the operator.
+pub const BUDGET_EXHAUSTED: &str = "BudgetExhausted";
 
 /// Status of a condition. On the wire it is the text `True`, `False` or `Unknown` (serde and
 /// [`Status::as_str`] agree); Kubernetes types hold it as a `String`, read it with [`Status::of`].

@@ -74,6 +74,9 @@ pub enum RenderError {
     /// The retention duration does not parse.
     #[error("memory.retention {0:?} is not a duration like 720h or 30m")]
     BadRetention(String),
+    /// A cost budget is set but the chat model has no price to count cost with.
+    #[error("limits.costPerDay/costPerMonth need a priced chat model: Model {0} has no spec.pricing")]
+    CostLimitWithoutPricing(String),
 }
 
 /// Renders the RuntimeConfig of `agent` from its resolved references.
@@ -150,8 +153,20 @@ pub fn render_runtime_config(
             fetch_allowed_urls: spec.api.fetch_allowed_urls.clone(),
         },
         delegation: render_delegation(agent, refs),
+        limits: render_limits(agent, refs)?,
         cluster: None,
     })
+}
+
+/// The Agent's budgets; cost budgets need a chat model with a price.
+fn render_limits(agent: &Agent, refs: &ResolvedReferences) -> Result<Option<crate::agent::Limits>, RenderError> {
+    let Some(limits) = &agent.spec.limits else { return Ok(None) };
+    let priced = refs.model.as_ref().is_some_and(|m| m.spec.pricing.is_some());
+    if (limits.cost_per_day.is_some() || limits.cost_per_month.is_some()) && !priced {
+        let model = refs.model.as_ref().and_then(|m| m.metadata.name.clone()).unwrap_or_default();
+        return Err(RenderError::CostLimitWithoutPricing(model));
+    }
+    Ok(Some(limits.clone()))
 }
 
 /// Label naming the parent of an Agent created by delegation.

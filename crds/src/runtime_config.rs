@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BuiltinToolKind, ConcurrencyPolicy, GenerationParameters, McpTransport, TaskMode, Tool};
+use crate::agent::{BuiltinToolKind, Limits, ConcurrencyPolicy, GenerationParameters, McpTransport, TaskMode, Tool};
 use crate::model::{Pricing, PromptFormat};
 use crate::recipe::RecipeSpec;
 use crate::references::SecretKeyReference;
@@ -53,6 +53,9 @@ pub struct RuntimeConfig {
     /// Child agents the model may create; `None` when the Agent does not delegate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegation: Option<DelegationConfig>,
+    /// Budgets the runtime enforces; `None` when the Agent sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
     /// The Kubernetes API, for reporting the agent's status and creating its children; `None`
     /// outside a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -237,3 +237,38 @@ fn an_unknown_recipe_a_bad_parameter_and_a_bad_template_are_clear_errors() {
     assert!(message.starts_with("recipe chatqna: generate.sourcesTemplate: "), "{message}");
     assert!(message.contains("documentTitle"), "the message names the missing variable: {message}");
 }
+
+#[test]
+fn prices_and_budgets_render_and_a_cost_budget_needs_a_priced_model() {
+    let mut helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
+    helpdesk.spec.limits = Some(serde_json::from_value(json!({"costPerDay": "5", "maxToolCallsPerTurn": 4})).unwrap());
+    let priced = ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
+    let config = render_runtime_config(&helpdesk, &priced, &PodPaths::default()).unwrap();
+    let pricing = config.model.pricing.expect("the Model's pricing");
+    assert_eq!((pricing.input_per_million_tokens.as_str(), pricing.currency.as_str()), ("0.15", "USD"));
+    assert_eq!(agent_crds::model::Pricing::micros(&pricing.output_per_million_tokens), Some(600_000));
+    assert_eq!(config.limits.and_then(|l| l.max_tool_calls_per_turn), Some(4));
+
+    let mut unpriced = model("examples/chat-agent.yaml", "gpt-small");
+    unpriced.spec.pricing = None;
+    let refs = ResolvedReferences { model: Some(unpriced), ..Default::default() };
+    assert_eq!(
+        render_runtime_config(&helpdesk, &refs, &PodPaths::default()).unwrap_err(),
+        RenderError::CostLimitWithoutPricing("gpt-small".into())
+    );
+}
+
+#[test]
+fn the_operators_part_of_the_status_leaves_out_what_the_runtime_writes() {
+    let status: agent_crds::AgentStatus = serde_json::from_value(json!({
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "PodReady", "message": "", "lastTransitionTime": "2026-11-29T00:00:00Z"},
+            {"type": "BudgetExhausted", "status": "True", "reason": "TokensPerDay", "message": "", "lastTransitionTime": "2026-11-29T00:00:00Z"}
+        ],
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}
+    }))
+    .unwrap();
+    let part = status.operator_part();
+    assert_eq!(part.conditions.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready"]);
+    assert!(part.usage.is_none());
+}

@@ -23,6 +23,9 @@ pub enum TurnError {
     /// The model asked for tools at every step it was allowed.
     #[error("the model kept calling tools after {0} tool steps")]
     ToolStepsExhausted(usize),
+    /// The turn used `spec.limits.maxTokensPerTurn` before a model call.
+    #[error("the turn used {0} tokens, spec.limits.maxTokensPerTurn; it stops before another model call")]
+    TokensPerTurn(u64),
     /// Another turn holds the session and the agent refuses to queue (`--busy-session reject`).
     #[error("session {0} is busy with another turn; retry when it has answered")]
     SessionBusy(String),

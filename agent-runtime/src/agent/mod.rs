@@ -80,6 +80,10 @@ pub struct Limits {
     pub max_tool_steps: usize,
     /// Tokens of history sent to the model.
     pub context_budget: usize,
+    /// Tokens a turn may use before another model call (`spec.limits.maxTokensPerTurn`).
+    pub max_tokens_per_turn: Option<u64>,
+    /// Tool calls a turn may run (`spec.limits.maxToolCallsPerTurn`).
+    pub max_tool_calls_per_turn: Option<u32>,
 }
 
 /// Tokens of recalled memories added to a turn.
@@ -324,6 +328,8 @@ impl Agent {
             metrics: &self.metrics,
             specs: if continuation.offers_tools { self.tools.specs() } else { Vec::new() },
             max_tool_steps: self.limits.max_tool_steps,
+            max_tokens: self.limits.max_tokens_per_turn,
+            max_tool_calls: self.limits.max_tool_calls_per_turn,
             parameters: continuation.parameters.clone(),
             whole: continuation.whole,
         }

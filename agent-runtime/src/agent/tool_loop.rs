@@ -48,6 +48,9 @@ pub struct LoopState {
     pub usage: Usage,
     /// Calls the model asked for that have not run yet, in order.
     pub calls: Vec<ToolCall>,
+    /// Tool calls run so far.
+    #[serde(default)]
+    pub tool_calls: u32,
 }
 
 /// What the loop works with.
@@ -62,6 +65,10 @@ pub struct ToolLoop<'a> {
     pub specs: Vec<ToolSpec>,
     /// Model calls that may request tools before the model must answer.
     pub max_tool_steps: usize,
+    /// Tokens the turn may use before another model call (`spec.limits.maxTokensPerTurn`).
+    pub max_tokens: Option<u64>,
+    /// Tool calls the turn may run (`spec.limits.maxToolCallsPerTurn`); later ones are not run.
+    pub max_tool_calls: Option<u32>,
     /// Sampling parameters of every call.
     pub parameters: Map<String, Value>,
     /// Whether the model is asked for whole answers (nobody reads the pieces as they come).
@@ -84,15 +91,25 @@ impl ToolLoop<'_> {
     ) -> Result<Answer, Stopped> {
         loop {
             while let Some(call) = state.calls.first().cloned() {
-                let text = if self.tools.requires_approval(&call.function.name) {
+                let over_budget = self.max_tool_calls.filter(|max| state.tool_calls >= *max);
+                let (text, ran) = if let Some(max) = over_budget {
+                    (
+                        format!(
+                            "not run: this turn already made {max} tool calls, spec.limits.maxToolCallsPerTurn; \
+                             answer with what you have"
+                        ),
+                        false,
+                    )
+                } else if self.tools.requires_approval(&call.function.name) {
                     match decision.take() {
-                        Some(decision) if decision.approved => self.call(&call, events).await?,
-                        Some(decision) => decision.refusal(),
+                        Some(decision) if decision.approved => (self.call(&call, events).await?, true),
+                        Some(decision) => (decision.refusal(), false),
                         None => return Err(Stopped::AwaitingApproval(state)),
                     }
                 } else {
-                    self.call(&call, events).await?
+                    (self.call(&call, events).await?, true)
                 };
+                state.tool_calls += u32::from(ran);
                 state.calls.remove(0);
                 state.messages.push(Message {
                     role: Role::Tool,
@@ -102,7 +119,11 @@ impl ToolLoop<'_> {
                     name: None,
                 });
             }
-            let tools = if state.step < self.max_tool_steps { self.specs.clone() } else { Vec::new() };
+            if let Some(max) = self.max_tokens.filter(|max| state.usage.total_tokens >= *max) {
+                return Err(Stopped::Failed(TurnError::TokensPerTurn(max)));
+            }
+            let tools_left = self.max_tool_calls.is_none_or(|max| state.tool_calls < max);
+            let tools = if state.step < self.max_tool_steps && tools_left { self.specs.clone() } else { Vec::new() };
             let request = ModelRequest {
                 messages: state.messages.clone(),
                 tools,

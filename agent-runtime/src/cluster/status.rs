@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agent_crds::conditions::BUDGET_EXHAUSTED;
 use agent_crds::agent::{ModelTokenUsage, OfferedTool, TaskMode, TaskSummary, TokenUsage};
 use agent_crds::runtime_config::TaskConfig;
 use serde_json::{Value, json};
@@ -16,14 +17,14 @@ use super::KubeApi;
 use crate::http::AppState;
 use crate::tasks::record::state_name;
 use crate::tasks::{Latest, TaskRecord};
-use crate::usage::{ModelCount, decimal};
+use crate::usage::{Ledger, ModelCount, decimal};
 
 /// Quiet time after a change before the status is written, so a burst costs one write.
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// How often the tools and tokens are looked at when no task moves.
 const LOOK_EVERY: Duration = Duration::from_secs(10);
 /// What the runtime reports, as it goes into `status`.
-fn report(state: &AppState) -> Value {
+fn report(state: &AppState, budget: &mut BudgetCondition) -> Value {
     let config = &state.agent.config;
     let tools: Vec<OfferedTool> = state
         .agent
@@ -46,7 +47,8 @@ fn report(state: &AppState) -> Value {
     });
     // Empty lists and absent fields are sent too (as empty), so a field the runtime stops
     // reporting is cleared rather than left stale.
-    json!({ "tools": tools, "usage": usage, "lastTask": last_task })
+    let conditions: Vec<Value> = budget.update(&state.usage).into_iter().collect();
+    json!({ "tools": tools, "usage": usage, "lastTask": last_task, "conditions": conditions })
 }
 
 /// `status.usage` from the counts per model: totals, and the cost in the chat model's currency
@@ -93,14 +95,49 @@ fn shown_task<'a>(task: &TaskConfig, latest: &'a Latest) -> Option<&'a TaskRecor
     }
 }
 
+/// The runtime's own condition, `BudgetExhausted`, while the Agent has daily or monthly budgets:
+/// `True` while one is used up (until its window resets), else `False`. Its transition time is
+/// when this process saw it flip (or first reported it).
+#[derive(Default)]
+struct BudgetCondition {
+    last: Option<(bool, String)>,
+}
+
+impl BudgetCondition {
+    fn update(&mut self, ledger: &Ledger) -> Option<Value> {
+        if !ledger.has_budgets() {
+            return None;
+        }
+        let exhausted = ledger.exhausted();
+        let status = exhausted.is_some();
+        let since = match &self.last {
+            Some((before, since)) if *before == status => since.clone(),
+            _ => ledger.now().to_string(),
+        };
+        self.last = Some((status, since.clone()));
+        let (reason, message) = match &exhausted {
+            Some(exhausted) => (exhausted.reason(), exhausted.to_string()),
+            None => ("WithinBudget", "no daily or monthly budget of spec.limits is used up".to_owned()),
+        };
+        Some(json!({
+            "type": BUDGET_EXHAUSTED,
+            "status": if status { "True" } else { "False" },
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": since,
+        }))
+    }
+}
+
 /// Reports the agent's status until the process ends.
 pub async fn report_status(api: KubeApi, state: AppState) {
     let identity = state.agent.config.agent.clone();
     let mut latest = state.tasks.latest();
     let mut sent: Option<Value> = None;
     let mut retry = Duration::from_secs(1);
+    let mut budget = BudgetCondition::default();
     loop {
-        let status = report(&state);
+        let status = report(&state, &mut budget);
         if sent.as_ref() != Some(&status) {
             match api.apply_agent_status(&identity.namespace, &identity.name, &status).await {
                 Ok(()) => {
@@ -196,5 +233,31 @@ mod tests {
             Some("api-1"),
             "a task of an older generation says nothing about the current one"
         );
+    }
+
+    #[test]
+    fn the_budget_condition_is_reported_only_with_budgets_and_keeps_its_transition_time() {
+        use crate::usage::{Clock, Ledger};
+        let now = std::sync::Arc::new(std::sync::Mutex::new("2026-11-29T10:00:00Z".parse::<jiff::Timestamp>().unwrap()));
+        let read = now.clone();
+        let clock = Clock::new(move || *read.lock().unwrap());
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let unlimited = Ledger::new(BTreeMap::new(), metrics.clone());
+        assert_eq!(BudgetCondition::default().update(&unlimited), None, "no budgets, no condition");
+
+        let limits = serde_json::from_value(json!({"tokensPerDay": 10})).unwrap();
+        let ledger = Ledger::new(BTreeMap::new(), metrics).with_limits(Some(limits), clock);
+        let mut condition = BudgetCondition::default();
+        let within = condition.update(&ledger).unwrap();
+        assert_eq!((within["status"].as_str(), within["reason"].as_str()), (Some("False"), Some("WithinBudget")));
+        ledger.record("m", 7, 3);
+        *now.lock().unwrap() = "2026-11-29T11:00:00Z".parse().unwrap();
+        let used_up = condition.update(&ledger).unwrap();
+        assert_eq!((used_up["status"].as_str(), used_up["reason"].as_str()), (Some("True"), Some("TokensPerDay")));
+        assert_eq!(used_up["lastTransitionTime"], "2026-11-29T11:00:00Z");
+        *now.lock().unwrap() = "2026-11-29T12:00:00Z".parse().unwrap();
+        assert_eq!(condition.update(&ledger).unwrap()["lastTransitionTime"], "2026-11-29T11:00:00Z", "unchanged");
+        *now.lock().unwrap() = "2026-11-30T00:00:01Z".parse().unwrap();
+        assert_eq!(condition.update(&ledger).unwrap()["status"], "False", "the window reset");
     }
 }

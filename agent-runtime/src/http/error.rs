@@ -3,7 +3,8 @@
 //! provider, recipe, knowledge, sessions, fetches) become HTTP statuses.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -54,6 +55,17 @@ pub enum ApiError {
     /// The model did not answer in time (504).
     #[error("the model endpoint did not answer within {0} s")]
     ModelTimeout(u64),
+    /// A budget of the Agent's `spec.limits` is used up (429, with `Retry-After`).
+    #[error("{message}")]
+    BudgetExhausted {
+        /// Which budget, how much was used, when it resets.
+        message: String,
+        /// Seconds until it resets.
+        retry_after_seconds: u64,
+    },
+    /// The turn reached a per-turn limit of the Agent's `spec.limits` (422).
+    #[error("{0}")]
+    TurnLimit(String),
     /// The agent's own storage failed (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,7 +82,8 @@ impl ApiError {
             Self::TooLarge(_) | Self::TooLargeDocument(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded(_) | Self::BudgetExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TurnLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ModelFailed(_) | Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
             Self::ModelTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,6 +101,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found_error",
             Self::Conflict(_) => "conflict_error",
             Self::Overloaded(_) => "rate_limit_error",
+            Self::BudgetExhausted { .. } => "insufficient_quota",
+            Self::TurnLimit(_) => "limit_error",
             Self::ModelFailed(_) | Self::ModelUnreachable(_) | Self::ModelTimeout(_) => "upstream_error",
             Self::Internal(_) => "server_error",
         }
@@ -101,7 +116,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::BudgetExhausted { retry_after_seconds, .. } = &self {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+        }
+        response
     }
 }
 
@@ -110,6 +129,9 @@ impl From<ProviderError> for ApiError {
         match error {
             ProviderError::Timeout(after) => Self::ModelTimeout(after.as_secs()),
             ProviderError::Unreachable(why) => Self::ModelUnreachable(why),
+            ProviderError::BudgetExhausted { message, retry_after_seconds } => {
+                Self::BudgetExhausted { message, retry_after_seconds }
+            }
             other => Self::ModelFailed(other.to_string()),
         }
     }
@@ -141,6 +163,7 @@ impl From<TurnError> for ApiError {
             TurnError::Recipe(error) => error.into(),
             TurnError::Session(error) => error.into(),
             TurnError::ToolStepsExhausted(_) => Self::ModelFailed(error.to_string()),
+            TurnError::TokensPerTurn(_) => Self::TurnLimit(error.to_string()),
             TurnError::SessionBusy(_) | TurnError::AlreadyDecided { .. } => Self::Conflict(error.to_string()),
             TurnError::ApprovalNotFound(_) => Self::NotFound(error.to_string()),
         }

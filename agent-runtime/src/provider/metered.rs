@@ -1,6 +1,7 @@
 //! A provider that counts what its calls use: wraps the agent's model provider so every call
 //! (turns, summaries, recipe steps, local children) is counted in the [`Ledger`] under the
-//! model's name, from the usage the model reports with its answer.
+//! model's name, from the usage the model reports with its answer, and refused before it is
+//! sent while a budget of the Agent's `spec.limits` is used up.
 
 use std::sync::Arc;
 
@@ -27,6 +28,10 @@ impl Metered {
 impl ModelProvider for Metered {
     fn stream(&self, request: ModelRequest) -> BoxFuture<'_, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
+            if let Err(exhausted) = self.ledger.admit() {
+                let retry_after_seconds = exhausted.retry_after(self.ledger.now());
+                return Err(ProviderError::BudgetExhausted { message: exhausted.to_string(), retry_after_seconds });
+            }
             let chunks = self.inner.stream(request).await?;
             let ledger = self.ledger.clone();
             let model = self.model.clone();

@@ -64,6 +64,14 @@ pub enum ProviderError {
     /// The answer could not be understood.
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// A budget of the Agent's `spec.limits` is used up; nothing was sent to the model.
+    #[error("{message}")]
+    BudgetExhausted {
+        /// Which budget, how much was used, when it resets.
+        message: String,
+        /// Seconds until it resets.
+        retry_after_seconds: u64,
+    },
 }
 
 impl ProviderError {
@@ -72,7 +80,7 @@ impl ProviderError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Unreachable(_) => true,
-            Self::Timeout(_) | Self::Malformed(_) => false,
+            Self::Timeout(_) | Self::Malformed(_) | Self::BudgetExhausted { .. } => false,
         }
     }
 }

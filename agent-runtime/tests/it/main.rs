@@ -7,6 +7,7 @@ mod chat_api;
 mod delegation;
 mod durability;
 mod knowledge;
+mod limits;
 mod mcp;
 mod qdrant_store;
 mod recipes;

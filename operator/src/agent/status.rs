@@ -87,6 +87,7 @@ pub fn render_outcome(error: &RenderError) -> Outcome {
         | RenderError::ModelWithoutEndpoint(_)
         | RenderError::ConfigMapKeyMissing(..)
         | RenderError::BadRetention(_)
+        | RenderError::CostLimitWithoutPricing(_)
         | RenderError::BadSchedule(_) => return Outcome::Invalid(error.to_string()),
     };
     Outcome::InvalidRecipe { reason, message: error.to_string() }
