@@ -129,7 +129,9 @@ impl Runtime {
         let metrics = secrets.metrics().clone();
         let readiness = Arc::new(Readiness::default());
         let sessions = SessionStore::open(&Path::new(&config.server.data_dir).join("sessions"))?;
-        let usage = Arc::new(Ledger::new(prices(&config), metrics.clone()).with_limits(config.limits.clone(), options.clock.clone()));
+        let usage = Arc::new(
+            Ledger::new(prices(&config), metrics.clone()).with_limits(config.limits.clone(), options.clock.clone()),
+        );
         let provider: Arc<dyn ModelProvider> =
             Arc::new(Metered::new(provider, config.model.model.clone(), usage.clone()));
         let (opened, knowledge_off) = open_knowledge(&config, options, secrets, &usage)?;

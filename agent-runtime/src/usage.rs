@@ -125,7 +125,9 @@ struct Book {
 
 /// A budget of `spec.limits` that is used up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the agent's budget spec.limits.{budget} ({limit}) is used up ({used} this {period}); it resets at {resets_at}")]
+#[error(
+    "the agent's budget spec.limits.{budget} ({limit}) is used up ({used} this {period}); it resets at {resets_at}"
+)]
 pub struct Exhausted {
     /// The field: `tokensPerDay`, `tokensPerMonth`, `costPerDay` or `costPerMonth`.
     pub budget: &'static str,
@@ -215,7 +217,8 @@ impl Ledger {
         let book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
         let current = |window: &Window, key: &str| if window.key == key { window.clone() } else { Window::default() };
         let (day, month) = (current(&book.day, &day_key), current(&book.month, &month_key));
-        let cost_limit = |limit: &Option<String>| limit.as_deref().and_then(Pricing::micros).map(|m| u128::from(m) * 1_000_000);
+        let cost_limit =
+            |limit: &Option<String>| limit.as_deref().and_then(Pricing::micros).map(|m| u128::from(m) * 1_000_000);
         let checks = [
             ("tokensPerDay", "day", limits.tokens_per_day.map(u128::from), u128::from(day.tokens), false),
             ("tokensPerMonth", "month", limits.tokens_per_month.map(u128::from), u128::from(month.tokens), false),
@@ -240,7 +243,8 @@ impl Ledger {
         let cost = price.map_or(0, |p| u128::from(input) * p.input + u128::from(output) * p.output);
         let (day_key, month_key) = window_keys(self.now());
         {
-            let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut guard = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+            let book = &mut *guard;
             let count = book.models.entry(model.to_owned()).or_default();
             count.input += input;
             count.output += output;
@@ -276,7 +280,8 @@ impl Ledger {
         } else {
             Book { models: self.older_totals(sessions, model).await?, ..Book::default() }
         };
-        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let book = &mut *guard;
         for (window, before) in [(&mut book.day, kept.day), (&mut book.month, kept.month)] {
             if window.key.is_empty() || window.key == before.key {
                 window.key = before.key;

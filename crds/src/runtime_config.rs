@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BuiltinToolKind, Limits, ConcurrencyPolicy, GenerationParameters, McpTransport, TaskMode, Tool};
+use crate::agent::{BuiltinToolKind, ConcurrencyPolicy, GenerationParameters, Limits, McpTransport, TaskMode, Tool};
 use crate::model::{Pricing, PromptFormat};
 use crate::recipe::RecipeSpec;
 use crate::references::SecretKeyReference;

@@ -242,7 +242,8 @@ fn an_unknown_recipe_a_bad_parameter_and_a_bad_template_are_clear_errors() {
 fn prices_and_budgets_render_and_a_cost_budget_needs_a_priced_model() {
     let mut helpdesk = agent("examples/chat-agent.yaml", "helpdesk");
     helpdesk.spec.limits = Some(serde_json::from_value(json!({"costPerDay": "5", "maxToolCallsPerTurn": 4})).unwrap());
-    let priced = ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
+    let priced =
+        ResolvedReferences { model: Some(model("examples/chat-agent.yaml", "gpt-small")), ..Default::default() };
     let config = render_runtime_config(&helpdesk, &priced, &PodPaths::default()).unwrap();
     let pricing = config.model.pricing.expect("the Model's pricing");
     assert_eq!((pricing.input_per_million_tokens.as_str(), pricing.currency.as_str()), ("0.15", "USD"));

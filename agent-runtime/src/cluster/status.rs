@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use agent_crds::conditions::BUDGET_EXHAUSTED;
 use agent_crds::agent::{ModelTokenUsage, OfferedTool, TaskMode, TaskSummary, TokenUsage};
+use agent_crds::conditions::BUDGET_EXHAUSTED;
 use agent_crds::runtime_config::TaskConfig;
 use serde_json::{Value, json};
 
@@ -47,8 +47,13 @@ fn report(state: &AppState, budget: &mut BudgetCondition) -> Value {
     });
     // Empty lists and absent fields are sent too (as empty), so a field the runtime stops
     // reporting is cleared rather than left stale.
-    let conditions: Vec<Value> = budget.update(&state.usage).into_iter().collect();
-    json!({ "tools": tools, "usage": usage, "lastTask": last_task, "conditions": conditions })
+    let mut status = json!({ "tools": tools, "usage": usage, "lastTask": last_task });
+    // Only with budgets does the runtime own a condition; without, it claims none (server-side
+    // apply then drops the one it owned, should the budgets go).
+    if let Some(condition) = budget.update(&state.usage) {
+        status["conditions"] = json!([condition]);
+    }
+    status
 }
 
 /// `status.usage` from the counts per model: totals, and the cost in the chat model's currency
@@ -238,7 +243,8 @@ mod tests {
     #[test]
     fn the_budget_condition_is_reported_only_with_budgets_and_keeps_its_transition_time() {
         use crate::usage::{Clock, Ledger};
-        let now = std::sync::Arc::new(std::sync::Mutex::new("2026-11-29T10:00:00Z".parse::<jiff::Timestamp>().unwrap()));
+        let now =
+            std::sync::Arc::new(std::sync::Mutex::new("2026-11-29T10:00:00Z".parse::<jiff::Timestamp>().unwrap()));
         let read = now.clone();
         let clock = Clock::new(move || *read.lock().unwrap());
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());

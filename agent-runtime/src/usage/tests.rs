@@ -72,14 +72,15 @@ fn moving_clock(start: &str) -> (Clock, Arc<Mutex<Timestamp>>) {
     (Clock::new(move || *read.lock().unwrap()), now)
 }
 
-fn limits(yaml: &str) -> Option<Limits> {
-    Some(serde_yaml::from_str(yaml).unwrap())
+fn limits(yaml: &str) -> Limits {
+    serde_yaml::from_str(yaml).unwrap()
 }
 
 #[test]
 fn a_daily_token_budget_refuses_once_used_up_and_admits_again_the_next_utc_day() {
     let (clock, now) = moving_clock("2026-11-29T22:00:00Z");
-    let ledger = Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(limits("tokensPerDay: 100"), clock);
+    let ledger =
+        Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(Some(limits("tokensPerDay: 100")), clock);
     assert!(ledger.has_budgets());
     ledger.record("gpt", 60, 30);
     assert_eq!(ledger.admit(), Ok(()), "90 of 100 used");
@@ -101,13 +102,16 @@ fn a_daily_token_budget_refuses_once_used_up_and_admits_again_the_next_utc_day()
 fn cost_and_monthly_budgets_count_every_model_and_reset_with_the_month() {
     let (clock, now) = moving_clock("2026-11-30T12:00:00Z");
     let yaml = "costPerMonth: \"0.0003\"\ntokensPerMonth: 1000000";
-    let ledger = Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(limits(yaml), clock);
+    let ledger = Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(Some(limits(yaml)), clock);
     ledger.record("gpt", 1_000, 0); // 0.00015
     ledger.record("minilm", 500, 0); // no price: tokens only
     assert_eq!(ledger.admit(), Ok(()));
     ledger.record("gpt", 1_000, 0); // 0.00030 in all
     let exhausted = ledger.admit().unwrap_err();
-    assert_eq!((exhausted.budget, exhausted.limit.as_str(), exhausted.used.as_str()), ("costPerMonth", "0.000300", "0.000300"));
+    assert_eq!(
+        (exhausted.budget, exhausted.limit.as_str(), exhausted.used.as_str()),
+        ("costPerMonth", "0.000300", "0.000300")
+    );
     assert_eq!(exhausted.resets_at, at("2026-12-01T00:00:00Z"));
     *now.lock().unwrap() = at("2026-12-01T00:00:00Z");
     assert_eq!(ledger.admit(), Ok(()), "a new month");
@@ -117,18 +121,20 @@ fn cost_and_monthly_budgets_count_every_model_and_reset_with_the_month() {
 async fn the_windows_survive_a_restart_within_their_day() {
     let sessions = store("windows");
     let (clock, _now) = moving_clock("2026-11-29T10:00:00Z");
-    let before =
-        Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(limits("tokensPerDay: 50"), clock.clone());
+    let before = Ledger::new(priced(), Arc::new(Metrics::default()))
+        .with_limits(Some(limits("tokensPerDay: 50")), clock.clone());
     before.record("gpt", 40, 20);
     before.flush(&sessions).await.unwrap();
-    let after = Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(limits("tokensPerDay: 50"), clock);
+    let after =
+        Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(Some(limits("tokensPerDay: 50")), clock);
     after.load(&sessions, "gpt").await.unwrap();
     assert_eq!(after.admit().map_err(|e| e.budget), Err("tokensPerDay"), "the day's 60 tokens were kept");
 }
 
 #[test]
 fn without_budgets_nothing_is_refused() {
-    let ledger = Ledger::new(priced(), Arc::new(Metrics::default())).with_limits(limits("maxToolCallsPerTurn: 2"), Clock::default());
+    let ledger = Ledger::new(priced(), Arc::new(Metrics::default()))
+        .with_limits(Some(limits("maxToolCallsPerTurn: 2")), Clock::default());
     ledger.record("gpt", u64::from(u32::MAX), 0);
     assert!(!ledger.has_budgets());
     assert_eq!(ledger.admit(), Ok(()));

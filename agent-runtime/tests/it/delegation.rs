@@ -262,5 +262,5 @@ async fn the_runtime_reports_tools_tokens_and_the_last_task_to_its_agents_status
         tools.contains(&("current_time", "builtin")) && tools.contains(&("create_agent", "delegation")),
         "{tools:?}"
     );
-    assert!(status.get("conditions").is_none(), "the runtime never writes the operator's conditions");
+    assert!(status.get("conditions").is_none(), "without budgets the runtime writes no condition");
 }
