@@ -76,6 +76,7 @@ step "helm template (all options)" \
   render_and_validate helm-all helm_template --set watchNamespace=team-a \
   --set serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
   --set agentPodMonitor.enabled=true --set 'modelKeyReaders={team-a,team-b}' \
+  --set dashboards.enabled=true --set prometheusRule.enabled=true \
   --set leaderElection.enabled=false --set replicaCount=1
 step "kubectl kustomize charts/kustomize" \
   render_and_validate kustomize kubectl kustomize "$KUSTOMIZE_DIR"

@@ -70,6 +70,14 @@ pub struct Metrics {
     secret_reloads: Family<SecretLabels, Counter>,
     model_tokens: Family<ModelTokenLabels, Counter>,
     model_cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    budget_used: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// Labels of budget use.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// The `spec.limits` field: `tokensPerDay`, `tokensPerMonth`, `costPerDay`, `costPerMonth`.
+    pub budget: &'static str,
 }
 
 /// Labels of tokens per model.
@@ -169,6 +177,12 @@ impl Default for Metrics {
             "Cost of the model calls, by model and currency, from the Models' pricing",
             model_cost.clone(),
         );
+        let budget_used = Family::default();
+        registry.register(
+            "budget_used_ratio",
+            "Share of each daily and monthly budget of spec.limits used in its current UTC window (1 = used up)",
+            budget_used.clone(),
+        );
         Self {
             registry,
             requests,
@@ -185,6 +199,7 @@ impl Default for Metrics {
             secret_reloads,
             model_tokens,
             model_cost,
+            budget_used,
         }
     }
 }
@@ -233,6 +248,11 @@ impl Metrics {
     pub fn model_cost(&self, model: &str, currency: &str, cost: f64) {
         let labels = CostLabels { model: model.to_owned(), currency: currency.to_owned() };
         self.model_cost.get_or_create(&labels).inc_by(cost);
+    }
+
+    /// Sets the share of `budget` used in its current window.
+    pub fn budget_used(&self, budget: &'static str, ratio: f64) {
+        self.budget_used.get_or_create(&BudgetLabels { budget }).set(ratio);
     }
 
     /// Counts an approval event.

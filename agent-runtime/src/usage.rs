@@ -123,6 +123,15 @@ struct Book {
     month: Window,
 }
 
+/// A daily or monthly budget and what its current window used.
+struct Budget {
+    name: &'static str,
+    period: &'static str,
+    limit: u128,
+    used: u128,
+    is_cost: bool,
+}
+
 /// A budget of `spec.limits` that is used up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -209,32 +218,45 @@ impl Ledger {
         self.exhausted().map_or(Ok(()), Err)
     }
 
-    /// The first daily or monthly budget that is used up, if any.
+    /// The first daily or monthly budget that is used up, if any; also sets each budget's
+    /// share in the metrics.
     pub fn exhausted(&self) -> Option<Exhausted> {
-        let limits = self.limits.as_ref()?;
         let now = self.now();
+        let budgets = self.budgets(now);
+        for budget in &budgets {
+            #[allow(clippy::cast_precision_loss, reason = "a ratio for a metric")]
+            self.metrics.budget_used(budget.name, budget.used as f64 / budget.limit.max(1) as f64);
+        }
+        budgets.into_iter().find(|b| b.used >= b.limit).map(|b| Exhausted {
+            budget: b.name,
+            limit: if b.is_cost { decimal(b.limit) } else { b.limit.to_string() },
+            used: if b.is_cost { decimal(b.used) } else { format!("{} tokens", b.used) },
+            period: b.period,
+            resets_at: if b.period == "day" { next_day(now) } else { next_month(now) },
+        })
+    }
+
+    /// The Agent's daily and monthly budgets, with what their current windows used at `now`.
+    fn budgets(&self, now: Timestamp) -> Vec<Budget> {
+        let Some(limits) = self.limits.as_ref() else { return Vec::new() };
         let (day_key, month_key) = window_keys(now);
         let book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
         let current = |window: &Window, key: &str| if window.key == key { window.clone() } else { Window::default() };
         let (day, month) = (current(&book.day, &day_key), current(&book.month, &month_key));
         let cost_limit =
             |limit: &Option<String>| limit.as_deref().and_then(Pricing::micros).map(|m| u128::from(m) * 1_000_000);
-        let checks = [
+        let candidates = [
             ("tokensPerDay", "day", limits.tokens_per_day.map(u128::from), u128::from(day.tokens), false),
             ("tokensPerMonth", "month", limits.tokens_per_month.map(u128::from), u128::from(month.tokens), false),
             ("costPerDay", "day", cost_limit(&limits.cost_per_day), day.cost_units, true),
             ("costPerMonth", "month", cost_limit(&limits.cost_per_month), month.cost_units, true),
         ];
-        checks.into_iter().find_map(|(budget, period, limit, used, is_cost)| {
-            let limit = limit?;
-            (used >= limit).then(|| Exhausted {
-                budget,
-                limit: if is_cost { decimal(limit) } else { limit.to_string() },
-                used: if is_cost { decimal(used) } else { format!("{used} tokens") },
-                period,
-                resets_at: if period == "day" { next_day(now) } else { next_month(now) },
+        candidates
+            .into_iter()
+            .filter_map(|(name, period, limit, used, is_cost)| {
+                Some(Budget { name, period, limit: limit?, used, is_cost })
             })
-        })
+            .collect()
     }
 
     /// Counts one call to `model`.
@@ -261,6 +283,9 @@ impl Ledger {
         }
         self.dirty.store(true, Ordering::Release);
         self.metrics.model_tokens(model, input, output);
+        if self.has_budgets() {
+            self.exhausted();
+        }
         if let Some(price) = price {
             #[allow(clippy::cast_precision_loss, reason = "a metric: f64 precision is plenty")]
             self.metrics.model_cost(model, &price.currency, cost as f64 / UNITS_PER_CURRENCY as f64);

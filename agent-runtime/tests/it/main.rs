@@ -9,6 +9,7 @@ mod durability;
 mod knowledge;
 mod limits;
 mod mcp;
+mod observability;
 mod qdrant_store;
 mod recipes;
 mod recipes_cli;

@@ -350,19 +350,36 @@ fn cached<K>(
     config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: crate::stores::Cached<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: crate::stores::Cached + Watched,
 {
     watcher(api::<K>(client, namespace), config)
         .default_backoff()
         .modify(crate::stores::Cached::prune)
         .reflect(writer)
         .applied_objects()
+}
+
+/// A namespaced kind the controller watches.
+trait Watched:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// The metadata of a watch of `K`, kept in `index` as each child's digest and version.
@@ -373,13 +390,7 @@ fn metadata_indexed<K>(
     config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     indexed::<PartialObjectMeta<K>, _>(index, client, namespace, config)
 }
@@ -393,13 +404,7 @@ fn indexed<K, T>(
     config: watcher::Config,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
     T: Summary<K> + Send + Sync + 'static,
 {
     let index = index.clone();
