@@ -1,7 +1,8 @@
 //! The agent reports what only it knows to its Agent's status: the tools it offers now, the
 //! tokens and cost of its model calls per model ([`crate::usage`], kept on the volume, so the
-//! counts survive restarts) and its latest task. It applies them with server-side apply under its own field manager, so the
-//! operator's conditions are untouched; its Role allows `patch` on its own Agent's status only.
+//! counts survive restarts), its latest task and, with budgets, its `BudgetExhausted` condition.
+//! It applies them with server-side apply under its own field manager, so the operator's
+//! conditions are untouched; its Role allows `patch` on its own Agent's status only.
 //! It writes when something changed (a task moved, a tool came or went, tokens were used), at
 //! most once per [`SETTLE`], and retries with backoff when the API server is away.
 
