@@ -2,7 +2,9 @@
 # Installs the system packages the other install scripts assume, only when one is missing:
 # a C/C++ toolchain (llama.cpp is built from source; some crates compile C), Python's venv
 # module (the LLM and benchmark venvs), curl (scripts/run-local.sh waits on llama-server with
-# it), flock, and the openssl CLI (the MCP TLS test makes a throwaway CA with it). On a machine that has them this does nothing and needs no network or root.
+# it), flock, the openssl CLI (the MCP TLS test makes a throwaway CA with it), and Chromium (the
+# web chat page's browser test drives it headless). On a machine that has them this does
+# nothing and needs no network or root.
 set -euo pipefail
 
 missing=()
@@ -12,6 +14,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
