@@ -198,7 +198,10 @@ impl Fetcher {
 
     async fn send(&self, url: &str, request: reqwest::RequestBuilder, limit: usize) -> Result<Fetched, FetchError> {
         let failed = |error: reqwest::Error| classify(url, &error);
-        let mut response = request.send().await.map_err(failed)?;
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(failed)?;
+        agent_telemetry::propagation::inject_current(request.headers_mut());
+        let mut response = client.execute(request).await.map_err(failed)?;
         let status = response.status().as_u16();
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -29,6 +29,7 @@ pub mod serve;
 pub mod sessions;
 pub mod tasks;
 pub mod tools;
+pub mod traces;
 pub mod usage;
 pub mod vector;
 

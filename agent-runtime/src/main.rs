@@ -167,10 +167,19 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    match Cli::parse().command {
+    let telemetry = agent_telemetry::init(&agent_telemetry::Setup {
+        service_name: "agent-runtime",
+        exported_targets: &["agent_runtime"],
+        trace_only_targets: &[agent_runtime::traces::TARGET],
+        log_format: agent_telemetry::LogFormat::Text,
+    })?;
+    let outcome = run(Cli::parse().command).await;
+    telemetry.shutdown().await;
+    outcome
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve { config, serve } => {
             let config = agent_runtime::config::load(&config)?;
             agent_runtime::serve(config, serve.options()).await?;

@@ -26,6 +26,7 @@ use crate::knowledge::open::{KnowledgeSetup, KnowledgeSetupError, Knowledgeable,
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
 use crate::provider::metered::Metered;
+use crate::provider::traced::Traced;
 use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
 use crate::readiness::{ComponentState, Readiness};
 use crate::recipe::{Pipeline, RecipeError};
@@ -134,6 +135,8 @@ impl Runtime {
         );
         let provider: Arc<dyn ModelProvider> =
             Arc::new(Metered::new(provider, config.model.model.clone(), usage.clone()));
+        let provider: Arc<dyn ModelProvider> =
+            Arc::new(Traced::new(provider, config.model.model.clone(), &config.model.base_url));
         let (opened, knowledge_off) = open_knowledge(&config, options, secrets, &usage)?;
         readiness.set(KNOWLEDGE, knowledge_state(opened.as_ref(), knowledge_off.as_deref()), &metrics);
         let knowledge = opened.as_ref().map(|o| o.knowledge.clone());

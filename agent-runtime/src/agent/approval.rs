@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::session_lock::SessionGuard;
 use super::tool_loop::{LoopState, Stopped};
@@ -261,7 +262,8 @@ impl Agent {
             Pending { session, appendix: turn.appendix, citations: turn.citations, resumed: Some(approval.id.clone()) };
         let (events, receiver) = mpsc::channel(64);
         let agent = self.clone();
-        tokio::spawn(async move {
+        let span = self.turn_span(approval.session.as_deref());
+        let resumed = async move {
             let tool_loop = agent.tool_loop(&turn.continuation);
             let outcome = tool_loop.resume(turn.state, Some(decision), &events).await;
             // An answer is recorded on the approval by `commit`, before the listener hears the end.
@@ -273,7 +275,8 @@ impl Agent {
             if let Err(error) = agent.sessions.put_record(APPROVALS, &approval.id, &approval).await {
                 tracing::error!(approval = %approval.id, %error, "recording how the resumed turn ended failed");
             }
-        });
+        };
+        tokio::spawn(resumed.instrument(span));
         Ok(receiver)
     }
 
@@ -387,6 +390,7 @@ impl Agent {
             }
             Err(Stopped::Failed(error)) => {
                 let message = error.to_string();
+                crate::traces::record_error(&tracing::Span::current(), error.kind(), &message);
                 let _ = events.send(Event::Error(error)).await;
                 Ended::Failed(message)
             }

@@ -41,3 +41,20 @@ pub enum TurnError {
         state: String,
     },
 }
+
+impl TurnError {
+    /// A low-cardinality name of the failure (a trace's `error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::Model(error) => error.kind(),
+            Self::Recipe(_) => "recipe",
+            Self::Session(_) => "session",
+            Self::ToolStepsExhausted(_) => "tool_steps_exhausted",
+            Self::TokensPerTurn(_) => "tokens_per_turn",
+            Self::SessionBusy(_) => "session_busy",
+            Self::ApprovalNotFound(_) => "approval_not_found",
+            Self::AlreadyDecided { .. } => "already_decided",
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use futures::StreamExt;
 use serde_json::{Map, json};
+use tracing::Instrument as _;
 
 use crate::budget::{messages_to_fold, summary_request};
 use crate::provider::{ModelProvider, ModelRequest, ProviderError};
@@ -18,6 +19,13 @@ pub async fn fold_history(
     if fold == 0 {
         return Ok(());
     }
+    let span = crate::traces::fold_history(&session.id);
+    span.record("agent.history.folded_messages", fold);
+    summarize(provider, session, fold).instrument(span).await
+}
+
+/// Replaces the oldest `fold` messages of `session` with the model's summary of them.
+async fn summarize(provider: &dyn ModelProvider, session: &mut Session, fold: usize) -> Result<(), ProviderError> {
     let request = ModelRequest {
         messages: summary_request(session.summary.as_deref(), &session.messages[..fold]),
         tools: Vec::new(),

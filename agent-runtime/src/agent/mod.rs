@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agent_crds::RuntimeConfig;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use self::approval::Continuation;
 pub use self::approval::{ApprovalView, Decision};
@@ -38,6 +39,7 @@ use crate::recipe::Pipeline;
 use crate::secret_file::SecretValue;
 use crate::sessions::{Session, SessionStore};
 use crate::tools::ToolRegistry;
+use crate::traces;
 
 /// What a turn produces, in order: content pieces, then `Done` or `Error`.
 #[derive(Debug)]
@@ -221,6 +223,22 @@ impl Agent {
     /// a busy or unreadable session, a failed summary or a failed recipe step. A turn on a
     /// session holds it until the turn is committed or fails.
     pub async fn start_turn(self: &Arc<Self>, input: TurnInput) -> Result<mpsc::Receiver<Event>, TurnError> {
+        let span = self.turn_span(input.session.as_deref());
+        traces::record_content(&span, "gen_ai.input.messages", || json!(input.messages).to_string());
+        let started = self.begin_turn(input).instrument(span.clone()).await;
+        if let Err(error) = &started {
+            traces::record_error(&span, error.kind(), &error.to_string());
+        }
+        started
+    }
+
+    /// The span of a turn on `session`: every step of the turn is its child.
+    fn turn_span(&self, session: Option<&str>) -> tracing::Span {
+        traces::invoke_agent(&self.config.agent.name, &self.config.model.model, session)
+    }
+
+    /// [`Agent::start_turn`] inside the turn's span, which the answering task carries on.
+    async fn begin_turn(self: &Arc<Self>, input: TurnInput) -> Result<mpsc::Receiver<Event>, TurnError> {
         check_messages(&input.messages)?;
         let (mut session, new_messages) = self.open_session(input.session.as_deref(), input.messages).await?;
         let persona = self.persona();
@@ -250,7 +268,8 @@ impl Agent {
         let (events, receiver) = mpsc::channel(64);
         let agent = self.clone();
         let continuation = Continuation { parameters, offers_tools: false, whole: input.whole };
-        tokio::spawn(async move { agent.answer(messages, continuation, recipe, pending, events).await });
+        let answering = async move { agent.answer(messages, continuation, recipe, pending, events).await };
+        tokio::spawn(answering.instrument(tracing::Span::current()));
         Ok(receiver)
     }
 
@@ -290,9 +309,16 @@ impl Agent {
     async fn recall(&self, new_messages: &[Message], session: Option<&str>) -> Vec<String> {
         let Some(memory) = &self.memory else { return Vec::new() };
         let Some(question) = new_messages.iter().rev().find(|m| m.role == Role::User) else { return Vec::new() };
-        match memory.recall(question.content_str(), session, MEMORIES_RECALLED, MEMORY_BUDGET).await {
-            Ok(found) => found,
+        let span = traces::memory("search_memory", crate::memory::MEMORY);
+        let recalled =
+            memory.recall(question.content_str(), session, MEMORIES_RECALLED, MEMORY_BUDGET).instrument(span.clone());
+        match recalled.await {
+            Ok(found) => {
+                span.record("gen_ai.memory.record.count", found.len());
+                found
+            }
             Err(error) => {
+                traces::record_error(&span, "memory", &error.to_string());
                 tracing::warn!(%error, "recalling memories failed; answering without them");
                 Vec::new()
             }
@@ -344,13 +370,19 @@ impl Agent {
                 return false;
             }
         }
+        let turn = tracing::Span::current();
+        traces::record_usage(&turn, &answer.usage);
+        traces::record_finish_reasons(&turn, answer.finish_reason.as_slice());
+        traces::record_content(&turn, "gen_ai.output.messages", || answer.text.clone());
         if let Some((mut session, new_messages, _guard)) = pending.session {
             let kept = new_messages.into_iter().filter(|m| matches!(m.role, Role::User | Role::Assistant));
             session.messages.extend(kept);
             session.messages.push(Message::text(Role::Assistant, answer.text.clone()));
             session.turns += 1;
             session.updated = jiff::Timestamp::now().to_string();
-            if let Err(error) = self.sessions.put(session).await {
+            let span = traces::commit_session(&session.id);
+            if let Err(error) = self.sessions.put(session).instrument(span.clone()).await {
+                traces::record_error(&span, "session", &error.to_string());
                 let _ = events.send(Event::Error(error.into())).await;
                 return false;
             }

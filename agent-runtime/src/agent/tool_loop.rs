@@ -7,13 +7,15 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::approval::Decision;
 use super::{Event, TurnError};
 use crate::metrics::Metrics;
 use crate::openai::{Message, Role, ToolCall, ToolCallDelta, ToolSpec, Usage};
 use crate::provider::{ModelProvider, ModelRequest};
-use crate::tools::ToolRegistry;
+use crate::tools::{Outcome, ToolRegistry};
+use crate::traces;
 
 /// The model's final answer.
 #[derive(Debug, Default)]
@@ -153,10 +155,17 @@ impl ToolLoop<'_> {
     async fn call(&self, call: &ToolCall, events: &mpsc::Sender<Event>) -> Result<String, Stopped> {
         // A turn nobody listens to any more stops here; dropping the call cancels it (an MCP
         // server is sent `notifications/cancelled`).
+        let name = &call.function.name;
+        let span = traces::execute_tool(name, &call.id, self.tools.tool_type(name));
+        traces::record_content(&span, "gen_ai.tool.call.arguments", || call.function.arguments.clone());
         let result = tokio::select! {
-            result = self.tools.call(&call.function.name, &call.function.arguments) => result,
+            result = self.tools.call(name, &call.function.arguments).instrument(span.clone()) => result,
             () = events.closed() => return Err(Stopped::Abandoned),
         };
+        if result.outcome != Outcome::Ok {
+            traces::record_error(&span, result.outcome.as_str(), "the tool call failed; its result says why");
+        }
+        traces::record_content(&span, "gen_ai.tool.call.result", || result.text.clone());
         self.metrics.tool_call(result.tool, result.outcome.as_str());
         tracing::info!(tool = %call.function.name, outcome = result.outcome.as_str(), "tool call");
         Ok(result.text)

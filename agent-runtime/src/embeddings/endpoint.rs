@@ -9,10 +9,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::{EmbedError, Embedder, l2_normalize};
 use crate::error::error_chain;
 use crate::secret_file::SecretValue;
+use crate::traces;
 use crate::usage::Ledger;
 
 /// Texts sent in one request; providers cap the inputs of a request (OpenAI at 2048, many
@@ -88,13 +90,27 @@ impl EndpointEmbedder {
         self
     }
 
-    /// Embeds one batch of at most [`BATCH_SIZE`] texts.
+    /// Embeds one batch of at most [`BATCH_SIZE`] texts, in an `embeddings` span.
     async fn embed_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let span = traces::embeddings(&self.model, &traces::Server::of(&self.url), batch.len());
+        let embedded = self.send_batch(batch).instrument(span.clone()).await;
+        match &embedded {
+            Ok(_) => {
+                span.record("gen_ai.embeddings.dimension.count", self.dimension);
+            }
+            Err(error) => traces::record_error(&span, "embeddings", &error.to_string()),
+        };
+        embedded
+    }
+
+    async fn send_batch(&self, batch: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut request = self.client.post(&self.url).json(&json!({ "model": self.model, "input": batch }));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.current());
         }
-        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let mut request = request.build().map_err(|e| self.unreachable(&e))?;
+        agent_telemetry::propagation::inject_current(request.headers_mut());
+        let response = self.client.execute(request).await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -108,6 +124,9 @@ impl EndpointEmbedder {
             .json()
             .await
             .map_err(|e| if e.is_timeout() { self.unreachable(&e) } else { self.invalid(error_chain(&e)) })?;
+        if let Some(usage) = &body.usage {
+            tracing::Span::current().record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        }
         if let (Some(ledger), Some(usage)) = (&self.usage, &body.usage) {
             ledger.record(&self.model, usage.prompt_tokens, 0);
         }

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 pub use self::error::ApiError;
 use crate::agent::Agent;
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 use crate::secret_file::SecretFile;
 use crate::tasks::Tasks;
+use crate::traces;
 
 /// Limits of the API.
 #[derive(Clone, Copy, Debug)]
@@ -134,6 +136,7 @@ fn routes(state: AppState, metrics: MetricsRoute) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn(trace_requests))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }
@@ -159,6 +162,15 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     let route = route_label(request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let response = next.run(request).await;
     state.metrics.request(route, response.status().as_u16());
+    response
+}
+
+/// One server span per request, a child of the caller's trace when it sends `traceparent`.
+async fn trace_requests(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str).to_owned();
+    let span = traces::http_server(request.method(), &route, request.headers());
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     response
 }
 

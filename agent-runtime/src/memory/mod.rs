@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use crate::budget::estimate_tokens;
 use crate::embeddings::{EmbedError, Embedder};
@@ -57,6 +58,18 @@ impl Memory {
 
     /// Stores `text`; durable when it returns.
     pub async fn remember(&self, text: &str, scope: &Scope) -> Result<(), MemoryError> {
+        let span = crate::traces::memory("create_memory", MEMORY);
+        let stored = self.store_memory(text, scope).instrument(span.clone()).await;
+        match &stored {
+            Ok(()) => {
+                span.record("gen_ai.memory.record.count", 1);
+            }
+            Err(error) => crate::traces::record_error(&span, "memory", &error.to_string()),
+        };
+        stored
+    }
+
+    async fn store_memory(&self, text: &str, scope: &Scope) -> Result<(), MemoryError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(MemoryError::Empty);

@@ -4,6 +4,7 @@
 pub mod metered;
 pub mod openai;
 pub mod prompt;
+pub mod traced;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -75,6 +76,19 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// A low-cardinality name of the failure (a trace's `error.type`): the HTTP status, or the
+    /// kind of failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Status { status: 400..=499, .. } => "http_4xx",
+            Self::Status { .. } => "http_5xx",
+            Self::Unreachable(_) => "unreachable",
+            Self::Timeout(_) => "timeout",
+            Self::Malformed(_) => "malformed_answer",
+            Self::BudgetExhausted { .. } => "budget_exhausted",
+        }
+    }
+
     /// Whether trying again may help (rate limits, server errors, connection failures).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -127,6 +127,7 @@ impl OpenAiProvider {
             let (http, key_file) = (http.clone(), key_file.clone());
             async move {
                 let mut request = factory.build().await?;
+                agent_telemetry::propagation::inject_current(request.headers_mut());
                 if let Some(key) = key_file {
                     let mut value = HeaderValue::from_str(&format!("Bearer {}", key.current()))
                         .map_err(|_| OpenAIError::InvalidArgument("the model API key is not a valid header".into()))?;

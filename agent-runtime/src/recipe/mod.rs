@@ -14,10 +14,12 @@ use agent_crds::recipe::{PipelineMode, RerankStrategy};
 use agent_crds::runtime_config::RecipeConfig;
 use agent_crds::templates::{ChunkContext, TemplateError, TemplateField, render};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use self::rerank::{RerankEndpoint, RerankError, mmr};
 use crate::knowledge::{Knowledge, KnowledgeError, Passage};
 use crate::openai::Citation;
+use crate::traces;
 
 /// The prompt used when a recipe in `Answer` mode sets none.
 pub const DEFAULT_ANSWER_PROMPT: &str = "Answer the question using only the context below. \
@@ -120,18 +122,31 @@ impl Pipeline {
         #[allow(clippy::cast_possible_truncation)]
         let threshold = spec.retrieve.score_threshold.map(|t| t as f32);
         let knowledge = self.knowledge.as_ref().ok_or(RecipeError::NoKnowledge)?;
-        let candidates = knowledge
-            .search_above(question, if wide { fetch_k } else { top_k }, spec.retrieve.hybrid, Vec::new(), threshold)
-            .await?;
-        Ok(match (spec.rerank.strategy, &self.endpoint) {
+        let fetched = if wide { fetch_k } else { top_k };
+        let span = traces::retrieval(&self.config.name, fetched);
+        traces::record_content(&span, "gen_ai.retrieval.query.text", || question.to_owned());
+        let searched = knowledge
+            .search_above(question, fetched, spec.retrieve.hybrid, Vec::new(), threshold)
+            .instrument(span.clone())
+            .await;
+        let candidates = searched.inspect_err(|error| traces::record_error(&span, "knowledge", &error.to_string()))?;
+        span.record("agent.retrieval.documents", candidates.len());
+        let (span, reranked) = match (spec.rerank.strategy, &self.endpoint) {
             (RerankStrategy::Mmr, _) => {
                 #[allow(clippy::cast_possible_truncation)]
                 let lambda = spec.rerank.mmr_lambda as f32;
-                mmr(knowledge, question, candidates, top_k, lambda).await?
+                let span = traces::rerank("mmr", candidates.len());
+                let reranked = mmr(knowledge, question, candidates, top_k, lambda).instrument(span.clone()).await;
+                (span, reranked.map_err(RecipeError::from))
             }
-            (RerankStrategy::Endpoint, Some(endpoint)) => endpoint.rerank(question, candidates, top_k).await?,
-            _ => candidates.into_iter().take(top_k).collect(),
-        })
+            (RerankStrategy::Endpoint, Some(endpoint)) => {
+                let span = traces::rerank("endpoint", candidates.len());
+                let reranked = endpoint.rerank(question, candidates, top_k).instrument(span.clone()).await;
+                (span, reranked.map_err(RecipeError::from))
+            }
+            _ => return Ok(candidates.into_iter().take(top_k).collect()),
+        };
+        reranked.inspect_err(|error| traces::record_error(&span, "rerank", &error.to_string()))
     }
 
     /// The plan of an `Answer` or `Retrieve` turn for `question`.

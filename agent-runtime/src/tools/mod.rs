@@ -369,6 +369,22 @@ impl ToolRegistry {
         ToolListing { tools, skipped }
     }
 
+    /// The tool's type as the GenAI conventions name it: `extension` (MCP servers, HTTP tools,
+    /// other agents), `datastore` (knowledge search) or `function` (the runtime's own).
+    pub fn tool_type(&self, name: &str) -> &'static str {
+        match self.target(name) {
+            Some((Target::Mcp(_), _)) => "extension",
+            Some((Target::Fixed(_), _)) => match self.tools.get(name).map(|r| r.source.as_str()) {
+                Some("recipe") => "datastore",
+                Some(source) if source == "delegation" || source.starts_with("http/") || source.starts_with("agent/") => {
+                    "extension"
+                }
+                _ => "function",
+            },
+            None => "function",
+        }
+    }
+
     /// Where a call to `name` goes, and its bounded metric label.
     fn target(&self, name: &str) -> Option<(Target<'_>, &str)> {
         if let Some((name, registered)) = self.tools.get_key_value(name) {

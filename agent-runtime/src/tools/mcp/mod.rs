@@ -12,7 +12,7 @@ mod render;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, ClientRequest, PingRequest};
+use rmcp::model::{CallToolRequestParams, ClientRequest, PingRequest, RequestParamsMeta as _};
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
@@ -141,7 +141,13 @@ impl McpServer {
             return Err(ToolError::BadArguments("the arguments must be a JSON object".into()));
         };
         let peer = self.offering().peer.clone().ok_or_else(|| self.unreachable("is not connected"))?;
-        match peer.call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments)).await {
+        let mut request = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
+        // The trace context travels in `_meta` (SEP-414): the HTTP request is sent by the
+        // transport's own task, outside the turn's span.
+        for (field, value) in agent_telemetry::propagation::current_fields() {
+            request.meta_or_default().0.0.insert(field, Value::String(value));
+        }
+        match peer.call_tool(request).await {
             Ok(result) => {
                 let (text, is_error) = render::render(&result);
                 if is_error { Err(ToolError::Reported(text)) } else { Ok(text) }
