@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod knowledge;
 pub mod ops;
+pub mod page;
 pub mod sessions;
 pub mod tasks;
 
@@ -129,7 +130,8 @@ fn routes(state: AppState, metrics: MetricsRoute) -> Router {
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ops::readyz))
-        .route("/.well-known/agent-card.json", get(a2a::card));
+        .route("/.well-known/agent-card.json", get(a2a::card))
+        .merge(page::routes());
     if metrics == MetricsRoute::OnApiPort {
         router = router.route("/metrics", get(ops::metrics));
     }
