@@ -388,7 +388,8 @@
       item.removeAttribute('aria-busy');
       streaming = null;
       setSending(false);
-      refreshSessions();
+      quietly(refreshSessions(), 'sessions');
+      loadReadiness();
     }
   }
 

@@ -148,8 +148,11 @@ async function main() {
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
     page.on('console', (message) => {
       const text = message.text();
-      // 401s are how the page learns it needs a key; a 404 is a session the agent forgot.
-      if (message.type() === 'error' && !/status of (401|404)/.test(text)) problems.push(`console error: ${text}`);
+      const where = message.location().url || '';
+      // 401s are how the page learns it needs a key, a 404 is a session the agent forgot, and
+      // /readyz answers 503 until the model has answered once.
+      const expected = /status of (401|404)/.test(text) || (/status of 503/.test(text) && where.endsWith('/readyz'));
+      if (message.type() === 'error' && !expected) problems.push(`console error: ${text} (${where})`);
     });
     if (options.pageDir) {
       const files = { '/': ['index.html', 'text/html'], '/app.js': ['app.js', 'text/javascript'], '/app.css': ['app.css', 'text/css'] };
