@@ -31,5 +31,5 @@ install_venv() {
   touch "$stamp"
 }
 
-install_venv peers peers-requirements.txt "mcp, a2a, uvicorn"
+install_venv peers peers-requirements.txt "mcp, a2a, uvicorn, opentelemetry.proto.collector.trace.v1.trace_service_pb2"
 install_venv peers03 peers03-requirements.txt "a2a"

@@ -26,8 +26,8 @@ use crate::knowledge::open::{KnowledgeSetup, KnowledgeSetupError, Knowledgeable,
 use crate::metrics::Metrics;
 use crate::provider::ModelProvider;
 use crate::provider::metered::Metered;
-use crate::provider::traced::Traced;
 use crate::provider::openai::{OpenAiProvider, ProviderSetupError};
+use crate::provider::traced::Traced;
 use crate::readiness::{ComponentState, Readiness};
 use crate::recipe::{Pipeline, RecipeError};
 use crate::secret_file::{SecretFile, SecretFiles, SecretValue};

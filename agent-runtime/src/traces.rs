@@ -97,7 +97,7 @@ pub fn chat(model: &str, server: &Server, streaming: bool) -> Span {
         gen_ai.request.model = model,
         gen_ai.request.stream = streaming,
         server.address = server.address.as_deref(),
-        server.port = server.port,
+        server.port = server.port.map(i64::from),
         gen_ai.response.model = Empty,
         gen_ai.response.id = Empty,
         gen_ai.response.time_to_first_chunk = Empty,
@@ -134,8 +134,8 @@ pub fn embeddings(model: &str, server: &Server, inputs: usize) -> Span {
         gen_ai.provider.name = if server.address.is_some() { OPENAI } else { "agent_runtime" },
         gen_ai.request.model = model,
         server.address = server.address.as_deref(),
-        server.port = server.port,
-        agent.embeddings.inputs = inputs,
+        server.port = server.port.map(i64::from),
+        agent.embeddings.inputs = int(inputs),
         gen_ai.usage.input_tokens = Empty,
         gen_ai.embeddings.dimension.count = Empty,
         error.type = Empty,
@@ -150,7 +150,7 @@ pub fn retrieval(source: &str, top_k: usize) -> Span {
         otel.kind = "internal",
         gen_ai.operation.name = "retrieval",
         gen_ai.data_source.id = source,
-        gen_ai.request.top_k = top_k,
+        gen_ai.request.top_k = int(top_k),
         gen_ai.retrieval.query.text = Empty,
         agent.retrieval.documents = Empty,
         error.type = Empty,
@@ -164,7 +164,7 @@ pub fn rerank(strategy: &str, candidates: usize) -> Span {
         otel.name = %format!("rerank {strategy}"),
         otel.kind = "internal",
         agent.rerank.strategy = strategy,
-        agent.rerank.candidates = candidates,
+        agent.rerank.candidates = int(candidates),
         error.type = Empty,
     )
 }
@@ -197,10 +197,16 @@ pub fn commit_session(session: &str) -> Span {
     tracing::info_span!("commit_session", otel.kind = "internal", gen_ai.conversation.id = session)
 }
 
+/// A count as a span attribute: OTLP integers are signed (`tracing` would export an unsigned
+/// number as a string).
+pub fn int(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
 /// Records a call's token counts.
 pub fn record_usage(span: &Span, usage: &Usage) {
-    span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
-    span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+    span.record("gen_ai.usage.input_tokens", int(usage.prompt_tokens));
+    span.record("gen_ai.usage.output_tokens", int(usage.completion_tokens));
 }
 
 /// Records why the model stopped (a string array, which `tracing` fields cannot carry).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -18,8 +18,10 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 /// How OTLP reaches the collector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    /// `http/protobuf` (the default) or `http/json`, chosen by the exporter from the same variable.
-    Http,
+    /// `http/protobuf`, the default.
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
     /// `grpc`.
     Grpc,
 }
@@ -52,7 +54,8 @@ impl Exporting {
         }
         match var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL")).as_deref() {
             Some("grpc") => Self::Otlp(Transport::Grpc),
-            _ => Self::Otlp(Transport::Http),
+            Some("http/json") => Self::Otlp(Transport::HttpJson),
+            _ => Self::Otlp(Transport::HttpProtobuf),
         }
     }
 }
@@ -60,14 +63,24 @@ impl Exporting {
 /// The tracer provider: a batch exporter over `transport`, sampled as `OTEL_TRACES_SAMPLER`
 /// says (parent-based, always on, by default), named `service_name` unless the environment
 /// names the service.
-pub fn provider(transport: Transport, service_name: &str) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+pub fn provider(
+    transport: Transport,
+    service_name: &str,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
     // rustls without a default provider: the exporter's client needs ring installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = opentelemetry_otlp::SpanExporter::builder();
     // No with_endpoint(): the exporter reads the variables (and appends /v1/traces to the
     // generic endpoint), and a programmatic endpoint would be used verbatim.
     let exporter = match transport {
-        Transport::Http => builder.with_http().with_http_client(http_client()).build()?,
+        // The protocol is set, not left to the exporter: with every encoding compiled in, its
+        // default would be JSON rather than the specification's protobuf.
+        Transport::HttpProtobuf => {
+            builder.with_http().with_protocol(Protocol::HttpBinary).with_http_client(http_client()).build()?
+        }
+        Transport::HttpJson => {
+            builder.with_http().with_protocol(Protocol::HttpJson).with_http_client(http_client()).build()?
+        }
         Transport::Grpc => builder.with_tonic().with_timeout(Duration::from_secs(10)).build()?,
     };
     let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty())
@@ -145,9 +158,15 @@ mod tests {
 
     #[test]
     fn an_endpoint_exports_over_http_unless_grpc_is_asked_for() {
-        assert_eq!(exporting(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]), Exporting::Otlp(Transport::Http));
         assert_eq!(
-            exporting(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4317"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "gRPC")]),
+            exporting(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]),
+            Exporting::Otlp(Transport::HttpProtobuf)
+        );
+        assert_eq!(
+            exporting(&[
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "gRPC")
+            ]),
             Exporting::Otlp(Transport::Grpc)
         );
         assert_eq!(
@@ -156,7 +175,7 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
                 ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
             ]),
-            Exporting::Otlp(Transport::Http)
+            Exporting::Otlp(Transport::HttpJson)
         );
     }
 
@@ -165,6 +184,6 @@ mod tests {
         let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
         assert_eq!(exporting(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")]), Exporting::Off);
         assert_eq!(exporting(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]), Exporting::Off);
-        assert_eq!(exporting(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp")]), Exporting::Otlp(Transport::Http));
+        assert_eq!(exporting(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp")]), Exporting::Otlp(Transport::HttpProtobuf));
     }
 }

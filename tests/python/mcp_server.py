@@ -21,6 +21,7 @@ Tools:
                               notifications/tools/list_changed (handshake-era clients) and publishes
                               ToolsListChanged on the subscriptions bus (2026-07-28 clients using subscriptions/listen)
   headers()                -> JSON of the HTTP headers of this request (authorization redacted)
+  trace_context()          -> JSON of the traceparent/tracestate in this request's _meta (SEP-414)
   dotted.name()            -> a valid MCP tool name that model APIs refuse (the client must skip it)
 
 Usage:
@@ -152,6 +153,13 @@ def headers(ctx: Context) -> str:
     if "authorization" in hdrs:
         hdrs["authorization"] = hdrs["authorization"].split(" ")[0] + " <redacted>"
     return json.dumps(hdrs, sort_keys=True)
+
+
+@mcp.tool(description="The trace context of this request's _meta (traceparent, tracestate)")
+def trace_context(ctx: Context) -> str:
+    meta = ctx.request_context.meta
+    fields = meta if isinstance(meta, dict) else (meta.model_dump() if meta is not None else {})
+    return json.dumps({k: v for k, v in fields.items() if k in ("traceparent", "tracestate")}, sort_keys=True)
 
 
 def dotted() -> str:

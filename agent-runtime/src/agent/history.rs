@@ -20,7 +20,7 @@ pub async fn fold_history(
         return Ok(());
     }
     let span = crate::traces::fold_history(&session.id);
-    span.record("agent.history.folded_messages", fold);
+    span.record("agent.history.folded_messages", crate::traces::int(fold));
     summarize(provider, session, fold).instrument(span).await
 }
 

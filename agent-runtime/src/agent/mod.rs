@@ -314,7 +314,7 @@ impl Agent {
             memory.recall(question.content_str(), session, MEMORIES_RECALLED, MEMORY_BUDGET).instrument(span.clone());
         match recalled.await {
             Ok(found) => {
-                span.record("gen_ai.memory.record.count", found.len());
+                span.record("gen_ai.memory.record.count", traces::int(found.len()));
                 found
             }
             Err(error) => {

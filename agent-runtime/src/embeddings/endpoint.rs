@@ -96,7 +96,7 @@ impl EndpointEmbedder {
         let embedded = self.send_batch(batch).instrument(span.clone()).await;
         match &embedded {
             Ok(_) => {
-                span.record("gen_ai.embeddings.dimension.count", self.dimension);
+                span.record("gen_ai.embeddings.dimension.count", traces::int(self.dimension));
             }
             Err(error) => traces::record_error(&span, "embeddings", &error.to_string()),
         };
@@ -125,7 +125,7 @@ impl EndpointEmbedder {
             .await
             .map_err(|e| if e.is_timeout() { self.unreachable(&e) } else { self.invalid(error_chain(&e)) })?;
         if let Some(usage) = &body.usage {
-            tracing::Span::current().record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+            tracing::Span::current().record("gen_ai.usage.input_tokens", traces::int(usage.prompt_tokens));
         }
         if let (Some(ledger), Some(usage)) = (&self.usage, &body.usage) {
             ledger.record(&self.model, usage.prompt_tokens, 0);

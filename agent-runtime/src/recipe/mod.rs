@@ -130,7 +130,7 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         let candidates = searched.inspect_err(|error| traces::record_error(&span, "knowledge", &error.to_string()))?;
-        span.record("agent.retrieval.documents", candidates.len());
+        span.record("agent.retrieval.documents", traces::int(candidates.len()));
         let (span, reranked) = match (spec.rerank.strategy, &self.endpoint) {
             (RerankStrategy::Mmr, _) => {
                 #[allow(clippy::cast_possible_truncation)]

@@ -376,7 +376,9 @@ impl ToolRegistry {
             Some((Target::Mcp(_), _)) => "extension",
             Some((Target::Fixed(_), _)) => match self.tools.get(name).map(|r| r.source.as_str()) {
                 Some("recipe") => "datastore",
-                Some(source) if source == "delegation" || source.starts_with("http/") || source.starts_with("agent/") => {
+                Some(source)
+                    if source == "delegation" || source.starts_with("http/") || source.starts_with("agent/") =>
+                {
                     "extension"
                 }
                 _ => "function",

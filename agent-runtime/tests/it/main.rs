@@ -16,5 +16,6 @@ mod recipes_cli;
 mod secrets;
 mod support;
 mod tasks;
+mod traces;
 mod turns;
 mod vector_store;

@@ -8,14 +8,16 @@ use agent_crds::RuntimeConfig;
 use super::peers::free_port;
 use super::{Upstream, config, temp_dir};
 
-/// Starts the runtime binary on `config_file`, listening on `port`, with `extra` arguments.
-fn start(config_file: &std::path::Path, port: u16, extra: &[String]) -> Child {
+/// Starts the runtime binary on `config_file`, listening on `port`, with `extra` arguments and
+/// `env` variables.
+fn start(config_file: &std::path::Path, port: u16, extra: &[String], env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_agent-runtime"))
         .args(["serve", "--config", config_file.to_str().unwrap(), "--addr", &format!("127.0.0.1:{port}")])
         .arg("--embedding-model-dir")
         .arg(crate::support::minilm_dir())
         .args(extra)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -29,6 +31,7 @@ pub struct Running {
     config_file: std::path::PathBuf,
     port: u16,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     /// Its base URL.
     pub base: String,
     /// A client for it.
@@ -57,7 +60,20 @@ pub async fn run_agent_args(
     adjust: impl FnOnce(&mut RuntimeConfig),
     extra: &[&str],
 ) -> Running {
+    run_agent_env(upstream, name, spec, adjust, extra, &[]).await
+}
+
+/// The same, with environment variables.
+pub async fn run_agent_env(
+    upstream: &Upstream,
+    name: &str,
+    spec: &str,
+    adjust: impl FnOnce(&mut RuntimeConfig),
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> Running {
     let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     let dir = temp_dir(name);
     let config_file = dir.join("runtime-config.json");
     let mut config = config(&upstream.base_url(), spec, &dir.join("data"), "Chat");
@@ -66,10 +82,11 @@ pub async fn run_agent_args(
     let port = free_port();
     agent_runtime::install_crypto_provider();
     let running = Running {
-        child: start(&config_file, port, &extra),
+        child: start(&config_file, port, &extra, &env),
         config_file,
         port,
         extra,
+        env,
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
     };
@@ -86,7 +103,7 @@ impl Running {
 
     /// Starts the runtime again on the same config and data.
     pub async fn restart(&mut self) {
-        self.child = start(&self.config_file, self.port, &self.extra);
+        self.child = start(&self.config_file, self.port, &self.extra, &self.env);
         wait_ready(&self.client, &self.base).await;
     }
 
