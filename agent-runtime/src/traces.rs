@@ -23,8 +23,7 @@ pub const TARGET: &str = module_path!();
 /// conventions advise when the vendor behind it is unknown.
 pub const OPENAI: &str = "openai";
 
-/// The variable that opts in to recording content (the conventions' example name).
-pub const CAPTURE_CONTENT_VARIABLE: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
+pub use agent_crds::runtime_config::CAPTURE_CONTENT_VARIABLE;
 
 static CAPTURE_CONTENT: LazyLock<bool> =
     LazyLock::new(|| std::env::var(CAPTURE_CONTENT_VARIABLE).is_ok_and(|v| v.trim().eq_ignore_ascii_case("true")));

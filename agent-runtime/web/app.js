@@ -95,9 +95,11 @@
   // ---- the API, and the key it may ask for -------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, message) {
+    /** `reason` is the agent's own words, `message` adds the status. */
+    constructor(status, message, reason = message) {
       super(message);
       this.status = status;
+      this.reason = reason;
     }
   }
 
@@ -119,7 +121,7 @@
     } catch {
       // not JSON: keep the text
     }
-    return new ApiError(response.status, `${message} (HTTP ${response.status})`);
+    return new ApiError(response.status, `${message} (HTTP ${response.status})`, message);
   }
 
   /**
@@ -308,6 +310,28 @@
     renderCitations(item, citations, anchor);
     item.dataset.state = 'done';
     return item;
+  }
+
+  /** The human decisions on the session's tool calls, oldest first. */
+  function showDecisions(decisions) {
+    const list = $('decisions');
+    list.textContent = '';
+    $('decisions-box').hidden = decisions.length === 0;
+    for (const d of decisions) {
+      const verdict = d.approved ? 'approved' : 'denied';
+      const why = d.reason ? `: ${d.reason}` : '';
+      list.append(
+        el(
+          'li',
+          { class: `decision ${verdict}` },
+          el('code', { text: d.tool }),
+          ' ',
+          el('span', { class: 'muted', text: d.arguments }),
+          ` ${verdict} by ${d.by}${why}`,
+          el('span', { class: 'muted', text: ` · ${relative(d.at)}` }),
+        ),
+      );
+    }
   }
 
   function showApprovalNote(item, approval) {
@@ -504,6 +528,7 @@
     localStorage.removeItem(CURRENT);
     $('messages').textContent = '';
     $('summary').hidden = true;
+    showDecisions([]);
     $('session-label').textContent = 'New conversation';
     renderSessions();
   }
@@ -525,6 +550,7 @@
     $('summary-text').textContent = session.summary || '';
     const first = session.messages.find((m) => m.role === 'user' && m.content);
     $('session-label').textContent = first ? first.content.slice(0, 120) : id;
+    showDecisions(session.decisions || []);
     for (const m of session.messages) {
       if ((m.role === 'user' || m.role === 'assistant') && m.content) {
         showAnswer(m.role, m.content, m.role === 'assistant' ? keptCitations(id, m.content) : []);
@@ -544,7 +570,7 @@
     const off = $('knowledge-off');
     if (response.status === 503) {
       documents = null;
-      off.textContent = (await errorOf(response)).message;
+      off.textContent = (await errorOf(response)).reason;
       off.hidden = false;
       $('upload-form').hidden = true;
       renderMemory();

@@ -155,6 +155,7 @@ pub fn render_runtime_config(
         delegation: render_delegation(agent, refs),
         limits: render_limits(agent, refs)?,
         cluster: None,
+        traces: None,
     })
 }
 

@@ -14,6 +14,9 @@ use crate::references::SecretKeyReference;
 
 /// Version of the RuntimeConfig format; bumped on incompatible changes.
 pub const RUNTIME_CONFIG_VERSION: u32 = 1;
+/// The variable that opts in to recording prompts and answers on spans (the OpenTelemetry GenAI
+/// conventions' name).
+pub const CAPTURE_CONTENT_VARIABLE: &str = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT";
 /// Port the runtime serves its API on.
 pub const RUNTIME_PORT: u16 = 8080;
 
@@ -60,6 +63,63 @@ pub struct RuntimeConfig {
     /// outside a cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterAccess>,
+    /// Where the pod exports its traces; `None` exports none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesConfig>,
+}
+
+/// Where an agent pod exports OpenTelemetry traces: the operator's own `OTEL_*` settings, which
+/// the pod is given as the same standard variables (and its egress policy admits the endpoint).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracesConfig {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL (`/v1/traces` is appended for HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the whole traces URL, used as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf` (default), `http/json` or `grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `OTEL_TRACES_SAMPLER`, e.g. `parentbased_traceidratio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
+    /// `OTEL_TRACES_SAMPLER_ARG`, e.g. `0.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_arg: Option<String>,
+    /// Record prompts, answers and tool arguments on spans
+    /// (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`); off by default.
+    #[serde(default)]
+    pub capture_content: bool,
+}
+
+impl TracesConfig {
+    /// The settings as the standard variables, in a fixed order.
+    pub fn variables(&self) -> Vec<(&'static str, String)> {
+        let mut variables = Vec::new();
+        let set = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &self.endpoint),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &self.traces_endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", &self.protocol),
+            ("OTEL_TRACES_SAMPLER", &self.sampler),
+            ("OTEL_TRACES_SAMPLER_ARG", &self.sampler_arg),
+        ];
+        for (name, value) in set {
+            if let Some(value) = value {
+                variables.push((name, value.clone()));
+            }
+        }
+        if self.capture_content {
+            variables.push((CAPTURE_CONTENT_VARIABLE, "true".to_owned()));
+        }
+        variables
+    }
+
+    /// The collector URLs the pod reaches.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.endpoint.iter().chain(&self.traces_endpoint).map(String::as_str)
+    }
 }
 
 /// The bounds on child agents, resolved from the Agent's `spec.delegation`.

@@ -32,6 +32,8 @@ pub struct Context {
     pub api_server: ApiServer,
     /// How many Agent reconciles one namespace may hold at once (no limit by default).
     pub namespace_share: NamespaceShare,
+    /// Where agent pods export traces (the operator's own OTLP settings); `None`: nowhere.
+    pub traces: Option<agent_crds::runtime_config::TracesConfig>,
 }
 
 impl Context {
@@ -48,6 +50,7 @@ impl Context {
             caches: Caches::default(),
             api_server: ApiServer::default(),
             namespace_share: NamespaceShare::default(),
+            traces: None,
         }
     }
 }

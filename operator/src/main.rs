@@ -8,6 +8,8 @@ static ALLOCATOR: agent_operator::Allocator = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = agent_operator::Config::parse();
-    agent_operator::telemetry::init(config.log_format);
-    agent_operator::run(config).await
+    let telemetry = agent_operator::telemetry::init(config.log_format)?;
+    let outcome = agent_operator::run(config).await;
+    telemetry.shutdown().await;
+    outcome
 }

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
+use tracing::Instrument as _;
 
 use crate::conditions::{Computed, merge};
 use crate::context::Context;
@@ -49,7 +50,9 @@ pub fn compute_status(recipe: &Recipe, now: &Time) -> RecipeStatus {
 pub async fn reconcile(recipe: Arc<Recipe>, ctx: Arc<Context>) -> Result<Action, Error> {
     let status = compute_status(&recipe, &Time(jiff::Timestamp::now()));
     if recipe.status.as_ref() != Some(&status) {
-        write_status(&ctx.client, recipe.as_ref(), &status).await.map_err(Error)?;
+        let span = crate::telemetry::reconcile_span(recipe.as_ref());
+        let written = write_status(&ctx.client, recipe.as_ref(), &status).instrument(span.clone()).await;
+        written.inspect_err(|error| crate::telemetry::record_failure(&span, "status", error)).map_err(Error)?;
     }
     Ok(Action::await_change())
 }

@@ -1,7 +1,7 @@
 //! The Recipe controller against kube-rs's mocked API: a Recipe object gets `Accepted` from its
 //! own check (True for a built-in recipe applied as an object, False naming the problem for a
-//! template using a variable the runtime does not give), and an up-to-date status is not
-//! written again.
+//! template using a variable the runtime does not give), an up-to-date status is not written
+//! again, and a reconcile that writes is traced.
 
 mod support;
 
@@ -81,4 +81,25 @@ async fn a_recipe_whose_template_uses_an_unknown_variable_is_not_accepted() {
     assert_eq!(condition["reason"], INVALID_RECIPE);
     let message = condition["message"].as_str().unwrap();
     assert!(message.contains("generate.promptTemplate") && message.contains("dialect"), "{message}");
+}
+
+#[tokio::test]
+async fn a_reconcile_that_writes_is_one_span_naming_the_object() {
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+    let layer = agent_telemetry::otel_layer(&provider, "agent-operator", &["agent_operator"]);
+    // A current-thread runtime: every task of the reconcile runs on this thread's subscriber.
+    let _traced = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    run(&recipe_object(None)).await;
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let span = spans.iter().find(|s| s.name == "reconcile Recipe").expect("a reconcile span");
+    let attribute = |key: &str| span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string());
+    assert_eq!(attribute("k8s.namespace.name").as_deref(), Some("team-a"));
+    assert_eq!(attribute("k8s.object.name").as_deref(), Some("chatqna"));
+    assert_eq!(attribute("k8s.object.generation").as_deref(), Some("2"));
+    assert_eq!(span.parent_span_id, opentelemetry::trace::SpanId::INVALID, "a reconcile is its own trace");
 }

@@ -31,6 +31,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
+use tracing::Instrument as _;
 
 use self::build::labels::{APP_NAME, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL};
 use self::build::{BuildError, BuildInput, Children};
@@ -41,6 +42,7 @@ use crate::context::Context;
 use crate::ssa::api;
 use crate::stores::children::Summary;
 use crate::stores::{ChildIndex, Index};
+use crate::telemetry;
 
 /// How often an agent is reconciled without any change, to repair drift the watches missed.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -93,11 +95,13 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action, E
         return Ok(Action::requeue(crate::fair_share::DEFERRED_RETRY));
     };
     let started = Instant::now();
-    let result = Box::pin(reconcile_agent(&agent, &ctx)).await;
+    let span = telemetry::reconcile_span(agent.as_ref());
+    let result = Box::pin(reconcile_agent(&agent, &ctx)).instrument(span.clone()).await;
     ctx.metrics.reconciled("Agent", started.elapsed());
     match &result {
         Ok(_) => ctx.backoff.reset(&key(&agent)),
         Err(error) => {
+            telemetry::record_failure(&span, error.category(), error);
             ctx.metrics.failed("Agent", error.category());
             ctx.publish(agent.as_ref(), EventType::Warning, "ReconcileFailed", error.to_string()).await;
         }
@@ -201,6 +205,7 @@ fn plan(agent: &Agent, observed: &Observed, ctx: &Context) -> Result<Plan, Error
     };
     // The runtime reports its own status (and manages its children) with its pod's token.
     config.cluster = Some(ClusterAccess::default());
+    config.traces.clone_from(&ctx.traces);
     let claim_template_size = observed.children.stateful_set.as_ref().and_then(|s| s.claim_size.as_deref());
     let claim_request = observed.children.data_claim.as_ref().and_then(|c| c.requested.as_deref());
     let input = BuildInput {

@@ -31,6 +31,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
+use tracing::Instrument as _;
 
 use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
@@ -41,6 +42,7 @@ use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::backoff::Backoff;
 use crate::context::Context;
 use crate::ssa::api;
+use crate::telemetry;
 
 /// How often a healthy Model is reconciled without any change (drift the watches missed).
 const RESYNC: Duration = Duration::from_secs(600);
@@ -98,11 +100,13 @@ impl Error {
 /// Reconciles one Model.
 pub async fn reconcile(model: Arc<Model>, ctx: Arc<ModelContext>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = Box::pin(reconcile_model(&model, &ctx)).await;
+    let span = telemetry::reconcile_span(model.as_ref());
+    let result = Box::pin(reconcile_model(&model, &ctx)).instrument(span.clone()).await;
     ctx.base.metrics.reconciled("Model", started.elapsed());
     match &result {
         Ok(_) => ctx.base.backoff.reset(&key(&model)),
         Err(error) => {
+            telemetry::record_failure(&span, error.category(), error);
             ctx.base.metrics.failed("Model", error.category());
             ctx.base.publish(model.as_ref(), EventType::Warning, "ReconcileFailed", error.to_string()).await;
         }

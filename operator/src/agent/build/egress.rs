@@ -115,6 +115,9 @@ fn urls(config: &RuntimeConfig) -> Vec<&str> {
         urls.extend(recipe.sources.iter().map(String::as_str));
     }
     urls.extend(config.server.fetch_allowed_urls.iter().map(String::as_str));
+    if let Some(traces) = &config.traces {
+        urls.extend(traces.urls());
+    }
     urls
 }
 

@@ -9,10 +9,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-    KeyToPath, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -146,11 +146,7 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
                 "--metrics-addr".to_owned(),
                 format!("0.0.0.0:{METRICS_PORT}"),
             ]),
-            env: Some(vec![EnvVar {
-                name: "RUST_LOG".to_owned(),
-                value: Some("info".to_owned()),
-                ..EnvVar::default()
-            }]),
+            env: Some(runtime_env(input)),
             ports: Some(container_ports()),
             // Liveness only asks "is the process alive"; readiness asks "can it serve" (model reached).
             liveness_probe: Some(http_probe("/healthz", 10, 3)),
@@ -181,6 +177,33 @@ fn pod_spec(input: &BuildInput<'_>) -> PodSpec {
 }
 
 /// The API port (`http`) and the metrics port (`metrics`).
+/// The runtime's environment: its log level and, when the operator exports traces, the standard
+/// OpenTelemetry variables naming the collector, the sampler and this agent as the service.
+fn runtime_env(input: &BuildInput<'_>) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar { name: name.to_owned(), value: Some(value), ..EnvVar::default() };
+    let mut env = vec![value("RUST_LOG", "info".to_owned())];
+    let Some(traces) = &input.config.traces else { return env };
+    env.push(EnvVar {
+        name: "POD_NAME".to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "metadata.name".to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    });
+    env.extend(traces.variables().into_iter().map(|(name, v)| value(name, v)));
+    let namespace = input.agent.namespace().unwrap_or_default();
+    env.push(value("OTEL_SERVICE_NAME", input.agent.name_any()));
+    env.push(value(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        format!("k8s.namespace.name={namespace},k8s.pod.name=$(POD_NAME),service.namespace={namespace}"),
+    ));
+    env
+}
+
 fn container_ports() -> Vec<ContainerPort> {
     let port = |name: &str, number: u16| ContainerPort {
         name: Some(name.to_owned()),

@@ -114,3 +114,74 @@ fn the_metrics_port_is_open_to_every_namespace_and_the_api_port_to_the_allowed_o
     );
     assert_eq!(ingress[1], json!({"from": [{"namespaceSelector": {}}], "ports": tcp_ports(&[9090])}));
 }
+
+/// The children of an agent in `demo` whose operator exports traces as `traces` says.
+fn built_with_traces(traces: agent_crds::runtime_config::TracesConfig) -> crate::agent::build::Children {
+    let agent = "apiVersion: agent-operator.dev/v1alpha1\nkind: Agent\nmetadata: {name: helper, namespace: demo}\nspec:\n  \
+                 model: {modelRef: {name: gpt}}\n";
+    let manifests = Manifests::parse(&format!("{MODEL}---\n{agent}")).unwrap();
+    let agent = manifests.agents[0].clone();
+    let observed = observe(&manifests, &agent);
+    let mut config = render_runtime_config(&agent, &observed.references, &PodPaths::default()).unwrap();
+    config.traces = Some(traces);
+    let input = crate::agent::build::BuildInput {
+        agent: &agent,
+        config: &config,
+        paths: &PodPaths::default(),
+        default_image: "runtime:test",
+        secret_keys: &observed.secret_keys,
+        existing_claim_size: None,
+        existing_claim_request: None,
+        api_server: &found_api_server(),
+    };
+    crate::agent::build::build(&input).unwrap()
+}
+
+#[test]
+fn an_agent_exports_traces_where_the_operator_does_and_its_egress_admits_the_collector() {
+    let traces = crate::telemetry::agent_traces(|name| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://otel-collector.observability.svc:4317".to_owned()),
+        "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_owned()),
+        "OTEL_TRACES_SAMPLER" => Some("parentbased_traceidratio".to_owned()),
+        "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
+        _ => None,
+    })
+    .expect("an endpoint exports");
+    let children = built_with_traces(traces);
+    let pod = children.stateful_set.spec.unwrap().template.spec.unwrap();
+    let env: Vec<(String, Option<String>)> =
+        pod.containers[0].env.clone().unwrap().into_iter().map(|e| (e.name, e.value)).collect();
+    for (name, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector.observability.svc:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ("OTEL_SERVICE_NAME", "helper"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "k8s.namespace.name=demo,k8s.pod.name=$(POD_NAME),service.namespace=demo"),
+    ] {
+        assert!(env.contains(&(name.to_owned(), Some(value.to_owned()))), "{name}={value} in {env:?}");
+    }
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    let pod_name = names.iter().position(|n| *n == "POD_NAME").expect("POD_NAME from the downward API");
+    let attributes = names.iter().position(|n| *n == "OTEL_RESOURCE_ATTRIBUTES").unwrap();
+    assert!(pod_name < attributes, "$(POD_NAME) expands only from a variable defined before it");
+    assert!(!names.contains(&"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"), "no content by default");
+    let policy = serde_json::to_value(children.network_policy).unwrap();
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert!(egress.iter().any(|r| r["to"] == json!([namespace("observability")])), "collector admitted: {egress:#?}");
+}
+
+#[test]
+fn without_an_otlp_endpoint_agents_export_nothing() {
+    assert_eq!(crate::telemetry::agent_traces(|_| None), None);
+    let disabled = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_owned()),
+        "OTEL_SDK_DISABLED" => Some("true".to_owned()),
+        _ => None,
+    };
+    assert_eq!(crate::telemetry::agent_traces(disabled), None);
+    let children = built_with_traces(agent_crds::runtime_config::TracesConfig::default());
+    let pod = children.stateful_set.spec.unwrap().template.spec.unwrap();
+    let env = pod.containers[0].env.clone().unwrap();
+    assert!(env.iter().all(|e| !e.name.starts_with("OTEL_EXPORTER")), "{env:?}");
+}
