@@ -77,6 +77,8 @@ step "helm template (all options)" \
   --set serviceMonitor.enabled=true --set podDisruptionBudget.enabled=true \
   --set agentPodMonitor.enabled=true --set 'modelKeyReaders={team-a,team-b}' \
   --set dashboards.enabled=true --set prometheusRule.enabled=true \
+  --set tracing.endpoint=http://otel-collector.observability.svc:4318 --set tracing.samplerArg=0.5 \
+  --set tracing.sampler=parentbased_traceidratio --set tracing.captureContent=true \
   --set leaderElection.enabled=false --set replicaCount=1
 step "kubectl kustomize charts/kustomize" \
   render_and_validate kustomize kubectl kustomize "$KUSTOMIZE_DIR"
@@ -146,6 +148,26 @@ for key in sorted(set(h) | set(k)):
         )
 if ("Namespace", "", namespace) not in kust:
     problems.append(f"charts/kustomize has no Namespace {namespace}")
+
+# 2b. Traces: the operator gets the standard OTEL_* variables only when an endpoint is set.
+def operator_env(objs):
+    deployments = [d for k, d in objs.items() if k[0] == "Deployment"]
+    containers = deployments[0]["spec"]["template"]["spec"]["containers"] if deployments else []
+    return {e["name"]: e.get("value") for c in containers for e in c.get("env") or []}
+
+if any(n.startswith("OTEL_") for n in operator_env(helm["helm-default"])):
+    problems.append("helm-default: OTEL_* variables set without tracing.endpoint")
+expected_otel = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability.svc:4318",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.5",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true",
+    "OTEL_SERVICE_NAME": "agent-operator",
+}
+got_otel = {n: v for n, v in operator_env(helm["helm-all"]).items() if n.startswith("OTEL_")}
+if got_otel != expected_otel:
+    problems.append(f"helm-all: operator OTEL_* variables {got_otel} != {expected_otel}")
 
 # 3. Least privilege in every render.
 ALLOWED_CLUSTER_SCOPED_WITH_WATCH_NS = {("apiextensions.k8s.io", "customresourcedefinitions")}
