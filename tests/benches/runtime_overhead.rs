@@ -22,9 +22,11 @@ use clap::Parser;
 use support::load::{self, Call, HttpClient, Mode, Target};
 use support::process::{Service, StartError, free_port};
 use support::report::{Comparison, DIRECT, Report, RoundStats, Series, Setup, Startup, Summary, median};
-use support::{litellm, portkey, runtime, upstream};
+use support::{litellm, otlp_sink, portkey, runtime, upstream};
 
 const RUNTIME: &str = "agent-runtime";
+/// The runtime exporting a trace of every request (sampled 100%) to an OTLP/HTTP sink.
+const TRACED: &str = "agent-runtime+traces";
 const LITELLM: &str = "litellm";
 const PORTKEY: &str = "portkey";
 /// The gateways the runtime is compared with, in report order.
@@ -122,10 +124,15 @@ fn main() -> anyhow::Result<()> {
     let upstream_runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("upstream").enable_all().build()?;
     let upstream = upstream_runtime.block_on(upstream::start(args.tokens))?;
+    let (collector, exported) = upstream_runtime.block_on(otlp_sink::start())?;
     let load_runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("load").enable_all().build()?;
-    let plan = Plan { args, runtime_bin, litellm_bin, portkey_package, work: work.clone(), upstream };
+    let plan = Plan { args, runtime_bin, litellm_bin, portkey_package, work: work.clone(), upstream, collector };
     let report = load_runtime.block_on(plan.run())?;
+    if report.series.iter().any(|s| s.target == TRACED) && exported.bytes() == 0 {
+        bail!("{TRACED} was measured, but its OTLP sink received no spans: tracing was not on");
+    }
+    eprintln!("{TRACED} exported {} batches, {} bytes of spans", exported.exports(), exported.bytes());
 
     println!("{}", report.markdown());
     if let Some(dir) = out.parent() {
@@ -144,6 +151,8 @@ struct Plan {
     portkey_package: PathBuf,
     work: PathBuf,
     upstream: SocketAddr,
+    /// Where the traced runtime exports its spans.
+    collector: SocketAddr,
 }
 
 /// A target being measured; `service` keeps its process alive.
@@ -212,7 +221,8 @@ impl Plan {
         let mut targets = vec![direct];
         // One after the other: a start must not share the cores with another.
         let started = [
-            (RUNTIME, self.start_runtime().await),
+            (RUNTIME, self.start_runtime(RUNTIME, &[]).await),
+            (TRACED, self.start_runtime(TRACED, &self.tracing_env()).await),
             (LITELLM, self.start_litellm().await),
             (PORTKEY, self.start_portkey().await),
         ];
@@ -292,7 +302,20 @@ impl Plan {
     }
 
     /// Starts the runtime `--starts` times, keeping the last; `Err` is the reason it is unavailable.
-    async fn start_runtime(&self) -> Result<(Running, Startup), String> {
+    /// The standard variables that make the runtime trace every request to the sink.
+    fn tracing_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", self.collector)),
+            ("OTEL_TRACES_SAMPLER", "always_on".to_owned()),
+        ]
+    }
+
+    /// Starts the runtime as target `name` with `env` added.
+    async fn start_runtime(
+        &self,
+        name: &'static str,
+        env: &[(&'static str, String)],
+    ) -> Result<(Running, Startup), String> {
         if let Some(reason) = &self.args.runtime_unavailable {
             return Err(reason.clone());
         }
@@ -302,18 +325,17 @@ impl Plan {
                 self.runtime_bin.display()
             ));
         }
-        let dir = self.work.join(RUNTIME);
+        let dir = self.work.join(name);
         let config = runtime::write_config(&dir_created(&dir)?, self.upstream).map_err(|e| e.to_string())?;
         let bin = &self.runtime_bin;
-        let spawn = |port| runtime::command(bin, &config, port);
-        let started = self.start_repeatedly(RUNTIME, &dir, spawn, "/readyz", RUNTIME_READY_TIMEOUT).await?;
+        let spawn = |port| {
+            let mut command = runtime::command(bin, &config, port);
+            command.envs(env.iter().map(|(k, v)| (k, v)));
+            command
+        };
+        let started = self.start_repeatedly(name, &dir, spawn, "/readyz", RUNTIME_READY_TIMEOUT).await?;
         let running = Running {
-            target: Target {
-                name: RUNTIME,
-                base_url: started.base_url,
-                model: runtime::AGENT.to_owned(),
-                headers: Vec::new(),
-            },
+            target: Target { name, base_url: started.base_url, model: runtime::AGENT.to_owned(), headers: Vec::new() },
             client: started.client,
             service: Some(started.service),
         };
@@ -465,9 +487,12 @@ fn summarize(series: &mut [Series]) -> Vec<Comparison> {
     let find = |name: &str, direct: &Series| {
         series.iter().find(|s| s.target == name && s.concurrency == direct.concurrency && s.mode == direct.mode)
     };
-    PEERS
+    let against_peers = PEERS
         .iter()
         .flat_map(|peer| directs.iter().map(move |direct| (peer, direct)))
-        .filter_map(|(peer, direct)| Some(Comparison::of(find(RUNTIME, direct)?, find(peer, direct)?, direct)))
-        .collect()
+        .filter_map(|(peer, direct)| Some(Comparison::of(find(RUNTIME, direct)?, find(peer, direct)?, direct)));
+    // Tracing on against off: the traced runtime as the target, the plain one as its peer.
+    let tracing_cost =
+        directs.iter().filter_map(|direct| Some(Comparison::of(find(TRACED, direct)?, find(RUNTIME, direct)?, direct)));
+    against_peers.chain(tracing_cost).collect()
 }

@@ -99,7 +99,7 @@ impl EndpointEmbedder {
                 span.record("gen_ai.embeddings.dimension.count", traces::int(self.dimension));
             }
             Err(error) => traces::record_error(&span, "embeddings", &error.to_string()),
-        };
+        }
         embedded
     }
 

@@ -65,7 +65,7 @@ impl Memory {
                 span.record("gen_ai.memory.record.count", 1);
             }
             Err(error) => crate::traces::record_error(&span, "memory", &error.to_string()),
-        };
+        }
         stored
     }
 

@@ -139,6 +139,8 @@ pub struct Comparison {
     pub peer: String,
     /// Median over rounds of (target added total p50 / peer added total p50).
     pub added_total_p50_ratio: Option<f64>,
+    /// Median over rounds of (target total p50 / peer total p50), upstream time included.
+    pub total_p50_ratio: Option<f64>,
     /// Median over rounds of (target requests/s / peer requests/s).
     pub requests_per_second_ratio: Option<f64>,
 }
@@ -151,6 +153,7 @@ impl Comparison {
             .clone()
             .map(|((t, p), d)| (t.total_p50_ms - d.total_p50_ms) / (p.total_p50_ms - d.total_p50_ms))
             .collect();
+        let total: Vec<f64> = rounds.clone().map(|((t, p), _)| t.total_p50_ms / p.total_p50_ms).collect();
         let rps: Vec<f64> = rounds.map(|((t, p), _)| t.requests_per_second / p.requests_per_second).collect();
         Self {
             mode: target.mode,
@@ -158,6 +161,7 @@ impl Comparison {
             target: target.target.clone(),
             peer: peer.target.clone(),
             added_total_p50_ratio: median(&added),
+            total_p50_ratio: median(&total),
             requests_per_second_ratio: median(&rps),
         }
     }
@@ -187,7 +191,7 @@ pub struct Report {
     pub startup: Vec<Startup>,
     /// Latency and throughput per target, mode and concurrency.
     pub series: Vec<Series>,
-    /// The runtime against each peer per mode and concurrency.
+    /// The runtime against each peer, and traced against untraced, per mode and concurrency.
     pub comparisons: Vec<Comparison>,
 }
 
@@ -290,17 +294,19 @@ impl Report {
         if self.comparisons.is_empty() {
             return;
         }
-        out.push_str("\n### agent-runtime against each peer, same run\n\n");
-        out.push_str("| peer | mode | clients | added p50, runtime/peer | req/s, runtime/peer |\n");
-        out.push_str("|---|---|---:|---:|---:|\n");
+        out.push_str("\n### Targets against each other, same run\n\n");
+        out.push_str("| target | peer | mode | clients | added p50, target/peer | total p50, target/peer | req/s, target/peer |\n");
+        out.push_str("|---|---|---|---:|---:|---:|---:|\n");
         for c in &self.comparisons {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.target,
                 c.peer,
                 c.mode.as_str(),
                 c.concurrency,
                 c.added_total_p50_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}")),
+                c.total_p50_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.3}")),
                 c.requests_per_second_ratio.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}")),
             );
         }
