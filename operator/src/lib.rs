@@ -85,6 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let service_port = std::env::var("KUBERNETES_SERVICE_PORT").ok();
         ctx.api_server = api_server::discover(&ctx.client, service_host.as_deref(), service_port.as_deref()).await;
         ctx.traces = telemetry::agent_traces(|name| std::env::var(name).ok());
+        ctx.metrics.count_agents(ctx.caches.stores.agents.clone());
         let ctx = Arc::new(ctx);
         let model_ctx = Arc::new(model::ModelContext::new(ctx.clone()));
         // The controllers run under the same Lease and stop together.

@@ -1,6 +1,14 @@
-//! Prometheus metrics of the controllers: reconciles, failures by category, duration.
+//! Prometheus metrics of the controllers: reconciles, failures by category, duration, and the
+//! Agents by namespace and readiness (counted from the controller's cache at each scrape).
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use agent_crds::Agent;
+use agent_crds::conditions::{READY, holds};
+use kube::ResourceExt as _;
+use kube::runtime::reflector::Store;
+use prometheus_client::metrics::gauge::Gauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +39,15 @@ pub struct ProbeLabels {
     pub result: &'static str,
 }
 
+/// Labels of the Agent count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AgentLabels {
+    /// The Agents' namespace.
+    pub namespace: String,
+    /// `true` when their `Ready` condition is True, else `false`.
+    pub ready: &'static str,
+}
+
 /// The operator's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -39,6 +56,9 @@ pub struct Metrics {
     duration: Family<KindLabels, Histogram>,
     probes: Family<ProbeLabels, Counter>,
     deferred: Family<KindLabels, Counter>,
+    agents: Family<AgentLabels, Gauge>,
+    /// The Agent controller's cache, counted at each scrape.
+    agent_store: OnceLock<Store<Agent>>,
 }
 
 impl Default for Metrics {
@@ -60,7 +80,9 @@ impl Default for Metrics {
             "Reconciliations put off because their namespace held its share of the concurrent ones",
             deferred.clone(),
         );
-        Self { registry, reconciles, failures, duration, probes, deferred }
+        let agents = Family::<AgentLabels, Gauge>::default();
+        registry.register("agents", "Agents by namespace and whether they are Ready", agents.clone());
+        Self { registry, reconciles, failures, duration, probes, deferred, agents, agent_store: OnceLock::new() }
     }
 }
 
@@ -86,8 +108,23 @@ impl Metrics {
         self.probes.get_or_create(&ProbeLabels { result }).inc();
     }
 
+    /// Counts the Agents in `store` (the Agent controller's cache) at every scrape.
+    pub fn count_agents(&self, store: Store<Agent>) {
+        let _ = self.agent_store.set(store);
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        if let Some(store) = self.agent_store.get() {
+            self.agents.clear();
+            for agent in store.state() {
+                let ready = agent.status.as_ref().is_some_and(|s| holds(&s.conditions, READY));
+                let ready = if ready { "true" } else { "false" };
+                self.agents
+                    .get_or_create(&AgentLabels { namespace: agent.namespace().unwrap_or_default(), ready })
+                    .inc();
+            }
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

@@ -45,6 +45,7 @@ def flatten_proto(req, encoding):
                     "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
                     "parent_span_id": s.parent_span_id.hex(),
                     "status_code": s.status.code, "resource": res,
+                    "start_ns": s.start_time_unix_nano, "end_ns": s.end_time_unix_nano,
                     "attributes": {kv.key: any_value(kv.value) for kv in s.attributes},
                     "events": [e.name for e in s.events], "encoding": encoding,
                 })

@@ -21,11 +21,19 @@ impl LlamaServer {
     /// its stderr in the message: a build for the wrong CPU dies with SIGILL in its first second),
     /// or when it is not healthy within five minutes.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The same, with extra `llama-server` arguments (e.g. `--metrics`).
+    ///
+    /// # Panics
+    /// As [`LlamaServer::start`].
+    pub async fn start_with(args: &[&str]) -> Self {
         let install = Command::new("bash").arg(repo_root().join("scripts/install-llm.sh")).status().expect("bash runs");
         assert!(install.success(), "scripts/install-llm.sh failed");
         let port = free_port();
         let mut command = Command::new("bash");
-        command.arg(repo_root().join("scripts/llama-server.sh")).args(["--port", &port.to_string()]);
+        command.arg(repo_root().join("scripts/llama-server.sh")).args(["--port", &port.to_string()]).args(args);
         Self::launch(command, port).await
     }
 

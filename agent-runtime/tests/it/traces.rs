@@ -3,7 +3,8 @@
 //! `tests/python/otlp_receiver.py`). A chat turn with retrieval (a recipe), memory recall and an
 //! MCP tool call (the official Python SDK's server) is one trace under the client's
 //! `traceparent`, with the GenAI spans, attributes and parent links; the context reaches the
-//! model and the MCP server; no content is recorded unless asked for.
+//! model and the MCP server; no content is recorded unless asked for; OTLP/JSON and OTLP/gRPC
+//! (to a tonic receiver built from the OpenTelemetry protos) work as the protocol variable says.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use agent_crds::recipe::RecipeSpec;
 use agent_crds::runtime_config::{RecipeConfig, ToolKind};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use serde_json::{Value, json};
 
 use crate::support::peers::{McpPeer, peer_python, repo_root};
@@ -125,6 +128,30 @@ async fn ask(agent: &Running) -> String {
     response.text().await.unwrap()
 }
 
+/// The spans of trace `trace` as an indented tree with durations (printed by the test).
+fn tree(spans: &[Value], trace: &str) -> String {
+    fn children(spans: &[Value], parent: &str, depth: usize, out: &mut String) {
+        let mut level: Vec<&Value> = spans.iter().filter(|s| s["parent_span_id"] == parent).collect();
+        level.sort_by_key(|s| s["start_ns"].as_u64());
+        for span in level {
+            let micros = (span["end_ns"].as_u64().unwrap_or(0) - span["start_ns"].as_u64().unwrap_or(0)) / 1000;
+            let line = format!(
+                "{:indent$}{} ({:.1} ms)\n",
+                "",
+                span["name"].as_str().unwrap_or("?"),
+                micros as f64 / 1000.0,
+                indent = depth * 2
+            );
+            out.push_str(&line);
+            children(spans, span["span_id"].as_str().unwrap_or_default(), depth + 1, out);
+        }
+    }
+    let in_trace: Vec<Value> = spans.iter().filter(|s| s["trace_id"] == trace).cloned().collect();
+    let mut out = String::new();
+    children(&in_trace, CLIENT_SPAN, 0, &mut out);
+    out
+}
+
 fn named<'a>(spans: &'a [Value], name: &str) -> Vec<&'a Value> {
     spans.iter().filter(|s| s["name"] == name).collect()
 }
@@ -148,6 +175,7 @@ async fn a_turn_is_one_trace_under_the_callers_span_with_genai_spans_and_no_cont
     assert!(answer.contains("VPN"), "{answer}");
 
     let spans = receiver.spans_once("invoke_agent helper").await;
+    eprintln!("the turn's trace:\n{}", tree(&spans, TRACE_ID));
     let turn: Vec<&Value> = spans.iter().filter(|s| s["trace_id"] == TRACE_ID).collect();
     let server = one(&spans, "POST /v1/chat/completions");
     assert_eq!(server["trace_id"], TRACE_ID);
@@ -232,4 +260,59 @@ async fn content_is_recorded_only_when_the_option_asks_for_it() {
     assert!(invoke["attributes"]["gen_ai.output.messages"].as_str().unwrap().contains("Use the VPN."));
     let retrieval = one(&spans, "retrieval helpdesk-qa");
     assert_eq!(retrieval["attributes"]["gen_ai.retrieval.query.text"], QUESTION);
+}
+
+/// An OTLP/gRPC receiver (the proto package's generated service): the names and trace ids of
+/// the spans it was sent.
+#[derive(Clone, Default)]
+struct GrpcReceiver(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans = request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+        let received = spans.map(|s| (s.name, s.trace_id.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        self.0.lock().unwrap().extend(received);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tokio::test]
+async fn traces_go_over_otlp_grpc_when_the_protocol_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = GrpcReceiver::default();
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(receiver.clone()))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(server);
+    let upstream = Upstream::start(vec![Reply::Text("hello".into())]).await;
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ];
+    let agent = run_agent_env(&upstream, "traced-grpc", "", |_| {}, &[], &env).await;
+    let response = agent
+        .client
+        .post(format!("{}/v1/chat/completions", agent.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let received = receiver.0.lock().unwrap().clone();
+        if received.iter().any(|(name, trace)| name == "invoke_agent helper" && trace == TRACE_ID) {
+            assert!(received.iter().any(|(name, _)| name == "chat scripted"), "{received:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no invoke_agent span over gRPC within 30 s: {received:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
