@@ -657,9 +657,9 @@
         throw new ApiError(result.status, `${body?.error?.message || result.text} (HTTP ${result.status})`);
       }
       const said = body.documents.map((d) =>
-        d.created ? `added ${d.document.name} (${plural(d.document.chunks, 'chunk')})` : `${d.document.name} was already stored`,
+        d.created ? `Added ${d.document.name} (${plural(d.document.chunks, 'chunk')}).` : `Already stored: ${d.document.name}.`,
       );
-      status.textContent = said.join('; ').replace(/^./, (c) => c.toUpperCase()) + '.';
+      status.textContent = said.join(' ');
       $('upload-label').textContent = 'Done';
       $('upload-form').reset();
       await loadDocuments();

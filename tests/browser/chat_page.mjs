@@ -144,7 +144,9 @@ run(async (page, context, options) => {
       buffer: Buffer.from(documentText()),
     });
     await page.locator('#upload-button').click();
-    await page.locator('#upload-status').filter({ hasText: `added ${DOCUMENT_NAME}` }).waitFor({ timeout: ANSWER_TIMEOUT });
+    // Added, or already stored when the script runs again against the same agent.
+    const done = new RegExp(`(Added|Already stored:) ${DOCUMENT_NAME.replace('.', '\\.')}`);
+    await page.locator('#upload-status').filter({ hasText: done }).waitFor({ timeout: ANSWER_TIMEOUT });
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     await page.locator('#documents li.document').filter({ hasText: DOCUMENT_NAME }).waitFor();
     const seen = await page.evaluate(() => window.progressSeen);
