@@ -51,7 +51,13 @@ run(async (page, _context, options) => {
     await approve.press('Enter');
     await page.locator('#approvals-empty').waitFor({ state: 'visible' });
     await page.locator('nav.tabs button', { hasText: 'Chat' }).click();
-    await page.locator('#messages li.assistant .body').filter({ hasText: APPROVED_ANSWER }).waitFor();
+    await page
+      .locator('#messages li.assistant .body')
+      .filter({ hasText: APPROVED_ANSWER })
+      .waitFor()
+      .catch(async (error) => {
+        throw new Error(`${error.message}\nthe page said: ${await page.locator('#chat-status').textContent()}`);
+      });
     assert(await page.locator('#approvals-badge').isHidden(), 'the badge is gone');
     await page.locator('#decisions-box summary').click();
     await page.locator('#decisions li.decision.approved', { hasText: 'current_time' })

@@ -137,7 +137,7 @@ async fn the_chat_page_refuses_a_wrong_key_streams_keeps_sessions_and_cites_an_u
 async fn the_chat_page_shows_a_pending_approval_and_resumes_the_turn_when_it_is_approved_in_chromium() {
     agent_runtime::install_crypto_provider();
     let model = scripted_model().await;
-    let spec = "  tools: [{name: clock, builtin: {kind: currentTime}}]\n  approval: {tools: [\"current_*\"], timeoutSeconds: 600}\n";
+    let spec = "  model: {modelRef: {name: model}}\n  tools: [{name: clock, builtin: {kind: currentTime}}]\n  approval: {tools: [\"current_*\"], timeoutSeconds: 600}\n";
     let options = ServeOptions { without_knowledge: true, ..ServeOptions::default() };
     let agent = serve("web-approvals", ModelAt(&model, "Chat"), spec, None, &options).await;
     let stdout = run_browser(
@@ -177,7 +177,7 @@ async fn scripted_answer(Json(request): Json<Value>) -> Response {
         return Json(body).into_response();
     }
     let mut delta = message;
-    if let Some(calls) = delta["tool_calls"].as_array_mut() {
+    if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
         calls[0]["index"] = json!(0);
     }
     let chunk = |delta: Value, finish: Option<&str>| {
