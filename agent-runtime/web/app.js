@@ -252,8 +252,9 @@
   }
 
   /** Writes `text` into `container`, turning `[n]` into links to the cited source `n`. */
-  function renderAnswer(container, text, citations, anchor) {
+  function renderAnswer(container, whole, citations, anchor) {
     container.textContent = '';
+    const text = whole.trim();
     const cited = new Set(citations.map((c) => c.index));
     let last = 0;
     for (const match of text.matchAll(/\[(\d+)\]/g)) {
@@ -381,7 +382,7 @@
         const piece = chunk.choices?.[0]?.delta?.content;
         if (piece) {
           answer += piece;
-          body.textContent = answer;
+          body.textContent = answer.trimStart();
           item.scrollIntoView({ block: 'end' });
         }
         if (chunk.choices?.[0]?.finish_reason || chunk.citations || chunk.usage) {
@@ -396,6 +397,7 @@
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       const tokens = final?.usage ? ` · ${final.usage.completion_tokens} tokens` : '';
       item.append(el('p', { class: 'meta muted', text: `${seconds} s${tokens}` }));
+      item.scrollIntoView({ block: 'end' });
       if (final?.pending_approval) {
         showApprovalNote(item, final.pending_approval);
         loadApprovals();
