@@ -53,8 +53,8 @@ async function watchStreaming(page) {
 
 run(async (page, context, options) => {
   if (!options.pageDir) {
-    await check('the page and its script and style are served without the API key, with a strict CSP', async () => {
-      const expected = { '/': 'text/html', '/app.js': 'text/javascript', '/app.css': 'text/css' };
+    await check('the page and its scripts and style are served without the API key, with a strict CSP', async () => {
+      const expected = { '/': 'text/html', '/web/app.js': 'text/javascript', '/web/api.js': 'text/javascript', '/web/app.css': 'text/css' };
       for (const [route, type] of Object.entries(expected)) {
         const response = await fetch(options.url + route);
         assert(response.status === 200, `${route}: HTTP ${response.status}`);

@@ -7,8 +7,8 @@
 //   --key KEY          its API key
 //   --out DIR          where screenshots go
 //   --browser-dir DIR  (or AGENT_BROWSER_DIR) where playwright-core is installed
-//   --page-dir DIR     optional: serve `/`, `/app.js` and `/app.css` from these files instead of
-//                      the agent's (to work on the page against a running agent, no rebuild)
+//   --page-dir DIR     optional: serve `/` and `/web/*` from this folder instead of the agent's
+//                      (to work on the page against a running agent, no rebuild)
 
 import { createRequire } from 'node:module';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -128,13 +128,18 @@ function watchProblems(page) {
 }
 
 async function servePageFromDisk(page, options) {
-  const files = { '/': ['index.html', 'text/html'], '/app.js': ['app.js', 'text/javascript'], '/app.css': ['app.css', 'text/css'] };
   const origin = new URL(options.url).origin;
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
   await page.route(
-    (url) => url.origin === origin && url.pathname in files,
+    (url) => url.origin === origin && (url.pathname === '/' || url.pathname.startsWith('/web/')),
     (route) => {
-      const [file, type] = files[new URL(route.request().url()).pathname];
-      route.fulfill({ status: 200, contentType: type, body: readFileSync(path.join(options.pageDir, file)) });
+      const { pathname } = new URL(route.request().url());
+      const file = pathname === '/' ? 'index.html' : path.basename(pathname);
+      route.fulfill({
+        status: 200,
+        contentType: types[path.extname(file)],
+        body: readFileSync(path.join(options.pageDir, file)),
+      });
     },
   );
 }

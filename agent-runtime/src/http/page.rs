@@ -1,21 +1,38 @@
-//! The web chat page at `/`: one HTML file, its script (`/app.js`) and its style (`/app.css`),
+//! The web chat page at `/`: one HTML file and, under `/web/`, its script modules and style,
 //! compiled into the binary from `agent-runtime/web/` (no CDN, no build step, works offline).
 //! Served without the API key: the page asks for the key and sends it to the API as a bearer
-//! token. Script and style are files rather than inline so the policy can forbid inline code.
+//! token. Scripts and style are files rather than inline so the policy can forbid inline code.
 
 use axum::Router;
+use axum::extract::Path;
 use axum::http::HeaderName;
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
 };
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-const INDEX: &str = include_str!("../../web/index.html");
-const SCRIPT: &str = include_str!("../../web/app.js");
-const STYLE: &str = include_str!("../../web/app.css");
+use super::ApiError;
 
-/// The page's Content-Security-Policy: its own script, style and API only (nothing inline, no
+const INDEX: &str = include_str!("../../web/index.html");
+
+const SCRIPT: &str = "text/javascript; charset=utf-8";
+const STYLE: &str = "text/css; charset=utf-8";
+
+/// The files under `/web/`: name, content, type. `app.js` imports the other modules.
+const ASSETS: [(&str, &str, &str); 9] = [
+    ("app.js", include_str!("../../web/app.js"), SCRIPT),
+    ("agent.js", include_str!("../../web/agent.js"), SCRIPT),
+    ("answers.js", include_str!("../../web/answers.js"), SCRIPT),
+    ("api.js", include_str!("../../web/api.js"), SCRIPT),
+    ("chat.js", include_str!("../../web/chat.js"), SCRIPT),
+    ("knowledge.js", include_str!("../../web/knowledge.js"), SCRIPT),
+    ("store.js", include_str!("../../web/store.js"), SCRIPT),
+    ("ui.js", include_str!("../../web/ui.js"), SCRIPT),
+    ("app.css", include_str!("../../web/app.css"), STYLE),
+];
+
+/// The page's Content-Security-Policy: its own scripts, style and API only (nothing inline, no
 /// other origin), the empty `data:` favicon as the one image from elsewhere, and no framing.
 pub const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                           connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
@@ -23,27 +40,25 @@ pub const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self
 
 /// The page's routes, for the router to merge outside the API-key layer.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/", get(index)).route("/app.js", get(script)).route("/app.css", get(style))
+    Router::new().route("/", get(index)).route("/web/{file}", get(asset))
 }
 
 /// `GET /`: the page.
-pub async fn index() -> impl IntoResponse {
-    asset(INDEX, "text/html; charset=utf-8")
+pub async fn index() -> Response {
+    file(INDEX, "text/html; charset=utf-8")
 }
 
-/// `GET /app.js`: the page's script.
-pub async fn script() -> impl IntoResponse {
-    asset(SCRIPT, "text/javascript; charset=utf-8")
-}
-
-/// `GET /app.css`: the page's style.
-pub async fn style() -> impl IntoResponse {
-    asset(STYLE, "text/css; charset=utf-8")
+/// `GET /web/{file}`: one of the page's scripts or its style.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
+        Some((_, body, content_type)) => file(body, content_type),
+        None => ApiError::NotFound(format!("the page has no file {name}")).into_response(),
+    }
 }
 
 /// A file of the page with its type and policy. `no-cache` makes browsers revalidate, so a new
 /// binary's page is never mixed with an old script.
-fn asset(body: &'static str, content_type: &'static str) -> impl IntoResponse {
+fn file(body: &'static str, content_type: &'static str) -> Response {
     let headers: [(HeaderName, &'static str); 5] = [
         (CONTENT_TYPE, content_type),
         (CACHE_CONTROL, "no-cache"),
@@ -51,7 +66,7 @@ fn asset(body: &'static str, content_type: &'static str) -> impl IntoResponse {
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (REFERRER_POLICY, "no-referrer"),
     ];
-    (headers, body)
+    (headers, body).into_response()
 }
 
 #[cfg(test)]
@@ -70,20 +85,39 @@ mod tests {
         (status, headers, String::from_utf8(body.to_vec()).unwrap())
     }
 
+    /// Every `from './x.js'` of a script.
+    fn imports(script: &str) -> Vec<&str> {
+        script.split("from './").skip(1).filter_map(|rest| rest.split_once('\'').map(|(name, _)| name)).collect()
+    }
+
     #[tokio::test]
-    async fn the_page_its_script_and_its_style_are_served_with_their_types_and_a_strict_policy() {
-        for (path, content_type, marker) in [
-            ("/", "text/html; charset=utf-8", "<script src=\"app.js\" defer></script>"),
-            ("/app.js", "text/javascript; charset=utf-8", "'use strict';"),
-            ("/app.css", "text/css; charset=utf-8", ":focus-visible"),
-        ] {
-            let (status, headers, body) = get(path).await;
+    async fn the_page_its_scripts_and_its_style_are_served_with_their_types_and_a_strict_policy() {
+        let mut files = vec![("/".to_owned(), "text/html; charset=utf-8", INDEX)];
+        files.extend(ASSETS.iter().map(|(name, body, content_type)| (format!("/web/{name}"), *content_type, *body)));
+        for (path, content_type, content) in files {
+            let (status, headers, body) = get(&path).await;
             assert_eq!(status, StatusCode::OK, "{path}");
             assert_eq!(headers[CONTENT_TYPE], content_type, "{path}");
             assert_eq!(headers[CACHE_CONTROL], "no-cache", "{path}");
             assert_eq!(headers[CONTENT_SECURITY_POLICY], POLICY, "{path}");
-            assert!(body.contains(marker), "{path} is the embedded file");
+            assert_eq!(body, content, "{path} is the embedded file");
         }
+        let (status, _, body) = get("/web/missing.js").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no file missing.js"), "{body}");
+    }
+
+    #[test]
+    fn the_page_loads_its_entry_module_and_style_and_every_import_is_served() {
+        assert!(INDEX.contains("<script type=\"module\" src=\"web/app.js\"></script>"));
+        assert!(INDEX.contains("<link rel=\"stylesheet\" href=\"web/app.css\">"));
+        for (name, body, _) in ASSETS {
+            for import in imports(body) {
+                assert!(ASSETS.iter().any(|(asset, _, _)| *asset == import), "{name} imports {import}, not served");
+            }
+        }
+        let (_, app, _) = ASSETS[0];
+        assert_eq!(imports(app).len(), 5, "app.js starts the page's parts");
     }
 
     #[test]
@@ -95,18 +129,24 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style_and_loads_nothing_from_elsewhere() {
-        let inline_script = INDEX.match_indices("<script").any(|(at, _)| !INDEX[at..].starts_with("<script src="));
+        let inline_script =
+            INDEX.match_indices("<script").any(|(at, _)| !INDEX[at..].starts_with("<script type=\"module\" src="));
         assert!(!inline_script, "every script is a file");
         assert!(!INDEX.contains("<style") && !INDEX.contains(" style="), "no inline style");
-        for page in [INDEX, SCRIPT, STYLE] {
+        for page in std::iter::once(INDEX).chain(ASSETS.iter().map(|(_, body, _)| *body)) {
             assert!(!page.contains("http://") && !page.contains("https://"), "no absolute URL");
         }
     }
 
     #[test]
-    fn the_script_never_writes_html() {
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
-            assert!(!SCRIPT.contains(sink), "app.js uses {sink}");
+    fn the_scripts_never_write_html() {
+        for (name, body, content_type) in ASSETS {
+            if content_type != SCRIPT {
+                continue;
+            }
+            for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+                assert!(!body.contains(sink), "{name} uses {sink}");
+            }
         }
     }
 }
