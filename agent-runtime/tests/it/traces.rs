@@ -134,12 +134,13 @@ fn tree(spans: &[Value], trace: &str) -> String {
         let mut level: Vec<&Value> = spans.iter().filter(|s| s["parent_span_id"] == parent).collect();
         level.sort_by_key(|s| s["start_ns"].as_u64());
         for span in level {
-            let micros = (span["end_ns"].as_u64().unwrap_or(0) - span["start_ns"].as_u64().unwrap_or(0)) / 1000;
+            let nanos = span["end_ns"].as_u64().unwrap_or(0) - span["start_ns"].as_u64().unwrap_or(0);
+            let millis = std::time::Duration::from_nanos(nanos).as_secs_f64() * 1000.0;
             let line = format!(
                 "{:indent$}{} ({:.1} ms)\n",
                 "",
                 span["name"].as_str().unwrap_or("?"),
-                micros as f64 / 1000.0,
+                millis,
                 indent = depth * 2
             );
             out.push_str(&line);
@@ -274,7 +275,8 @@ impl TraceService for GrpcReceiver {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let spans = request.into_inner().resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
-        let received = spans.map(|s| (s.name, s.trace_id.iter().map(|b| format!("{b:02x}")).collect::<String>()));
+        let hex = |bytes: &[u8]| bytes.iter().fold(String::new(), |hex, b| hex + &format!("{b:02x}"));
+        let received = spans.map(|s| (s.name, hex(&s.trace_id)));
         self.0.lock().unwrap().extend(received);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -284,9 +286,9 @@ impl TraceService for GrpcReceiver {
 async fn traces_go_over_otlp_grpc_when_the_protocol_says_so() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let receiver = GrpcReceiver::default();
+    let collector = GrpcReceiver::default();
     let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(receiver.clone()))
+        .add_service(TraceServiceServer::new(collector.clone()))
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
     tokio::spawn(server);
     let upstream = Upstream::start(vec![Reply::Text("hello".into())]).await;
@@ -307,7 +309,7 @@ async fn traces_go_over_otlp_grpc_when_the_protocol_says_so() {
     assert_eq!(response.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let received = receiver.0.lock().unwrap().clone();
+        let received = collector.0.lock().unwrap().clone();
         if received.iter().any(|(name, trace)| name == "invoke_agent helper" && trace == TRACE_ID) {
             assert!(received.iter().any(|(name, _)| name == "chat scripted"), "{received:?}");
             break;
