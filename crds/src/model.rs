@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::references::{ConfigMapKeyReference, SecretKeyReference};
 
+pub mod autoscaling;
+
+pub use self::autoscaling::{AutoscalingMetric, ModelAutoscaling};
+
 /// A model agents can use.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -25,7 +29,13 @@ use crate::references::{ConfigMapKeyReference, SecretKeyReference};
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint"}"#,
     printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.serve.engine","priority":1}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.replicas","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    scale(
+        spec_replicas_path = ".spec.serve.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -117,7 +127,11 @@ pub struct ModelEndpoint {
     { "rule": "!has(self.toolCallParser) || self.engine == 'vllm'", "message": "toolCallParser is only used by engine vllm" },
     { "rule": "!has(self.cache) || !has(self.cache.hfTokenSecretRef) || self.uri.startsWith('hf://')", "message": "cache.hfTokenSecretRef needs an hf:// uri" },
     { "rule": "!has(self.cache) || !(self.uri.startsWith('pvc://') || self.uri.startsWith('oci://'))", "message": "cache is not used with pvc:// or oci:// uris (the weights are mounted as they are)" },
-    { "rule": "self.engine != 'nim' || has(self.image)", "message": "engine nim needs an image (NIM images are per model)" }
+    { "rule": "self.engine != 'nim' || has(self.image)", "message": "engine nim needs an image (NIM images are per model)" },
+    { "rule": "!has(self.workloadPriorityClassName) || has(self.queueName)", "message": "workloadPriorityClassName needs a queueName (it is a Kueue priority)" },
+    { "rule": "!has(self.autoscaling) || !(self.autoscaling.metric in ['QueueDepth', 'RunningRequests']) || self.engine in ['vllm', 'llamacpp']", "message": "autoscaling on QueueDepth or RunningRequests needs engine vllm or llamacpp (the engines that export them)" },
+    { "rule": "!has(self.autoscaling) || self.autoscaling.metric != 'TimeToFirstToken' || self.engine == 'vllm'", "message": "autoscaling on TimeToFirstToken needs engine vllm (the engine that exports it)" },
+    { "rule": "!has(self.autoscaling) || self.autoscaling.metric != 'GpuUtilization' || has(self.accelerator)", "message": "autoscaling on GpuUtilization needs an accelerator" }
 ]))]
 pub struct ModelServe {
     /// The serving engine.
@@ -150,7 +164,9 @@ pub struct ModelServe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub image: Option<String>,
-    /// Number of serving replicas.
+    /// Number of serving replicas (the Model's `/scale` subresource: `kubectl scale model`). While
+    /// `autoscaling` is set the autoscaler decides the count and this value is not applied; it
+    /// is the count again once `autoscaling` is removed.
     #[serde(default = "one")]
     #[schemars(range(min = 0, max = 64))]
     pub replicas: i32,
@@ -166,11 +182,21 @@ pub struct ModelServe {
     /// Tolerations of the engine pods (e.g. GPU node taints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
-    /// Kueue LocalQueue of the engine pods.
+    /// Kueue LocalQueue of the engine pods (label `kueue.x-k8s.io/queue-name` on the Deployment
+    /// and its pods). With Kueue's pod integration each pod waits, gated, until Kueue admits it
+    /// within the queue's quota; the Model's `Ready` condition says so meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub queue_name: Option<String>,
-    /// Priority class of the engine pods.
+    /// Kueue WorkloadPriorityClass of the engine pods (label `kueue.x-k8s.io/priority-class`):
+    /// their priority in the queue and for Kueue's preemption. Needs `queueName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub workload_priority_class_name: Option<String>,
+    /// Replicas decided by an autoscaler on one of the engine's signals instead of `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<ModelAutoscaling>,
+    /// PriorityClass of the engine pods (the scheduler's pod priority and preemption).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub priority_class_name: Option<String>,
@@ -380,6 +406,17 @@ pub struct ModelStatus {
     /// Agents currently bound to this model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_agents: Option<i64>,
+    /// Serving replicas that exist (the engine Deployment's `status.replicas`); the `/scale`
+    /// subresource reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Label selector of the serving pods, as text (the `/scale` subresource reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The autoscaler the operator made for `serve.autoscaling`: `HorizontalPodAutoscaler/<name>`
+    /// or `ScaledObject/<name>` (KEDA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<String>,
 }
 
 /// The model-cache volume holds the weights (`True` also for `pvc://` and `oci://` sources).
@@ -432,6 +469,8 @@ pub mod reason {
     pub const PENDING: &str = "Pending";
     /// No serving pod exists yet, so nothing was claimed.
     pub const NO_CLAIMS: &str = "NoClaims";
+    /// Serving pods wait for Kueue to admit them within their queue's quota.
+    pub const QUEUED: &str = "Queued";
 }
 
 /// Port the operator's served-model Services listen on.

@@ -7,15 +7,19 @@ use agent_crds::Agent;
 use agent_crds::model::Model;
 use agent_crds::references::SecretKeyReference;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use super::build::Devices;
 use super::build::claim_template::template_name;
-use super::build::labels::{cache_claim_name, download_job_name, model_selector, selector_labels};
+use super::autoscaling::KEDA_CRD;
+use super::build::labels::{cache_claim_name, download_job_name, model_selector, selector_text};
+use super::keda::ScaledObject;
 use super::source::Source;
 
 /// What the reconcile found in the cluster.
@@ -38,6 +42,8 @@ pub struct Observed {
     pub claims: Vec<ResourceClaim>,
     /// Agents whose `status.boundModel` names this Model.
     pub bound_agents: i64,
+    /// Whether KEDA's ScaledObject CRD is installed (looked up only for autoscaled Models).
+    pub keda_installed: bool,
 }
 
 /// Children that already exist, as the API server returned them.
@@ -53,6 +59,11 @@ pub struct ObservedChildren {
     pub deployment: Option<Deployment>,
     /// The Service.
     pub service: Option<Service>,
+    /// The HorizontalPodAutoscaler named after the Model.
+    pub hpa: Option<HorizontalPodAutoscaler>,
+    /// The KEDA ScaledObject named after the Model (looked up where KEDA is installed, or where
+    /// the Model's status records one).
+    pub scaled_object: Option<ScaledObject>,
 }
 
 /// Reads the Model's references and, for a served Model with `source`, its children.
@@ -87,9 +98,24 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
             observed.missing.push(missing);
         }
         observed.children = observe_children(client, model, &namespace, source).await?;
+        if serve.autoscaling.is_some() {
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            observed.keda_installed = crds.get_opt(KEDA_CRD).await?.is_some();
+        }
+        observed.children.hpa =
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace).get_opt(&model.name_any()).await?;
+        let recorded_scaled_object = model
+            .status
+            .as_ref()
+            .and_then(|s| s.autoscaler.as_deref())
+            .is_some_and(|autoscaler| autoscaler.starts_with("ScaledObject/"));
+        if observed.keda_installed || recorded_scaled_object {
+            // Without KEDA's CRD the resource does not exist: the API answers 404, read as none.
+            observed.children.scaled_object =
+                Api::<ScaledObject>::namespaced(client.clone(), &namespace).get_opt(&model.name_any()).await?;
+        }
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-        let selector = selector_labels(model).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        observed.pods = pods.list(&ListParams::default().labels(&selector)).await?.items;
+        observed.pods = pods.list(&ListParams::default().labels(&selector_text(model))).await?.items;
         if matches!(Devices::of(serve), Devices::Dra(_)) {
             let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), &namespace);
             observed.claims = claims.list(&ListParams::default().labels(&model_selector(model))).await?.items;
@@ -181,5 +207,7 @@ async fn observe_children(
         },
         deployment: Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&name).await?,
         service: Api::<Service>::namespaced(client.clone(), namespace).get_opt(&model.service_name()).await?,
+        hpa: None,
+        scaled_object: None,
     })
 }

@@ -6,9 +6,11 @@
 //! children's names depend on the parsed source.
 
 pub mod apply;
+pub mod autoscaling;
 pub mod build;
 pub mod dereference;
 pub mod engine;
+pub mod keda;
 pub mod probe;
 pub mod source;
 pub mod status;
@@ -22,6 +24,7 @@ use agent_crds::conditions::{READY, Status, holds};
 use agent_crds::model::{Model, ModelStatus, reason};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
@@ -33,6 +36,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use tracing::Instrument as _;
 
+use self::build::autoscaler::{Autoscaler, build_autoscaler};
 use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
 use self::dereference::Observed;
@@ -178,10 +182,13 @@ async fn serve(
         cache_recorded,
     };
     let children = build(&input);
+    let autoscaler = build_autoscaler(model, observed.keda_installed);
     let namespace = model.namespace().unwrap_or_default();
-    let written = apply::apply(&ctx.base.client, &namespace, &children, &observed.children).await?;
+    let written =
+        apply::apply(&ctx.base.client, &namespace, &children, autoscaler.as_ref(), &observed.children).await?;
     tracing::debug!(model = %key(model), written, "applied children");
-    let outcome = Outcome::Applied { source, cache_ready, cache_recorded };
+    let autoscaler = autoscaler.as_ref().map(Autoscaler::reference);
+    let outcome = Outcome::Applied { source, cache_ready, cache_recorded, autoscaler };
     let ready =
         holds(&status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now())).conditions, READY);
     Ok((outcome, Action::requeue(if ready { RESYNC } else { PROGRESS })))
@@ -258,12 +265,19 @@ pub async fn run(
 ) {
     let client = ctx.base.client.clone();
     let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    Controller::new(api::<Model>(&client, namespace), watcher::Config::default().any_semantic())
+    let mut controller = Controller::new(api::<Model>(&client, namespace), watcher::Config::default().any_semantic())
         .owns(api::<ResourceClaimTemplate>(&client, namespace), children.clone())
         .owns(api::<PersistentVolumeClaim>(&client, namespace), children.clone())
         .owns(api::<Job>(&client, namespace), children.clone())
         .owns(api::<Deployment>(&client, namespace), children.clone())
-        .owns(api::<Service>(&client, namespace), children)
+        .owns(api::<Service>(&client, namespace), children.clone())
+        .owns(api::<HorizontalPodAutoscaler>(&client, namespace), children.clone());
+    // ScaledObjects are watched only where KEDA was installed when the operator started (a
+    // watch of a missing resource would fail forever); reconciles detect KEDA on their own.
+    if keda::installed(&client).await {
+        controller = controller.owns(api::<keda::ScaledObject>(&client, namespace), children);
+    }
+    controller
         .watches(api::<Agent>(&client, namespace), watcher::Config::default(), bound_model)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
 use super::build::Devices;
+use super::build::labels::{KUEUE_ADMISSION_GATE, selector_text};
 use super::dereference::Observed;
 use super::probe::ProbeFailure;
 use super::source::Source;
@@ -44,6 +45,8 @@ pub enum Outcome {
         cache_ready: bool,
         /// Whether the cache claim records the weights of this source.
         cache_recorded: bool,
+        /// `Kind/name` of the autoscaler applied for `serve.autoscaling`.
+        autoscaler: Option<String>,
     },
 }
 
@@ -52,6 +55,7 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
     let previous = model.status.clone().unwrap_or_default();
     let mut served_models = Vec::new();
     let mut endpoint = None;
+    let mut scale = Scale::default();
     let conditions = match outcome {
         Outcome::Invalid(message) => vec![Computed::no(READY, reason::INVALID_SPEC, message.clone())],
         Outcome::MissingReferences(missing) => {
@@ -85,8 +89,15 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                 ),
             )]
         }
-        Outcome::Applied { source, cache_ready, cache_recorded } => {
+        Outcome::Applied { source, cache_ready, cache_recorded, autoscaler } => {
             endpoint = model.service_url();
+            scale = Scale {
+                replicas: Some(
+                    observed.children.deployment.as_ref().and_then(|d| d.status.as_ref()?.replicas).unwrap_or(0),
+                ),
+                selector: Some(selector_text(model)),
+                autoscaler: autoscaler.clone(),
+            };
             let serving = serve_conditions(model, observed, source, *cache_ready, *cache_recorded);
             if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
                 served_models = model
@@ -106,7 +117,18 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
         endpoint,
         served_models,
         bound_agents: Some(observed.bound_agents),
+        replicas: scale.replicas,
+        selector: scale.selector,
+        autoscaler: scale.autoscaler,
     }
+}
+
+/// What the `/scale` subresource and `status.autoscaler` report of a served Model.
+#[derive(Default)]
+struct Scale {
+    replicas: Option<i32>,
+    selector: Option<String>,
+    autoscaler: Option<String>,
 }
 
 /// The conditions of a served Model: `CacheReady`, `ClaimsAllocated` (DRA only), then `Ready`.
@@ -124,9 +146,19 @@ fn serve_conditions(
     if matches!(Devices::of(serve), Devices::Dra(_)) {
         conditions.push(claims_condition(&observed.claims, &observed.pods, unschedulable.as_deref()));
     }
-    let deployment_status = observed.children.deployment.as_ref().and_then(|d| d.status.as_ref());
+    let deployment = observed.children.deployment.as_ref();
+    let deployment_status = deployment.and_then(|d| d.status.as_ref());
     let ready_replicas = deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0);
-    let ready = if serve.replicas == 0 {
+    // With autoscaling the autoscaler's count (on the Deployment) is wanted, not serve.replicas.
+    let wanted = match &serve.autoscaling {
+        None => serve.replicas,
+        Some(autoscaling) => deployment
+            .and_then(|d| d.spec.as_ref()?.replicas)
+            .filter(|replicas| *replicas > 0)
+            .unwrap_or(autoscaling.min_replicas),
+    };
+    let queued = queued_message(&observed.pods, serve.queue_name.as_deref());
+    let ready = if serve.autoscaling.is_none() && serve.replicas == 0 {
         Computed::no(READY, reason::SCALED_TO_ZERO, "serve.replicas is 0")
     } else if cache.reason == reason::DOWNLOAD_FAILED {
         // A failure, not progress: it gets its own reason (and so a Warning event).
@@ -134,7 +166,14 @@ fn serve_conditions(
     } else if !cache_ready {
         Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
     } else if ready_replicas >= 1 {
-        Computed::yes(READY, reason::SERVING, format!("{ready_replicas} of {} replicas ready", serve.replicas))
+        let mut message = format!("{ready_replicas} of {wanted} replicas ready");
+        if let Some(queued) = &queued {
+            message.push_str("; ");
+            message.push_str(queued);
+        }
+        Computed::yes(READY, reason::SERVING, message)
+    } else if let Some(why) = queued {
+        Computed::no(READY, reason::QUEUED, why)
     } else if let Some(why) = unschedulable {
         Computed::no(READY, reason::UNSCHEDULABLE, why)
     } else {
@@ -215,6 +254,31 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
         message.push_str(why);
     }
     Computed::no(CLAIMS_ALLOCATED, reason::PENDING, message)
+}
+
+/// How many serving pods Kueue holds at its admission gate, as a sentence; `None` when none is.
+/// Kueue admits each pod of a Deployment as its own workload once its queue has quota, then
+/// removes the gate and the scheduler places the pod.
+fn queued_message(pods: &[Pod], queue: Option<&str>) -> Option<String> {
+    let gated: Vec<String> = pods
+        .iter()
+        .filter(|pod| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.scheduling_gates.as_ref())
+                .is_some_and(|gates| gates.iter().any(|g| g.name == KUEUE_ADMISSION_GATE))
+        })
+        .map(ResourceExt::name_any)
+        .collect();
+    if gated.is_empty() {
+        return None;
+    }
+    let queue = queue.map_or_else(String::new, |q| format!(" in LocalQueue {q}"));
+    Some(format!(
+        "{} pod(s) wait for Kueue to admit them{queue} (no quota yet; `kubectl get workloads` shows their place): {}",
+        gated.len(),
+        gated.join(", ")
+    ))
 }
 
 /// `pod <name>: <scheduler message>` of a pod the scheduler could not place.
@@ -314,6 +378,7 @@ mod tests {
             source: Source::parse("hf://org/name").unwrap(),
             cache_ready: false,
             cache_recorded: false,
+            autoscaler: None,
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();

@@ -1,8 +1,9 @@
 //! Validate: the rules the CRD schema cannot express, checked before anything is built. Pure.
 
-use agent_crds::model::{Engine, Model, ModelServe};
+use agent_crds::model::{Engine, Model, ModelAutoscaling, ModelServe};
 use kube::ResourceExt;
 
+use super::autoscaling::{decimal, unsupported};
 use super::source::Source;
 use crate::quantity::parse_bytes;
 
@@ -46,6 +47,12 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
     {
         problems.push("serve.accelerator.count must be at least 1".to_owned());
     }
+    if let Some(autoscaling) = &serve.autoscaling {
+        check_autoscaling(serve, autoscaling, problems);
+    }
+    if serve.workload_priority_class_name.is_some() && serve.queue_name.is_none() {
+        problems.push("serve.workloadPriorityClassName needs serve.queueName (it is a Kueue priority)".to_owned());
+    }
     let source = match Source::parse(&serve.uri) {
         Ok(source) => source,
         Err(error) => {
@@ -81,6 +88,24 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
         _ => {}
     }
     Some(source)
+}
+
+fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problems: &mut Vec<String>) {
+    if autoscaling.min_replicas < 1 {
+        problems.push("serve.autoscaling.minReplicas must be at least 1: scale to zero is not supported yet".to_owned());
+    }
+    if autoscaling.min_replicas > autoscaling.max_replicas {
+        problems.push("serve.autoscaling.minReplicas must not exceed maxReplicas".to_owned());
+    }
+    if decimal(&autoscaling.target).is_none() {
+        problems.push(format!(
+            "serve.autoscaling.target {:?} must be a positive decimal quantity such as 4, 1.5 or 500m",
+            autoscaling.target
+        ));
+    }
+    if let Some(why) = unsupported(serve.engine, autoscaling.metric, serve.accelerator.is_some()) {
+        problems.push(why);
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +175,32 @@ mod tests {
         let image =
             served("tiny", ModelServe { engine: Engine::Llamacpp, uri: "oci://r/m:1".into(), ..ModelServe::default() });
         assert!(validate(&image).unwrap_err().contains("an oci:// image is mounted as a directory"));
+    }
+
+    #[test]
+    fn autoscaling_needs_a_signal_the_engine_exports_and_sane_bounds() {
+        let autoscaled = |engine, min_replicas, target: &str| {
+            served(
+                "llama",
+                ModelServe {
+                    engine,
+                    uri: "hf://org/m".into(),
+                    autoscaling: Some(ModelAutoscaling {
+                        min_replicas,
+                        max_replicas: 2,
+                        metric: agent_crds::model::AutoscalingMetric::QueueDepth,
+                        target: target.into(),
+                        prometheus_address: None,
+                    }),
+                    ..ModelServe::default()
+                },
+            )
+        };
+        assert!(validate(&autoscaled(Engine::Vllm, 1, "4")).is_ok());
+        let problems = validate(&autoscaled(Engine::Tgi, 0, "1Gi")).unwrap_err();
+        assert!(problems.contains("scale to zero is not supported yet"), "{problems}");
+        assert!(problems.contains("positive decimal quantity"), "{problems}");
+        assert!(problems.contains("needs engine vllm or llamacpp"), "{problems}");
+        assert!(validate(&autoscaled(Engine::Vllm, 3, "4")).unwrap_err().contains("must not exceed maxReplicas"));
     }
 }

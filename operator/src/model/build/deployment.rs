@@ -36,12 +36,17 @@ pub const GPU_TAINT: &str = "nvidia.com/gpu";
 const RUNTIME_UID: i64 = 65532;
 
 /// Builds the Deployment. While the cache is not ready it has no replicas, so no accelerator is
-/// held while weights download.
+/// held while weights download. Once it is ready, a Model with `serve.autoscaling` leaves
+/// `replicas` out: the field belongs to its autoscaler (see `apply`'s hand-off).
 pub fn build_deployment(input: &BuildInput<'_>) -> Deployment {
     let model = input.model;
     let serve = input.serve;
     let devices = Devices::of(serve);
-    let replicas = if input.cache_ready { serve.replicas } else { 0 };
+    let replicas = match (input.cache_ready, &serve.autoscaling) {
+        (false, _) => Some(0),
+        (true, None) => Some(serve.replicas),
+        (true, Some(_)) => None,
+    };
     let mut pod_labels = workload_labels(model);
     pod_labels.retain(|key, _| key != MANAGED_BY_LABEL);
     let mut metadata = child_meta(model, model.name_any());
@@ -49,7 +54,7 @@ pub fn build_deployment(input: &BuildInput<'_>) -> Deployment {
     Deployment {
         metadata,
         spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
+            replicas,
             selector: LabelSelector { match_labels: Some(selector_labels(model)), ..LabelSelector::default() },
             // A surge replica would need accelerators the old one still holds.
             strategy: (devices != Devices::None)

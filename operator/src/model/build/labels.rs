@@ -47,13 +47,31 @@ pub fn labels(model: &Model) -> BTreeMap<String, String> {
     labels
 }
 
-/// Labels of the serving workload (Deployment and pods): the child labels plus Kueue's queue.
+/// Label naming a pod's Kueue WorkloadPriorityClass.
+pub const KUEUE_PRIORITY_LABEL: &str = "kueue.x-k8s.io/priority-class";
+/// Scheduling gate Kueue's pod integration holds a pod with until it admits it.
+pub const KUEUE_ADMISSION_GATE: &str = "kueue.x-k8s.io/admission";
+
+/// Labels of the serving workload (Deployment and pods): the child labels plus Kueue's queue
+/// and workload priority. Kueue's pod integration reads them from the pods; newer Kueue versions
+/// also manage a Deployment by its own label, so both carry them.
 pub fn workload_labels(model: &Model) -> BTreeMap<String, String> {
     let mut labels = labels(model);
-    if let Some(queue) = model.spec.serve.as_ref().and_then(|s| s.queue_name.as_ref()) {
-        labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.clone());
+    if let Some(serve) = &model.spec.serve {
+        if let Some(queue) = &serve.queue_name {
+            labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.clone());
+        }
+        if let Some(priority) = &serve.workload_priority_class_name {
+            labels.insert(KUEUE_PRIORITY_LABEL.to_owned(), priority.clone());
+        }
     }
     labels
+}
+
+/// The selector of the serving pods as text (`key=value,...`), as `status.selector` and the
+/// `/scale` subresource give it.
+pub fn selector_text(model: &Model) -> String {
+    selector_labels(model).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Label selector (as text) of every object made for `model`, including claims made from its template.

@@ -1,6 +1,7 @@
 //! Build: pure functions from a served Model (and whether its cache is filled) to the child
 //! objects the operator applies. No I/O here; every builder is tested without a cluster.
 
+pub mod autoscaler;
 pub mod cache;
 pub mod claim_template;
 pub mod deployment;
