@@ -9,7 +9,8 @@ Chart.yaml, values*.yaml, *.hbs and the templates/ folder of a Helm chart are sk
 Every document (``kind: List`` is expanded into its items) is checked:
 
 * ``agent-operator.dev/*`` objects against the openAPIV3Schema of the matching
-  version of the CRDs found in ``--crds`` (default: <repo>/crds/yaml), translated
+  version of the CRDs found in ``--crds`` (default: <repo>/crds/yaml), and objects of
+  the third-party CRDs kept in <repo>/scripts/schemas (KEDA's ScaledObject), translated
   to JSON Schema (``nullable``, ``x-kubernetes-int-or-string``,
   ``x-kubernetes-preserve-unknown-fields``); unknown fields are errors, as with
   ``kubectl apply --validate=strict``; ``metadata`` is only required to have a name.
@@ -48,6 +49,8 @@ except ImportError as exc:  # pragma: no cover - environment problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CRDS = REPO_ROOT / "crds" / "yaml"
+# CRDs of other projects the operator writes objects of (any group); see each file's header.
+THIRD_PARTY_CRDS = REPO_ROOT / "scripts" / "schemas"
 DEFAULT_K8S_VERSION = "1.34.0"
 CRD_GROUP = "agent-operator.dev"
 
@@ -191,8 +194,10 @@ def openapi_to_jsonschema(node: Any) -> Any:
 class CrdSchemas:
     """openAPIV3Schemas of the agent-operator.dev CRDs, by (apiVersion, kind)."""
 
-    def __init__(self, crd_dir: Path):
+    def __init__(self, crd_dir: Path, third_party_dir: Path | None = THIRD_PARTY_CRDS):
         self.crd_dir = crd_dir
+        self.third_party_dir = third_party_dir
+        self.third_party_groups: set[str] = set()
         self.validators: dict[tuple[str, str], Any] = {}
         self.unserved: set[tuple[str, str]] = set()
         self.errors: list[str] = []
@@ -205,7 +210,17 @@ class CrdSchemas:
         if not self.crd_dir.is_dir():
             self.errors.append(f"CRD directory {self.crd_dir} does not exist")
             return
-        for path in sorted(self.crd_dir.rglob("*.y*ml")):
+        self._load_dir(self.crd_dir, third_party=False)
+        if self.third_party_dir is not None and self.third_party_dir.is_dir():
+            self._load_dir(self.third_party_dir, third_party=True)
+
+    def has_group(self, group: str) -> bool:
+        """Whether objects of ``group`` are checked against a CRD here rather than Kubernetes' schemas."""
+        self.load()
+        return group == CRD_GROUP or group in self.third_party_groups
+
+    def _load_dir(self, directory: Path, third_party: bool) -> None:
+        for path in sorted(directory.rglob("*.y*ml")):
             if path.suffix not in (".yaml", ".yml") or skip_reason(path):
                 continue
             try:
@@ -219,8 +234,10 @@ class CrdSchemas:
                 spec = doc.get("spec") or {}
                 group = spec.get("group")
                 kind = (spec.get("names") or {}).get("kind")
-                if group != CRD_GROUP or not kind:
+                if not kind or (group != CRD_GROUP and not third_party):
                     continue
+                if third_party:
+                    self.third_party_groups.add(group)
                 for version in spec.get("versions") or []:
                     api_version = f"{group}/{version.get('name')}"
                     schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or {}
@@ -405,7 +422,7 @@ class Checker:
             return 1
         group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
         try:
-            if group == CRD_GROUP:
+            if self.crds.has_group(group):
                 reason = self.crds.validate(doc)
             else:
                 reason = self.k8s.validate(doc)
