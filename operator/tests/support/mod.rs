@@ -183,6 +183,9 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 pub fn path_of(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().unwrap();
     let kind = object["kind"].as_str().unwrap();
+    if kind == "CustomResourceDefinition" {
+        return format!("/apis/{api_version}/customresourcedefinitions/{}", object["metadata"]["name"].as_str().unwrap());
+    }
     let plural = match kind {
         "Agent" => "agents",
         "Model" => "models",
@@ -203,6 +206,8 @@ pub fn path_of(object: &Value) -> String {
         "Role" => "roles",
         "RoleBinding" => "rolebindings",
         "EndpointSlice" => "endpointslices",
+        "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
+        "ScaledObject" => "scaledobjects",
         other => panic!("no plural for {other}"),
     };
     let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };
