@@ -40,6 +40,7 @@ async fn the_llama_cpp_panels_query_metrics_llama_server_exports() {
     let wanted = names_with(&dashboard(), "llamacpp:");
     assert!(wanted.len() >= 4, "the dashboard has llama.cpp panels: {wanted:?}");
     let server = LlamaServer::start_with(&["--metrics"]).await;
+    agent_runtime::install_crypto_provider();
     let client = reqwest::Client::new();
     let completion = serde_json::json!({"prompt": "The capital of France is", "max_tokens": 8});
     let answered = client.post(format!("{}/completions", server.base_url())).json(&completion).send().await.unwrap();
