@@ -48,7 +48,10 @@ fn autoscaler(name: &str, keda_installed: bool) -> Value {
 fn an_autoscaled_model_gets_an_hpa_on_its_engines_queue_metric_and_a_deployment_without_replicas() {
     let hpa = autoscaler("llama-autoscaled", false);
     insta::assert_yaml_snapshot!("llama-autoscaled_hpa", hpa);
-    assert_eq!(hpa["spec"]["scaleTargetRef"], json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama-autoscaled"}));
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "llama-autoscaled"})
+    );
     assert_eq!((&hpa["spec"]["minReplicas"], &hpa["spec"]["maxReplicas"]), (&json!(1), &json!(4)));
     let metric = &hpa["spec"]["metrics"][0];
     assert_eq!(metric["pods"]["metric"]["name"], "vllm_num_requests_waiting");
@@ -64,7 +67,10 @@ fn an_autoscaled_model_gets_an_hpa_on_its_engines_queue_metric_and_a_deployment_
 fn keda_gets_a_scaled_object_only_where_installed_and_told_which_prometheus_to_ask() {
     let scaled = autoscaler("gemma-autoscaled", true);
     insta::assert_yaml_snapshot!("gemma-autoscaled_scaledobject", scaled);
-    assert_eq!((scaled["apiVersion"].as_str(), scaled["kind"].as_str()), (Some("keda.sh/v1alpha1"), Some("ScaledObject")));
+    assert_eq!(
+        (scaled["apiVersion"].as_str(), scaled["kind"].as_str()),
+        (Some("keda.sh/v1alpha1"), Some("ScaledObject"))
+    );
     let trigger = &scaled["spec"]["triggers"][0];
     assert_eq!(trigger["type"], "prometheus");
     assert_eq!(trigger["metricType"], "AverageValue", "a count is compared per replica");
@@ -86,7 +92,10 @@ fn latency_and_gpu_signals_compare_a_mean_with_the_target_not_a_per_replica_sum(
     let latency = autoscaler("qwen-latency", true);
     insta::assert_yaml_snapshot!("qwen-latency_scaledobject", latency);
     let trigger = &latency["spec"]["triggers"][0];
-    assert_eq!((trigger["metricType"].as_str(), trigger["metadata"]["threshold"].as_str()), (Some("Value"), Some("0.5")));
+    assert_eq!(
+        (trigger["metricType"].as_str(), trigger["metadata"]["threshold"].as_str()),
+        (Some("Value"), Some("0.5"))
+    );
     let gpu = autoscaler("mistral-gpu-scaled", false);
     insta::assert_yaml_snapshot!("mistral-gpu-scaled_hpa", gpu);
     assert_eq!(gpu["spec"]["metrics"][0]["pods"]["metric"]["name"], "DCGM_FI_DEV_GPU_UTIL");

@@ -209,7 +209,10 @@ async fn turning_autoscaling_off_deletes_the_autoscalers_and_applies_serve_repli
     cluster.put(fixed).put(hpa()).put(scaled);
     let calls = reconcile_times(&cluster, 1).await.remove(0);
     let written = writes(&calls);
-    assert!(written.contains(&format!("DELETE {HPA}")) && written.contains(&format!("DELETE {SCALED_OBJECT}")), "{written:?}");
+    assert!(
+        written.contains(&format!("DELETE {HPA}")) && written.contains(&format!("DELETE {SCALED_OBJECT}")),
+        "{written:?}"
+    );
     assert!(!calls.iter().any(|c| c.path == KEDA_CRD), "KEDA is only looked up for autoscaled Models");
     let deployment = write_to(&calls, DEPLOYMENT, "agent-operator").unwrap().body.as_ref().unwrap();
     assert_eq!(deployment["spec"]["replicas"], 3, "serve.replicas wins again (the apply is forced)");

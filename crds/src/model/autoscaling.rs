@@ -36,7 +36,7 @@ pub struct ModelAutoscaling {
     /// prometheus-adapter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
-    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "isURL(self)", "message": "prometheusAddress must be an absolute URL" }]))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "(self.startsWith('http://') || self.startsWith('https://')) && isURL(self)", "message": "prometheusAddress must be an http:// or https:// URL" }]))]
     pub prometheus_address: Option<String>,
 }
 

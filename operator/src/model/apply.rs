@@ -58,10 +58,11 @@ pub async fn apply(
     written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
     match autoscaler {
         Some(Autoscaler::Hpa(hpa)) => {
-            written += usize::from(apply_one(client, namespace, hpa, observed.hpa.as_ref()).await?);
+            written += usize::from(apply_one(client, namespace, hpa.as_ref(), observed.hpa.as_ref()).await?);
         }
         Some(Autoscaler::Keda(scaled)) => {
-            written += usize::from(apply_one(client, namespace, scaled, observed.scaled_object.as_ref()).await?);
+            written +=
+                usize::from(apply_one(client, namespace, scaled.as_ref(), observed.scaled_object.as_ref()).await?);
         }
         None => {}
     }
@@ -111,9 +112,11 @@ async fn hand_off(client: &Client, namespace: &str, deployment: &Deployment, rep
         "spec": {"replicas": replicas},
     });
     let params = PatchParams::apply(HANDOFF_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(&body))
-        .await
-        .map_err(|source| ApplyError { kind: "Deployment".to_owned(), name, source })?;
+    api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(|source| ApplyError {
+        kind: "Deployment".to_owned(),
+        name,
+        source,
+    })?;
     Ok(())
 }
 

@@ -90,7 +90,10 @@ pub fn unsupported(engine: Engine, metric: AutoscalingMetric, accelerated: bool)
             AutoscalingMetric::TimeToFirstToken => "vllm",
             _ => "vllm or llamacpp",
         };
-        format!("serve.autoscaling.metric {} needs engine {engines} (engine {engine:?} does not export it)", metric.as_str())
+        format!(
+            "serve.autoscaling.metric {} needs engine {engines} (engine {engine:?} does not export it)",
+            metric.as_str()
+        )
     })
 }
 

@@ -15,9 +15,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
+use super::autoscaling::KEDA_CRD;
 use super::build::Devices;
 use super::build::claim_template::template_name;
-use super::autoscaling::KEDA_CRD;
 use super::build::labels::{cache_claim_name, download_job_name, model_selector, selector_text};
 use super::keda::ScaledObject;
 use super::source::Source;

@@ -9,7 +9,14 @@ use serde::{Deserialize, Serialize};
 
 /// What KEDA scales and on which triggers.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[kube(group = "keda.sh", version = "v1alpha1", kind = "ScaledObject", namespaced, schema = "disabled", derive = "PartialEq")]
+#[kube(
+    group = "keda.sh",
+    version = "v1alpha1",
+    kind = "ScaledObject",
+    namespaced,
+    schema = "disabled",
+    derive = "PartialEq"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaledObjectSpec {
     /// The workload scaled (through its `/scale` subresource).

@@ -92,7 +92,8 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
 
 fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problems: &mut Vec<String>) {
     if autoscaling.min_replicas < 1 {
-        problems.push("serve.autoscaling.minReplicas must be at least 1: scale to zero is not supported yet".to_owned());
+        problems
+            .push("serve.autoscaling.minReplicas must be at least 1: scale to zero is not supported yet".to_owned());
     }
     if autoscaling.min_replicas > autoscaling.max_replicas {
         problems.push("serve.autoscaling.minReplicas must not exceed maxReplicas".to_owned());
@@ -102,6 +103,11 @@ fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problem
             "serve.autoscaling.target {:?} must be a positive decimal quantity such as 4, 1.5 or 500m",
             autoscaling.target
         ));
+    }
+    if let Some(address) = &autoscaling.prometheus_address
+        && !(address.starts_with("http://") || address.starts_with("https://"))
+    {
+        problems.push(format!("serve.autoscaling.prometheusAddress {address:?} must start with http:// or https://"));
     }
     if let Some(why) = unsupported(serve.engine, autoscaling.metric, serve.accelerator.is_some()) {
         problems.push(why);

@@ -184,7 +184,10 @@ pub fn path_of(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().unwrap();
     let kind = object["kind"].as_str().unwrap();
     if kind == "CustomResourceDefinition" {
-        return format!("/apis/{api_version}/customresourcedefinitions/{}", object["metadata"]["name"].as_str().unwrap());
+        return format!(
+            "/apis/{api_version}/customresourcedefinitions/{}",
+            object["metadata"]["name"].as_str().unwrap()
+        );
     }
     let plural = match kind {
         "Agent" => "agents",

@@ -21,9 +21,9 @@ use crate::model::keda::{ScaleTarget, ScaleTrigger, ScaledObject, ScaledObjectSp
 #[derive(Clone, Debug, PartialEq)]
 pub enum Autoscaler {
     /// A HorizontalPodAutoscaler.
-    Hpa(HorizontalPodAutoscaler),
+    Hpa(Box<HorizontalPodAutoscaler>),
     /// A KEDA ScaledObject.
-    Keda(ScaledObject),
+    Keda(Box<ScaledObject>),
 }
 
 impl Autoscaler {
@@ -38,8 +38,8 @@ impl Autoscaler {
     /// The object as JSON (for snapshots and validation).
     pub fn to_value(&self) -> serde_json::Value {
         let value = match self {
-            Self::Hpa(hpa) => serde_json::to_value(hpa),
-            Self::Keda(scaled) => serde_json::to_value(scaled),
+            Self::Hpa(hpa) => serde_json::to_value(hpa.as_ref()),
+            Self::Keda(scaled) => serde_json::to_value(scaled.as_ref()),
         };
         agent_crds::crd::canonical(value.unwrap_or_default())
     }
@@ -52,7 +52,7 @@ pub fn build_autoscaler(model: &Model, keda_installed: bool) -> Option<Autoscale
     let autoscaling = serve.autoscaling.as_ref()?;
     let signal = signal(serve.engine, autoscaling.metric)?;
     Some(match Backend::choose(autoscaling, keda_installed) {
-        Backend::Hpa => Autoscaler::Hpa(build_hpa(model, autoscaling, signal.custom_metric)),
+        Backend::Hpa => Autoscaler::Hpa(Box::new(build_hpa(model, autoscaling, signal.custom_metric))),
         Backend::Keda(address) => {
             let namespace = model.namespace().unwrap_or_default();
             let query = promql(&signal, &namespace, &model.name_any());
@@ -60,13 +60,17 @@ pub fn build_autoscaler(model: &Model, keda_installed: bool) -> Option<Autoscale
                 Aggregate::PerReplica => "AverageValue",
                 Aggregate::Mean => "Value",
             };
-            Autoscaler::Keda(build_scaled_object(model, autoscaling, address, &query, metric_type))
+            Autoscaler::Keda(Box::new(build_scaled_object(model, autoscaling, address, &query, metric_type)))
         }
     })
 }
 
 fn deployment_ref(model: &Model) -> CrossVersionObjectReference {
-    CrossVersionObjectReference { api_version: Some("apps/v1".to_owned()), kind: "Deployment".to_owned(), name: model.name_any() }
+    CrossVersionObjectReference {
+        api_version: Some("apps/v1".to_owned()),
+        kind: "Deployment".to_owned(),
+        name: model.name_any(),
+    }
 }
 
 /// An HPA keeping the Pods metric `metric` at `target` per replica on average.
