@@ -175,6 +175,9 @@ DELETABLE = {
     ("agent-operator.dev", "agents"),
     ("rbac.authorization.k8s.io", "roles"),
     ("rbac.authorization.k8s.io", "rolebindings"),
+    # A served Model's autoscaler, removed when its autoscaling is turned off.
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("keda.sh", "scaledobjects"),
 }
 for name, objs in list(helm.items()) + [("kustomize", kust)]:
     for key, doc in objs.items():
@@ -188,8 +191,8 @@ for name, objs in list(helm.items()) + [("kustomize", kust)]:
             if "deletecollection" in verbs or "escalate" in verbs or "bind" in verbs:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants {sorted(verbs)}")
             # delete only where the operator needs it: Agents (it grants delete to delegating
-            # agents' Roles, and RBAC lets it grant only what it holds) and the per-agent
-            # Roles/RoleBindings it manages.
+            # agents' Roles, and RBAC lets it grant only what it holds), the per-agent
+            # Roles/RoleBindings it manages and served Models' autoscalers.
             deletable = {(g, r) for g in rule.get("apiGroups") or [] for r in rule.get("resources") or []}
             if "delete" in verbs and not deletable <= DELETABLE:
                 problems.append(f"{name}: {key[0]}/{key[2]} grants delete on {sorted(deletable - DELETABLE)}")
@@ -200,8 +203,9 @@ for name, objs in list(helm.items()) + [("kustomize", kust)]:
                 key[0] == "ClusterRole" or not key[2].endswith("-model-keys")
             ):
                 problems.append(f"{name}: {key[0]}/{key[2]} reads Secrets outside a modelKeyReaders Role")
+            # The operator's own CRDs, and KEDA's, whose presence decides how a Model autoscales.
             if "customresourcedefinitions" in (rule.get("resources") or []) and (
-                verbs != {"get"} or set(rule.get("resourceNames") or []) != CRD_NAMES
+                verbs != {"get"} or set(rule.get("resourceNames") or []) != CRD_NAMES | {"scaledobjects.keda.sh"}
             ):
                 problems.append(f"{name}: {key[0]}/{key[2]}: CRDs must be get-only, by name")
             if (

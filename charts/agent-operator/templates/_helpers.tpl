@@ -107,6 +107,14 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# A served Model with serve.autoscaling gets an HPA (or, where KEDA is installed, a KEDA
+# ScaledObject), applied with server-side apply and deleted when autoscaling is turned off.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Each Agent gets a NetworkPolicy limiting its egress/ingress.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
