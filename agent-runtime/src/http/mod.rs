@@ -191,6 +191,7 @@ fn route_label(path: Option<&str>) -> &'static str {
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",
+        Some("/" | "/web/{file}") => "page",
         _ => "other",
     }
 }

@@ -121,6 +121,12 @@ mod tests {
     }
 
     #[test]
+    fn page_requests_are_counted_under_their_own_route_label() {
+        assert_eq!(crate::http::route_label(Some("/")), "page");
+        assert_eq!(crate::http::route_label(Some("/web/{file}")), "page");
+    }
+
+    #[test]
     fn the_policy_allows_nothing_inline_and_no_other_origin() {
         assert!(POLICY.starts_with("default-src 'self';"));
         assert!(!POLICY.contains("unsafe-inline") && !POLICY.contains("unsafe-eval") && !POLICY.contains('*'));
