@@ -138,6 +138,32 @@ pub fn decimal(quantity: &str) -> Option<String> {
     })
 }
 
+/// A positive decimal quantity in the API server's canonical form (`1.5` is `1500m`, `2000` is
+/// `2k`), so an HPA read back compares equal to the one built and is not applied again on every
+/// reconcile. Precision stops at milli-units; `None` when `decimal` refuses the quantity or it is
+/// below one milli-unit.
+pub fn canonical_quantity(quantity: &str) -> Option<String> {
+    let value: f64 = decimal(quantity)?.parse().ok()?;
+    let rounded = (value * 1000.0).round();
+    if !(1.0..9.0e18).contains(&rounded) {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation)] // bounded just above
+    let milli = rounded as i64;
+    if milli % 1000 != 0 {
+        return Some(format!("{milli}m"));
+    }
+    let mut units = milli / 1000;
+    let mut suffixes = ["", "k", "M", "G", "T", "P", "E"].iter();
+    let mut suffix = suffixes.next().copied().unwrap_or_default();
+    while units % 1000 == 0 {
+        let Some(next) = suffixes.next() else { break };
+        units /= 1000;
+        suffix = next;
+    }
+    Some(format!("{units}{suffix}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +203,17 @@ mod tests {
         assert_eq!(decimal("2k").as_deref(), Some("2000"));
         assert_eq!(decimal("0"), None);
         assert_eq!(decimal("1Gi"), None);
+    }
+
+    #[test]
+    fn hpa_targets_are_written_as_the_api_server_stores_them() {
+        assert_eq!(canonical_quantity("4").as_deref(), Some("4"));
+        assert_eq!(canonical_quantity("1.5").as_deref(), Some("1500m"));
+        assert_eq!(canonical_quantity("500m").as_deref(), Some("500m"));
+        assert_eq!(canonical_quantity("2000").as_deref(), Some("2k"));
+        assert_eq!(canonical_quantity("80").as_deref(), Some("80"));
+        assert_eq!(canonical_quantity("1.0").as_deref(), Some("1"));
+        assert_eq!(canonical_quantity("100u"), None);
     }
 
     #[test]

@@ -240,7 +240,7 @@ async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelS
     if before.is_some_and(|b| b.status == after.status && b.reason == after.reason) {
         return;
     }
-    let progress = [reason::CACHE_NOT_READY, reason::STARTING, reason::SCALED_TO_ZERO];
+    let progress = [reason::CACHE_NOT_READY, reason::STARTING, reason::SCALED_TO_ZERO, reason::QUEUED];
     if progress.contains(&after.reason.as_str()) {
         return;
     }

@@ -3,7 +3,7 @@
 use agent_crds::model::{Engine, Model, ModelAutoscaling, ModelServe};
 use kube::ResourceExt;
 
-use super::autoscaling::{decimal, unsupported};
+use super::autoscaling::{canonical_quantity, unsupported};
 use super::source::Source;
 use crate::quantity::parse_bytes;
 
@@ -98,9 +98,9 @@ fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problem
     if autoscaling.min_replicas > autoscaling.max_replicas {
         problems.push("serve.autoscaling.minReplicas must not exceed maxReplicas".to_owned());
     }
-    if decimal(&autoscaling.target).is_none() {
+    if canonical_quantity(&autoscaling.target).is_none() {
         problems.push(format!(
-            "serve.autoscaling.target {:?} must be a positive decimal quantity such as 4, 1.5 or 500m",
+            "serve.autoscaling.target {:?} must be a positive decimal quantity of at least 1m, such as 4, 1.5 or 500m",
             autoscaling.target
         ));
     }

@@ -14,7 +14,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 
 use super::labels::child_meta;
-use crate::model::autoscaling::{Aggregate, Backend, KEDA_POLLING_SECONDS, decimal, promql, signal};
+use crate::model::autoscaling::{
+    Aggregate, Backend, KEDA_POLLING_SECONDS, canonical_quantity, decimal, promql, signal,
+};
 use crate::model::keda::{ScaleTarget, ScaleTrigger, ScaledObject, ScaledObjectSpec};
 
 /// The autoscaler of a Model.
@@ -87,7 +89,9 @@ pub fn build_hpa(model: &Model, autoscaling: &ModelAutoscaling, metric: &str) ->
                     metric: MetricIdentifier { name: metric.to_owned(), selector: None },
                     target: MetricTarget {
                         type_: "AverageValue".to_owned(),
-                        average_value: Some(Quantity(autoscaling.target.clone())),
+                        average_value: Some(Quantity(
+                            canonical_quantity(&autoscaling.target).unwrap_or_else(|| autoscaling.target.clone()),
+                        )),
                         ..MetricTarget::default()
                     },
                 }),
