@@ -142,7 +142,8 @@ fn serve_conditions(
     let Some(serve) = &model.spec.serve else { return Vec::new() };
     let cache = cache_condition(source, observed.children.download_job.as_ref(), cache_recorded);
     let mut conditions = vec![cache.clone()];
-    let unschedulable = observed.pods.iter().find_map(unschedulable_message);
+    // A pod Kueue holds at its gate is queued, not unschedulable.
+    let unschedulable = observed.pods.iter().filter(|pod| !kueue_gated(pod)).find_map(unschedulable_message);
     if matches!(Devices::of(serve), Devices::Dra(_)) {
         conditions.push(claims_condition(&observed.claims, &observed.pods, unschedulable.as_deref()));
     }
@@ -260,16 +261,7 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
 /// Kueue admits each pod of a Deployment as its own workload once its queue has quota, then
 /// removes the gate and the scheduler places the pod.
 fn queued_message(pods: &[Pod], queue: Option<&str>) -> Option<String> {
-    let gated: Vec<String> = pods
-        .iter()
-        .filter(|pod| {
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.scheduling_gates.as_ref())
-                .is_some_and(|gates| gates.iter().any(|g| g.name == KUEUE_ADMISSION_GATE))
-        })
-        .map(ResourceExt::name_any)
-        .collect();
+    let gated: Vec<String> = pods.iter().filter(|pod| kueue_gated(pod)).map(ResourceExt::name_any).collect();
     if gated.is_empty() {
         return None;
     }
@@ -279,6 +271,14 @@ fn queued_message(pods: &[Pod], queue: Option<&str>) -> Option<String> {
         gated.len(),
         gated.join(", ")
     ))
+}
+
+/// Whether Kueue holds `pod` at its admission gate.
+fn kueue_gated(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|gates| gates.iter().any(|g| g.name == KUEUE_ADMISSION_GATE))
 }
 
 /// `pod <name>: <scheduler message>` of a pod the scheduler could not place.
@@ -445,5 +445,51 @@ mod tests {
             pending.message.contains("0 of 1 claims allocated: pod llama-7d9f-abcde cannot be scheduled: 0/3 nodes")
         );
         assert_eq!(claims_condition(&[], &[], None).reason, reason::NO_CLAIMS);
+    }
+
+    #[test]
+    fn serving_replicas_report_the_pods_kueue_still_holds_and_gated_pods_are_not_unschedulable() {
+        let model: Model = serde_json::from_value(serde_json::json!({
+            "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
+            "metadata": {"name": "m", "namespace": "ml"},
+            "spec": {"serve": {"engine": "vllm", "uri": "pvc://w/m", "replicas": 2, "queueName": "gpu",
+                               "accelerator": {"deviceClassName": "gpu.nvidia.com"}}}
+        }))
+        .unwrap();
+        let mut gated = pending_pod();
+        gated.metadata.name = Some("m-1".into());
+        gated.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            scheduling_gates: Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
+                name: KUEUE_ADMISSION_GATE.into(),
+            }]),
+            ..Default::default()
+        });
+        let mut observed = Observed { pods: vec![gated], ..Observed::default() };
+        let deployment = k8s_openapi::api::apps::v1::Deployment {
+            status: Some(k8s_openapi::api::apps::v1::DeploymentStatus {
+                ready_replicas: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        observed.children.deployment = Some(deployment);
+        let outcome = Outcome::Applied {
+            source: Source::parse("pvc://w/m").unwrap(),
+            cache_ready: true,
+            cache_recorded: false,
+            autoscaler: None,
+        };
+        let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, reason::SERVING);
+        assert!(ready.message.starts_with("1 of 2 replicas ready; 1 pod(s) wait for Kueue"), "{}", ready.message);
+        assert!(ready.message.contains("LocalQueue gpu"), "{}", ready.message);
+        let claims = status.conditions.iter().find(|c| c.type_ == CLAIMS_ALLOCATED).unwrap();
+        assert!(!claims.message.contains("cannot be scheduled"), "{}", claims.message);
+        assert_eq!(
+            status.selector.as_deref(),
+            Some("app.kubernetes.io/instance=m,app.kubernetes.io/name=model-server")
+        );
+        assert_eq!(status.replicas, Some(0), "the Deployment reported no replicas field");
     }
 }
