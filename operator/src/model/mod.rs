@@ -11,6 +11,7 @@ pub mod build;
 pub mod dereference;
 pub mod engine;
 pub mod keda;
+pub mod kueue;
 pub mod probe;
 pub mod source;
 pub mod status;

@@ -11,8 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
 use super::build::Devices;
-use super::build::labels::{KUEUE_ADMISSION_GATE, selector_text};
+use super::build::labels::selector_text;
 use super::dereference::Observed;
+use super::kueue::{kueue_gated, queued_message};
 use super::probe::ProbeFailure;
 use super::source::Source;
 use crate::conditions::{Computed, merge};
@@ -257,30 +258,6 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
     Computed::no(CLAIMS_ALLOCATED, reason::PENDING, message)
 }
 
-/// How many serving pods Kueue holds at its admission gate, as a sentence; `None` when none is.
-/// Kueue admits each pod of a Deployment as its own workload once its queue has quota, then
-/// removes the gate and the scheduler places the pod.
-fn queued_message(pods: &[Pod], queue: Option<&str>) -> Option<String> {
-    let gated: Vec<String> = pods.iter().filter(|pod| kueue_gated(pod)).map(ResourceExt::name_any).collect();
-    if gated.is_empty() {
-        return None;
-    }
-    let queue = queue.map_or_else(String::new, |q| format!(" in LocalQueue {q}"));
-    Some(format!(
-        "{} pod(s) wait for Kueue to admit them{queue} (no quota yet; `kubectl get workloads` shows their place): {}",
-        gated.len(),
-        gated.join(", ")
-    ))
-}
-
-/// Whether Kueue holds `pod` at its admission gate.
-fn kueue_gated(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.scheduling_gates.as_ref())
-        .is_some_and(|gates| gates.iter().any(|g| g.name == KUEUE_ADMISSION_GATE))
-}
-
 /// `pod <name>: <scheduler message>` of a pod the scheduler could not place.
 fn unschedulable_message(pod: &Pod) -> Option<String> {
     let condition = pod
@@ -460,7 +437,7 @@ mod tests {
         gated.metadata.name = Some("m-1".into());
         gated.spec = Some(k8s_openapi::api::core::v1::PodSpec {
             scheduling_gates: Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
-                name: KUEUE_ADMISSION_GATE.into(),
+                name: crate::model::build::labels::KUEUE_ADMISSION_GATE.into(),
             }]),
             ..Default::default()
         });
