@@ -96,10 +96,21 @@ fn crd(name: &str) -> Value {
     json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}})
 }
 
-fn hpa() -> Value {
-    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+/// The Model as controlling owner, as the operator sets it on its children.
+fn owner() -> Value {
+    json!([{"apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model", "name": "qwen-latency",
+            "uid": "7c1d2e3f-1111-2222-3333-444455556666", "controller": true}])
+}
+
+/// An HPA named after the Model, made by the operator (`owned`) or by someone else.
+fn hpa(owned: bool) -> Value {
+    let mut hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
            "metadata": {"name": "qwen-latency", "namespace": "models"},
-           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "qwen-latency"}, "maxReplicas": 6}})
+           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "qwen-latency"}, "maxReplicas": 6}});
+    if owned {
+        hpa["metadata"]["ownerReferences"] = owner();
+    }
+    hpa
 }
 
 #[tokio::test]
@@ -177,7 +188,7 @@ async fn a_reconcile_after_the_hpa_changed_replicas_writes_nothing_to_the_deploy
 #[tokio::test]
 async fn where_kedas_crd_is_installed_the_model_gets_a_scaled_object_and_its_former_hpa_is_deleted() {
     let cluster = Cluster::default();
-    cluster.put(model(true)).put(crd("scaledobjects.keda.sh")).put(hpa());
+    cluster.put(model(true)).put(crd("scaledobjects.keda.sh")).put(hpa(true));
     let calls = reconcile_times(&cluster, 1).await.remove(0);
     let written = writes(&calls);
     assert!(written.contains(&format!("PATCH {SCALED_OBJECT}")), "{written:?}");
@@ -204,9 +215,9 @@ async fn turning_autoscaling_off_deletes_the_autoscalers_and_applies_serve_repli
     fixed["spec"]["serve"]["replicas"] = json!(3);
     fixed["status"] = json!({"autoscaler": "ScaledObject/qwen-latency"});
     let scaled = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-                        "metadata": {"name": "qwen-latency", "namespace": "models"},
+                        "metadata": {"name": "qwen-latency", "namespace": "models", "ownerReferences": owner()},
                         "spec": {"scaleTargetRef": {"name": "qwen-latency"}, "triggers": []}});
-    cluster.put(fixed).put(hpa()).put(scaled);
+    cluster.put(fixed.clone()).put(hpa(true)).put(scaled);
     let calls = reconcile_times(&cluster, 1).await.remove(0);
     let written = writes(&calls);
     assert!(
@@ -217,6 +228,12 @@ async fn turning_autoscaling_off_deletes_the_autoscalers_and_applies_serve_repli
     let deployment = write_to(&calls, DEPLOYMENT, "agent-operator").unwrap().body.as_ref().unwrap();
     assert_eq!(deployment["spec"]["replicas"], 3, "serve.replicas wins again (the apply is forced)");
     assert!(status(&calls).get("autoscaler").is_none());
+    // An HPA of the same name that the operator did not make is left alone.
+    let cluster = Cluster::default();
+    cluster.put(fixed).put(hpa(false));
+    let calls = reconcile_times(&cluster, 1).await.remove(0);
+    assert!(!writes(&calls).iter().any(|w| w.starts_with("DELETE")), "{:?}", writes(&calls));
+    assert!(cluster.get(HPA).is_some());
 }
 
 #[tokio::test]

@@ -102,8 +102,12 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
             let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
             observed.keda_installed = crds.get_opt(KEDA_CRD).await?.is_some();
         }
-        observed.children.hpa =
-            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace).get_opt(&model.name_any()).await?;
+        // Only the Model's own autoscalers count: one of the same name that another owner made
+        // is never deleted (an apply would take over its fields, as for any child).
+        observed.children.hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace)
+            .get_opt(&model.name_any())
+            .await?
+            .filter(|hpa| owned_by(hpa, model));
         let recorded_scaled_object = model
             .status
             .as_ref()
@@ -111,8 +115,10 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
             .is_some_and(|autoscaler| autoscaler.starts_with("ScaledObject/"));
         if observed.keda_installed || recorded_scaled_object {
             // Without KEDA's CRD the resource does not exist: the API answers 404, read as none.
-            observed.children.scaled_object =
-                Api::<ScaledObject>::namespaced(client.clone(), &namespace).get_opt(&model.name_any()).await?;
+            observed.children.scaled_object = Api::<ScaledObject>::namespaced(client.clone(), &namespace)
+                .get_opt(&model.name_any())
+                .await?
+                .filter(|scaled| owned_by(scaled, model));
         }
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         observed.pods = pods.list(&ListParams::default().labels(&selector_text(model))).await?.items;
@@ -133,6 +139,12 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
         .try_into()
         .unwrap_or(i64::MAX);
     Ok(observed)
+}
+
+/// Whether `model` is `object`'s controlling owner.
+fn owned_by<K: kube::Resource>(object: &K, model: &Model) -> bool {
+    let uid = model.metadata.uid.as_deref();
+    object.meta().owner_references.iter().flatten().any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 /// What reading a Secret key found.
