@@ -224,6 +224,11 @@ async fn turning_autoscaling_off_deletes_the_autoscalers_and_applies_serve_repli
         written.contains(&format!("DELETE {HPA}")) && written.contains(&format!("DELETE {SCALED_OBJECT}")),
         "{written:?}"
     );
+    let position = |write: &str| written.iter().position(|w| w == write).unwrap();
+    assert!(
+        position(&format!("DELETE {HPA}")) < position(&format!("PATCH {DEPLOYMENT}")),
+        "the HPA goes before the Deployment takes replicas back: {written:?}"
+    );
     assert!(!calls.iter().any(|c| c.path == KEDA_CRD), "KEDA is only looked up for autoscaled Models");
     let deployment = write_to(&calls, DEPLOYMENT, "agent-operator").unwrap().body.as_ref().unwrap();
     assert_eq!(deployment["spec"]["replicas"], 3, "serve.replicas wins again (the apply is forced)");

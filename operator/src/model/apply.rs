@@ -1,7 +1,7 @@
 //! Apply: server-side apply of a served Model's children that differ from what exists, with one
 //! field manager, forced, in a fixed order: what the pods depend on before the pods (claim
-//! template, cache claim, download Job), then the Deployment, the Service in front of it, and
-//! last the autoscaler (HPA or KEDA ScaledObject), whose stale other kind is deleted.
+//! template, cache claim, download Job), then an autoscaler no longer wanted is deleted, then
+//! the Deployment, the Service in front of it, and last the autoscaler (HPA or KEDA ScaledObject).
 //!
 //! While autoscaling is on the operator does not own the Deployment's `spec.replicas`: the
 //! autoscaler does. Dropping a field from an apply would make the API server remove it (and the
@@ -46,6 +46,14 @@ pub async fn apply(
     if let Some(job) = &children.download_job {
         written += usize::from(apply_one(client, namespace, job, observed.download_job.as_ref()).await?);
     }
+    // An autoscaler no longer wanted goes before the Deployment takes its replicas back, so it
+    // cannot scale once more in between.
+    if observed.hpa.is_some() && !matches!(autoscaler, Some(Autoscaler::Hpa(_))) {
+        written += usize::from(delete::<HorizontalPodAutoscaler>(client, namespace, observed.hpa.as_ref()).await?);
+    }
+    if observed.scaled_object.is_some() && !matches!(autoscaler, Some(Autoscaler::Keda(_))) {
+        written += usize::from(delete::<ScaledObject>(client, namespace, observed.scaled_object.as_ref()).await?);
+    }
     let deployment = &children.deployment;
     let minimum = autoscaler.map_or(1, min_replicas);
     if let Some(replicas) = handoff_replicas(deployment, observed.deployment.as_ref(), minimum) {
@@ -65,12 +73,6 @@ pub async fn apply(
                 usize::from(apply_one(client, namespace, scaled.as_ref(), observed.scaled_object.as_ref()).await?);
         }
         None => {}
-    }
-    if observed.hpa.is_some() && !matches!(autoscaler, Some(Autoscaler::Hpa(_))) {
-        written += usize::from(delete::<HorizontalPodAutoscaler>(client, namespace, observed.hpa.as_ref()).await?);
-    }
-    if observed.scaled_object.is_some() && !matches!(autoscaler, Some(Autoscaler::Keda(_))) {
-        written += usize::from(delete::<ScaledObject>(client, namespace, observed.scaled_object.as_ref()).await?);
     }
     Ok(written)
 }
