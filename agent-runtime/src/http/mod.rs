@@ -167,9 +167,15 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// Routes never traced: the kubelet's probes and scrapes would make a trace every few seconds.
+const UNTRACED_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// One server span per request, a child of the caller's trace when it sends `traceparent`.
 async fn trace_requests(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str).to_owned();
+    if UNTRACED_ROUTES.contains(&route.as_str()) {
+        return next.run(request).await;
+    }
     let span = traces::http_server(request.method(), &route, request.headers());
     let response = next.run(request).instrument(span.clone()).await;
     span.record("http.response.status_code", i64::from(response.status().as_u16()));

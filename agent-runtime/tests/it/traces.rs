@@ -220,6 +220,7 @@ async fn a_turn_is_one_trace_under_the_callers_span_with_genai_spans_and_no_cont
     assert_eq!(tool[0]["attributes"]["gen_ai.tool.type"], "extension");
     assert_eq!(tool[0]["attributes"]["gen_ai.tool.call.id"], "call_a");
     assert!(turn.len() >= 9, "every span of the turn is in the client's trace: {turn:#?}");
+    assert!(named(&spans, "GET /readyz").is_empty(), "probes are not traced (the test polled /readyz)");
 
     // The context reached the model (the chat span is its parent) and the MCP server (_meta).
     let sent = upstream.received();
