@@ -170,7 +170,10 @@ if got_otel != expected_otel:
     problems.append(f"helm-all: operator OTEL_* variables {got_otel} != {expected_otel}")
 
 # 3. Least privilege in every render.
-ALLOWED_CLUSTER_SCOPED_WITH_WATCH_NS = {("apiextensions.k8s.io", "customresourcedefinitions")}
+ALLOWED_CLUSTER_SCOPED_WITH_WATCH_NS = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("resource.k8s.io", "resourceslices"),
+}
 DELETABLE = {
     ("agent-operator.dev", "agents"),
     ("rbac.authorization.k8s.io", "roles"),

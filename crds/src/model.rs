@@ -423,6 +423,8 @@ pub struct ModelStatus {
 pub const CACHE_READY: &str = "CacheReady";
 /// Every DRA claim of the serving pods is allocated.
 pub const CLAIMS_ALLOCATED: &str = "ClaimsAllocated";
+/// No device the serving pods hold is tainted or reported unhealthy (DRA only).
+pub const DEVICES_HEALTHY: &str = "DevicesHealthy";
 
 /// Reasons of a Model's conditions; CamelCase, stable.
 pub mod reason {
@@ -471,6 +473,10 @@ pub mod reason {
     pub const NO_CLAIMS: &str = "NoClaims";
     /// Serving pods wait for Kueue to admit them within their queue's quota.
     pub const QUEUED: &str = "Queued";
+    /// Every allocated device is fit to serve.
+    pub const HEALTHY: &str = "Healthy";
+    /// A device is tainted or reported unhealthy; the pods holding it are being replaced.
+    pub const DEVICE_UNFIT: &str = "DeviceUnfit";
 }
 
 /// Port the operator's served-model Services listen on.

@@ -459,3 +459,51 @@ async fn an_unreachable_endpoint_is_not_ready_and_probed_again_with_growing_dela
     let status_writes = calls.iter().filter(|c| c.path.ends_with("/status")).count();
     assert_eq!(status_writes, 1, "an unchanged failure writes no status");
 }
+
+/// The ResourceSlice of node-a's GPUs, `gpu-1` carrying `taints`.
+fn node_a_slice(taints: &Value) -> Value {
+    json!({
+        "apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "metadata": {"name": "node-a-gpu.nvidia.com"},
+        "spec": {"driver": "gpu.nvidia.com", "nodeName": "node-a",
+                 "pool": {"name": "node-a", "generation": 1, "resourceSliceCount": 1},
+                 "devices": [{"name": "gpu-0"}, {"name": "gpu-1", "taints": taints}]}
+    })
+}
+
+#[tokio::test]
+async fn a_pod_on_a_tainted_device_is_evicted_and_the_model_says_which_device_and_why() {
+    let cluster = Cluster::default();
+    cluster.put(secret("models", "hf-token", &["token"]));
+    assert!(run(&cluster, &llama()).await.0.is_ok());
+    finish_download(&cluster);
+    let pod_name = "llama-8b-5d8f9c-x2x7q";
+    cluster.put(pod(None));
+    let mut held = claim("llama-8b-5d8f9c-x2x7q-accelerator-abcde", true);
+    held["status"]["reservedFor"] = json!([{"resource": "pods", "name": pod_name, "uid": "p-1"}]);
+    cluster.put(held);
+    set_deployment_ready(&cluster, 1);
+    let taint = json!([{"key": "gpu.nvidia.com/xid", "value": "79", "effect": "NoSchedule"}]);
+    cluster.put(node_a_slice(&taint));
+
+    let (result, calls) = run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))), "looks again while a pod is replaced");
+    let evictions: Vec<&str> =
+        calls.iter().filter(|c| c.path.ends_with("/eviction")).map(|c| c.path.as_str()).collect();
+    assert_eq!(evictions, [format!("/api/v1/namespaces/models/pods/{pod_name}/eviction")]);
+    let devices = condition(status_patch(&calls), "DevicesHealthy");
+    assert_eq!((devices["status"].as_str(), devices["reason"].as_str()), (Some("False"), Some("DeviceUnfit")));
+    assert_eq!(
+        devices["message"],
+        format!(
+            "device gpu.nvidia.com/node-a/gpu-1 is tainted gpu.nvidia.com/xid=79:NoSchedule in its ResourceSlice; \
+             replacing pod {pod_name}"
+        )
+    );
+    assert!(events(&calls).contains(&("Warning".to_owned(), "DeviceUnfit".to_owned())), "{:?}", events(&calls));
+
+    // Taint gone (the driver recovered the device, or the pod moved): healthy, nothing evicted.
+    cluster.put(node_a_slice(&json!([])));
+    let (_, calls) = run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await;
+    assert!(calls.iter().all(|c| !c.path.ends_with("/eviction")));
+    assert_eq!(reason(status_patch(&calls), "DevicesHealthy"), ("True".into(), "Healthy".into()));
+}

@@ -103,10 +103,14 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: ["resource.k8s.io"]
   resources: ["resourceclaims"]
   verbs: ["get", "list", "watch"]
-# A served Model's pods are only read, to report why they are pending.
+# A served Model's pods are read, to report why they are pending; a pod holding a tainted or
+# unhealthy device is evicted (the eviction API honours PodDisruptionBudgets), never deleted.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
 # A served Model with serve.autoscaling gets an HPA (or, where KEDA is installed, a KEDA
 # ScaledObject), applied with server-side apply and deleted when autoscaling is turned off.
 - apiGroups: ["autoscaling"]

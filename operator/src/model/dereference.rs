@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -40,6 +40,8 @@ pub struct Observed {
     pub pods: Vec<Pod>,
     /// DRA claims made from the Model's claim template.
     pub claims: Vec<ResourceClaim>,
+    /// The ResourceSlices of the drivers those claims allocate from (for device taints).
+    pub slices: Vec<ResourceSlice>,
     /// Agents whose `status.boundModel` names this Model.
     pub bound_agents: i64,
     /// Whether KEDA's ScaledObject CRD is installed (looked up only for autoscaled Models).
@@ -125,6 +127,7 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
         if matches!(Devices::of(serve), Devices::Dra(_)) {
             let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), &namespace);
             observed.claims = claims.list(&ListParams::default().labels(&model_selector(model))).await?.items;
+            observed.slices = slices_of(client, &observed.claims).await?;
         }
     }
     let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
@@ -222,4 +225,20 @@ async fn observe_children(
         hpa: None,
         scaled_object: None,
     })
+}
+
+/// The ResourceSlices of every driver `claims` allocate from, listed per driver.
+async fn slices_of(client: &Client, claims: &[ResourceClaim]) -> Result<Vec<ResourceSlice>, kube::Error> {
+    let drivers: std::collections::BTreeSet<&str> = claims
+        .iter()
+        .filter_map(|c| c.status.as_ref()?.allocation.as_ref()?.devices.as_ref()?.results.as_ref())
+        .flatten()
+        .map(|r| r.driver.as_str())
+        .collect();
+    let api: Api<ResourceSlice> = Api::all(client.clone());
+    let mut slices = Vec::new();
+    for driver in drivers {
+        slices.extend(api.list(&ListParams::default().fields(&format!("spec.driver={driver}"))).await?.items);
+    }
+    Ok(slices)
 }

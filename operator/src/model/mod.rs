@@ -9,6 +9,7 @@ pub mod apply;
 pub mod autoscaling;
 pub mod build;
 pub mod dereference;
+pub mod device_health;
 pub mod engine;
 pub mod keda;
 pub mod kueue;
@@ -27,14 +28,15 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
+use kube::api::EvictParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
 use tracing::Instrument as _;
 
 use self::build::autoscaler::{Autoscaler, build_autoscaler};
@@ -189,10 +191,34 @@ async fn serve(
         apply::apply(&ctx.base.client, &namespace, &children, autoscaler.as_ref(), &observed.children).await?;
     tracing::debug!(model = %key(model), written, "applied children");
     let autoscaler = autoscaler.as_ref().map(Autoscaler::reference);
+    let replacing = replace_pods_on_unfit_devices(model, observed, ctx).await;
     let outcome = Outcome::Applied { source, cache_ready, cache_recorded, autoscaler };
     let ready =
         holds(&status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now())).conditions, READY);
-    Ok((outcome, Action::requeue(if ready { RESYNC } else { PROGRESS })))
+    Ok((outcome, Action::requeue(if ready && !replacing { RESYNC } else { PROGRESS })))
+}
+
+/// Evicts (honouring PodDisruptionBudgets) the serving pods that hold a tainted or unhealthy
+/// device; their Deployment replaces them and the scheduler allocates the new claims elsewhere
+/// (a tainted device is not allocated). Returns whether any pod is being replaced. A refused
+/// eviction (a budget) is retried at the next reconcile.
+async fn replace_pods_on_unfit_devices(model: &Model, observed: &Observed, ctx: &ModelContext) -> bool {
+    let unfit = device_health::unfit_devices(&observed.pods, &observed.claims, &observed.slices);
+    let terminating: std::collections::BTreeSet<String> =
+        observed.pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).map(ResourceExt::name_any).collect();
+    let pods: Api<Pod> = Api::namespaced(ctx.base.client.clone(), &model.namespace().unwrap_or_default());
+    for device in &unfit {
+        for pod in device.pods.iter().filter(|p| !terminating.contains(*p)) {
+            let note = format!("pod {pod} holds device {}, which is {}; evicting it", device.device, device.why);
+            match pods.evict(pod, &EvictParams::default()).await {
+                Ok(_) => ctx.base.publish(model, EventType::Warning, "DeviceUnfit", note).await,
+                Err(error) => {
+                    tracing::warn!(model = %key(model), %pod, %error, "evicting a pod on an unfit device failed");
+                }
+            }
+        }
+    }
+    !unfit.is_empty()
 }
 
 /// Probes an external endpoint; a failure backs off per Model, a success rechecks later.

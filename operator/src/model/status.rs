@@ -3,7 +3,7 @@
 //! they changed.
 
 use agent_crds::conditions::{READY, Status};
-use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, Model, ModelStatus, reason};
+use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, DEVICES_HEALTHY, Model, ModelStatus, reason};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
@@ -13,6 +13,7 @@ use kube::{Client, ResourceExt};
 use super::build::Devices;
 use super::build::labels::selector_text;
 use super::dereference::Observed;
+use super::device_health::{UnfitDevice, unfit_devices};
 use super::kueue::{kueue_gated, queued_message};
 use super::probe::ProbeFailure;
 use super::source::Source;
@@ -147,6 +148,9 @@ fn serve_conditions(
     let unschedulable = observed.pods.iter().filter(|pod| !kueue_gated(pod)).find_map(unschedulable_message);
     if matches!(Devices::of(serve), Devices::Dra(_)) {
         conditions.push(claims_condition(&observed.claims, &observed.pods, unschedulable.as_deref()));
+        if !observed.claims.is_empty() {
+            conditions.push(devices_condition(&unfit_devices(&observed.pods, &observed.claims, &observed.slices)));
+        }
     }
     let deployment = observed.children.deployment.as_ref();
     let deployment_status = deployment.and_then(|d| d.status.as_ref());
@@ -256,6 +260,23 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
         message.push_str(why);
     }
     Computed::no(CLAIMS_ALLOCATED, reason::PENDING, message)
+}
+
+/// `DevicesHealthy`: which allocated devices are tainted or reported unhealthy, and the pods
+/// being replaced because they hold one.
+pub fn devices_condition(unfit: &[UnfitDevice]) -> Computed {
+    if unfit.is_empty() {
+        return Computed::yes(DEVICES_HEALTHY, reason::HEALTHY, "no allocated device is tainted or reported unhealthy");
+    }
+    let sentences: Vec<String> = unfit
+        .iter()
+        .map(|u| {
+            let pods: Vec<&str> = u.pods.iter().map(String::as_str).collect();
+            let replaced = if pods.is_empty() { String::new() } else { format!("; replacing pod {}", pods.join(", ")) };
+            format!("device {} is {}{replaced}", u.device, u.why)
+        })
+        .collect();
+    Computed::no(DEVICES_HEALTHY, reason::DEVICE_UNFIT, sentences.join(". "))
 }
 
 /// `pod <name>: <scheduler message>` of a pod the scheduler could not place.

@@ -183,6 +183,9 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
 pub fn path_of(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().unwrap();
     let kind = object["kind"].as_str().unwrap();
+    if kind == "ResourceSlice" {
+        return format!("/apis/{api_version}/resourceslices/{}", object["metadata"]["name"].as_str().unwrap());
+    }
     if kind == "CustomResourceDefinition" {
         return format!(
             "/apis/{api_version}/customresourcedefinitions/{}",
