@@ -1,0 +1,165 @@
+//! End to end against the cluster in `KUBECONFIG` (with a DRA driver publishing at least two
+//! devices in one pool, and a DeviceClass selecting its driver): a served Model's pod holds a
+//! device; the test taints that device `NoSchedule` in its ResourceSlice, as an operator of the
+//! cluster would for a failing GPU; the Model controller (in-process) reports `DevicesHealthy=False`
+//! naming the device and evicts the pod, and its replacement's claim is allocated another device.
+//! Skipped, with a printed reason, without `KUBECONFIG`, without such a driver, or when the API
+//! server drops device taints (the `DRADeviceTaints` feature gate is off).
+
+mod cluster;
+
+use std::sync::Arc;
+
+use agent_crds::model::Model;
+use agent_operator::context::Context;
+use agent_operator::metrics::Metrics;
+use agent_operator::model::ModelContext;
+use cluster::wait_until_true as wait_for;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+const NAMESPACE: &str = "agent-operator-e2e-devices";
+const NAME: &str = "device-health";
+const TAINT_KEY: &str = "agent-operator.dev/e2e-unhealthy";
+
+/// A driver with two or more devices in one pool, and a DeviceClass whose selector names it.
+async fn two_device_class(client: &Client) -> Option<(String, String)> {
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    let classes: Api<DeviceClass> = Api::all(client.clone());
+    let slices = slices.list(&ListParams::default()).await.ok()?.items;
+    let classes = classes.list(&ListParams::default()).await.ok()?.items;
+    let drivers =
+        slices.iter().filter(|s| s.spec.devices.as_ref().is_some_and(|d| d.len() >= 2)).map(|s| &s.spec.driver);
+    for driver in drivers {
+        let named = classes
+            .iter()
+            .find(|c| serde_json::to_string(&c.spec.selectors).unwrap_or_default().contains(driver.as_str()));
+        if let Some(class) = named {
+            return Some((driver.clone(), class.name_any()));
+        }
+    }
+    None
+}
+
+/// The device the Model's pod `pod` holds: (slice name, device name).
+async fn held_device(client: &Client, pod: &str) -> Option<(String, String)> {
+    let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), NAMESPACE);
+    let claim = claims.list(&ListParams::default()).await.ok()?.items.into_iter().find(|c| {
+        c.status.as_ref().and_then(|s| s.reserved_for.as_ref()).is_some_and(|r| r.iter().any(|c| c.name == pod))
+    })?;
+    let result = claim.status?.allocation?.devices?.results?.into_iter().next()?;
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    let slice = slices.list(&ListParams::default()).await.ok()?.items.into_iter().find(|s| {
+        s.spec.driver == result.driver
+            && s.spec.pool.name == result.pool
+            && s.spec.devices.iter().flatten().any(|d| d.name == result.device)
+    })?;
+    Some((slice.name_any(), result.device))
+}
+
+/// The Model's one running pod.
+async fn serving_pod(pods: &Api<Pod>) -> Option<String> {
+    let list = pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={NAME}"))).await.ok()?;
+    list.items
+        .into_iter()
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .map(|p| p.name_any())
+}
+
+/// Sets (or, with `None`, clears) the e2e taint on `device` of slice `slice`.
+async fn taint(client: &Client, slice: &str, device: &str, effect: Option<&str>) -> bool {
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    let Ok(mut current) = slices.get(slice).await else { return false };
+    for d in current.spec.devices.iter_mut().flatten().filter(|d| d.name == device) {
+        let mut taints: Vec<_> =
+            d.taints.take().unwrap_or_default().into_iter().filter(|t| t.key != TAINT_KEY).collect();
+        if let Some(effect) = effect {
+            taints.push(
+                serde_json::from_value(json!({"key": TAINT_KEY, "value": "gpu-fault", "effect": effect})).unwrap(),
+            );
+        }
+        d.taints = Some(taints);
+    }
+    current.metadata.managed_fields = None;
+    slices.replace(slice, &PostParams::default(), &current).await.is_ok_and(|stored| {
+        let kept = stored.spec.devices.iter().flatten().find(|d| d.name == device).and_then(|d| d.taints.clone());
+        kept.unwrap_or_default().iter().any(|t| t.key == TAINT_KEY) == effect.is_some()
+    })
+}
+
+#[tokio::test]
+async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why() {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
+        return;
+    }
+    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some((driver, class)) = two_device_class(&client).await else {
+        eprintln!("SKIPPED e2e: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
+        return;
+    };
+    eprintln!("device health e2e on driver {driver}, DeviceClass {class}");
+    cluster::install_crds(&client).await;
+    cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
+    let apply = PatchParams::apply("agent-operator-e2e").force();
+    let model = json!({
+        "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": {"serve": {"engine": "vllm", "uri": "pvc://weights/model", "replicas": 1,
+                           "accelerator": {"deviceClassName": class, "count": 1}},
+                 "capabilities": {"chat": true}}
+    });
+    let models: Api<Model> = Api::namespaced(client.clone(), NAMESPACE);
+    models.patch(NAME, &apply, &Patch::Apply(&model)).await.expect("the Model is admitted");
+    let base = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default()), "runtime:e2e".into(), None));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller =
+        tokio::spawn(agent_operator::model::run(Arc::new(ModelContext::new(base)), Some(NAMESPACE), async {
+            let _ = stopped.await;
+        }));
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_for(|| {
+        let pods = pods.clone();
+        async move { serving_pod(&pods).await.is_some() }
+    })
+    .await;
+    let first = serving_pod(&pods).await.unwrap();
+    let (slice, device) = held_device(&client, &first).await.expect("the serving pod's claim is allocated");
+    if taint(&client, &slice, &device, Some("NoSchedule")).await {
+        wait_for(|| {
+            let models = models.clone();
+            let device = device.clone();
+            async move {
+                let status = models.get(NAME).await.ok().and_then(|m| m.status);
+                let conditions = status.map(|s| s.conditions).unwrap_or_default();
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "DevicesHealthy" && c.status == "False" && c.message.contains(&device))
+            }
+        })
+        .await;
+        wait_for(|| {
+            let (pods, client, first, device) = (pods.clone(), client.clone(), first.clone(), device.clone());
+            async move {
+                let Some(next) = serving_pod(&pods).await.filter(|p| *p != first) else { return false };
+                held_device(&client, &next).await.is_some_and(|(_, held)| held != device)
+            }
+        })
+        .await;
+        assert!(taint(&client, &slice, &device, None).await, "the e2e taint is removed");
+    } else {
+        eprintln!("SKIPPED the taint step: the API server did not keep spec.devices[].taints (DRADeviceTaints off?)");
+    }
+
+    let _ = stop.send(());
+    controller.await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete(NAMESPACE, &DeleteParams::default()).await.unwrap();
+}
