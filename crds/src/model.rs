@@ -277,7 +277,8 @@ impl CacheAccessMode {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": "!has(self.selectors) || has(self.deviceClassName)", "message": "selectors need a deviceClassName" },
-    { "rule": "!(has(self.extendedResource) && (has(self.deviceClassName) || has(self.selectors) || has(self.sharing)))", "message": "extendedResource cannot be combined with DRA fields (deviceClassName, selectors, sharing)" }
+    { "rule": "!(has(self.extendedResource) && (has(self.deviceClassName) || has(self.selectors) || has(self.sharing)))", "message": "extendedResource cannot be combined with DRA fields (deviceClassName, selectors, sharing)" },
+    { "rule": "!(has(self.extendedResource) && has(self.migProfile))", "message": "migProfile is a DRA field: it cannot be combined with extendedResource" }
 ]))]
 pub struct Accelerator {
     /// DRA DeviceClass to claim from, e.g. `gpu.nvidia.com` or `mig.nvidia.com`.
@@ -295,6 +296,13 @@ pub struct Accelerator {
     /// Sharing of one device between replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharing: Option<Sharing>,
+    /// A MIG profile by name, e.g. `1g.10gb` or `3g.40gb`: each replica gets a MIG device of
+    /// that profile (hardware-isolated memory and compute on a shared GPU). Claims from
+    /// `deviceClassName` (default `mig.nvidia.com` when this is set) with the selector
+    /// `device.attributes['gpu.nvidia.com'].profile == '<profile>'` of NVIDIA's DRA driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[1-7]g\.[0-9]+gb(\+me)?$"))]
+    pub mig_profile: Option<String>,
     /// A classic extended resource (e.g. `nvidia.com/gpu`) for clusters without DRA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]

@@ -224,6 +224,12 @@ fn model_accelerator_and_uri_rules_reject_bad_combinations() {
         json!({"count": 1, "deviceClassName": "gpu.nvidia.com", "extendedResource": "nvidia.com/gpu"}),
     );
     assert_rejected("models", &mixed, None, "extendedResource cannot be combined");
+    let mig_on_extended = with(
+        served_model(),
+        "/spec/serve/accelerator",
+        json!({"count": 1, "extendedResource": "nvidia.com/gpu", "migProfile": "1g.10gb"}),
+    );
+    assert_rejected("models", &mig_on_extended, None, "migProfile is a DRA field");
     let bad_uri = with(served_model(), "/spec/serve/uri", json!("s3://bucket/model"));
     assert_rejected("models", &bad_uri, None, "uri must start with");
 }

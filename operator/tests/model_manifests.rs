@@ -46,11 +46,15 @@ fn variants() -> Vec<Model> {
             selectors: vec!["device.attributes['gpu.nvidia.com'].productName.startsWith('NVIDIA A100')".into()],
             sharing: Some(Sharing { strategy: SharingStrategy::TimeSlicing, driver: None, parameters: None }),
             extended_resource: None,
+            mig_profile: None,
         });
+        let mut mig = model.clone();
+        mig.spec.serve.as_mut().unwrap().accelerator =
+            Some(Accelerator { count: 1, mig_profile: Some("1g.10gb".into()), ..Accelerator::default() });
         let mut extended = model.clone();
         extended.spec.serve.as_mut().unwrap().accelerator =
             Some(Accelerator { count: 2, extended_resource: Some("nvidia.com/gpu".into()), ..Accelerator::default() });
-        models.extend([model, shared, extended]);
+        models.extend([model, shared, mig, extended]);
     }
     models
 }

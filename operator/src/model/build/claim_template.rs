@@ -16,6 +16,8 @@ use crate::model::source::short_hash;
 
 /// DeviceClass claimed from when the Model names none.
 pub const DEFAULT_DEVICE_CLASS: &str = "gpu.nvidia.com";
+/// DeviceClass claimed from when the Model names a MIG profile and no class.
+pub const DEFAULT_MIG_DEVICE_CLASS: &str = "mig.nvidia.com";
 /// Driver the sharing parameters are for when the Model names none.
 pub const DEFAULT_SHARING_DRIVER: &str = "gpu.nvidia.com";
 /// Name of the one device request in the claim.
@@ -23,17 +25,24 @@ pub const REQUEST_NAME: &str = "gpu";
 
 /// The DeviceClass an accelerator claims from.
 pub fn device_class(accelerator: &Accelerator) -> &str {
-    accelerator.device_class_name.as_deref().unwrap_or(DEFAULT_DEVICE_CLASS)
+    let default = if accelerator.mig_profile.is_some() { DEFAULT_MIG_DEVICE_CLASS } else { DEFAULT_DEVICE_CLASS };
+    accelerator.device_class_name.as_deref().unwrap_or(default)
+}
+
+/// The CEL expressions a device must pass: the Model's own, and its MIG profile's.
+fn selector_expressions(accelerator: &Accelerator) -> Vec<String> {
+    let profile =
+        accelerator.mig_profile.as_ref().map(|p| format!("device.attributes['gpu.nvidia.com'].profile == '{p}'"));
+    accelerator.selectors.iter().cloned().chain(profile).collect()
 }
 
 /// Builds the claim template; the claims made from it carry the Model's labels so the status
 /// step can find them.
 pub fn build_claim_template(model: &Model, accelerator: &Accelerator) -> ResourceClaimTemplate {
     let class = device_class(accelerator);
-    let selectors: Vec<DeviceSelector> = accelerator
-        .selectors
-        .iter()
-        .map(|expression| DeviceSelector { cel: Some(CELDeviceSelector { expression: expression.clone() }) })
+    let selectors: Vec<DeviceSelector> = selector_expressions(accelerator)
+        .into_iter()
+        .map(|expression| DeviceSelector { cel: Some(CELDeviceSelector { expression }) })
         .collect();
     let request = DeviceRequest {
         name: REQUEST_NAME.to_owned(),
@@ -132,6 +141,29 @@ mod tests {
         );
         assert_eq!(value["spec"]["metadata"]["labels"]["agent-operator.dev/model"], "llama");
         assert!(value["spec"]["spec"]["devices"]["config"].is_null(), "no sharing, no opaque config");
+    }
+
+    #[test]
+    fn a_mig_profile_by_name_claims_from_the_mig_class_with_the_drivers_profile_attribute() {
+        let value = template(&Accelerator { count: 1, mig_profile: Some("1g.10gb".into()), ..Accelerator::default() });
+        let request = &value["spec"]["spec"]["devices"]["requests"][0]["exactly"];
+        assert_eq!(request["deviceClassName"], DEFAULT_MIG_DEVICE_CLASS);
+        assert_eq!(
+            request["selectors"][0]["cel"]["expression"],
+            "device.attributes['gpu.nvidia.com'].profile == '1g.10gb'"
+        );
+        let own_class = template(&Accelerator {
+            device_class_name: Some("mig.example.com".into()),
+            selectors: vec!["device.driver == 'gpu.nvidia.com'".into()],
+            mig_profile: Some("3g.40gb".into()),
+            ..Accelerator::default()
+        });
+        let request = &own_class["spec"]["spec"]["devices"]["requests"][0]["exactly"];
+        assert_eq!(request["deviceClassName"], "mig.example.com");
+        assert_eq!(
+            request["selectors"][1]["cel"]["expression"],
+            "device.attributes['gpu.nvidia.com'].profile == '3g.40gb'"
+        );
     }
 
     #[test]
