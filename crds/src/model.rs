@@ -278,7 +278,8 @@ impl CacheAccessMode {
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": "!has(self.selectors) || has(self.deviceClassName)", "message": "selectors need a deviceClassName" },
     { "rule": "!(has(self.extendedResource) && (has(self.deviceClassName) || has(self.selectors) || has(self.sharing)))", "message": "extendedResource cannot be combined with DRA fields (deviceClassName, selectors, sharing)" },
-    { "rule": "!(has(self.extendedResource) && has(self.migProfile))", "message": "migProfile is a DRA field: it cannot be combined with extendedResource" }
+    { "rule": "!(has(self.extendedResource) && has(self.migProfile))", "message": "migProfile is a DRA field: it cannot be combined with extendedResource" },
+    { "rule": "!(has(self.extendedResource) && has(self.sharedClaimName))", "message": "sharedClaimName is a DRA field: it cannot be combined with extendedResource" }
 ]))]
 pub struct Accelerator {
     /// DRA DeviceClass to claim from, e.g. `gpu.nvidia.com` or `mig.nvidia.com`.
@@ -303,6 +304,15 @@ pub struct Accelerator {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[1-7]g\.[0-9]+gb(\+me)?$"))]
     pub mig_profile: Option<String>,
+    /// One ResourceClaim in the Model's namespace that every replica uses, instead of a claim per
+    /// replica: the replicas (and every Model naming the same claim) share its devices. Pair it
+    /// with `sharing` (time-slicing: no memory isolation; MPS: partial, per-client memory and
+    /// compute limits) or with `migProfile` (hardware isolation, one MIG device shared). The
+    /// operator creates the claim from this accelerator when it does not exist and never changes
+    /// it (a claim's spec is immutable); it is not owned by the Model and outlives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub shared_claim_name: Option<String>,
     /// A classic extended resource (e.g. `nvidia.com/gpu`) for clusters without DRA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]

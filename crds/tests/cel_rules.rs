@@ -230,6 +230,12 @@ fn model_accelerator_and_uri_rules_reject_bad_combinations() {
         json!({"count": 1, "extendedResource": "nvidia.com/gpu", "migProfile": "1g.10gb"}),
     );
     assert_rejected("models", &mig_on_extended, None, "migProfile is a DRA field");
+    let shared_on_extended = with(
+        served_model(),
+        "/spec/serve/accelerator",
+        json!({"count": 1, "extendedResource": "nvidia.com/gpu", "sharedClaimName": "gpus"}),
+    );
+    assert_rejected("models", &shared_on_extended, None, "sharedClaimName is a DRA field");
     let bad_uri = with(served_model(), "/spec/serve/uri", json!("s3://bucket/model"));
     assert_rejected("models", &bad_uri, None, "uri must start with");
 }

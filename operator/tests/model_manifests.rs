@@ -47,14 +47,18 @@ fn variants() -> Vec<Model> {
             sharing: Some(Sharing { strategy: SharingStrategy::TimeSlicing, driver: None, parameters: None }),
             extended_resource: None,
             mig_profile: None,
+            shared_claim_name: None,
         });
+        let mut one_claim = shared.clone();
+        one_claim.spec.serve.as_mut().unwrap().accelerator.as_mut().unwrap().shared_claim_name =
+            Some("a100-time-sliced".into());
         let mut mig = model.clone();
         mig.spec.serve.as_mut().unwrap().accelerator =
             Some(Accelerator { count: 1, mig_profile: Some("1g.10gb".into()), ..Accelerator::default() });
         let mut extended = model.clone();
         extended.spec.serve.as_mut().unwrap().accelerator =
             Some(Accelerator { count: 2, extended_resource: Some("nvidia.com/gpu".into()), ..Accelerator::default() });
-        models.extend([model, shared, mig, extended]);
+        models.extend([model, shared, one_claim, mig, extended]);
     }
     models
 }

@@ -507,3 +507,37 @@ async fn a_pod_on_a_tainted_device_is_evicted_and_the_model_says_which_device_an
     assert!(calls.iter().all(|c| !c.path.ends_with("/eviction")));
     assert_eq!(reason(status_patch(&calls), "DevicesHealthy"), ("True".into(), "Healthy".into()));
 }
+
+#[tokio::test]
+async fn replicas_sharing_one_claim_use_the_claim_the_operator_creates_once_and_never_changes() {
+    let cluster = Cluster::default();
+    cluster.put(secret("models", "hf-token", &["token"]));
+    let mut model = llama();
+    model["spec"]["serve"]["accelerator"]["sharedClaimName"] = json!("gpus-shared");
+    assert!(run(&cluster, &model).await.0.is_ok());
+    finish_download(&cluster);
+    let (_, calls) = run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await;
+    let created: Vec<&Call> =
+        calls.iter().filter(|c| c.method == http::Method::POST && c.path.ends_with("/resourceclaims")).collect();
+    assert_eq!(created.len(), 1, "{:#?}", writes(&calls));
+    let claim = created[0].body.as_ref().unwrap();
+    assert_eq!(claim["metadata"]["name"], "gpus-shared");
+    assert_eq!(claim["metadata"]["labels"]["agent-operator.dev/shared-claim"], "true");
+    assert!(claim["metadata"]["ownerReferences"].is_null(), "shared by Models, owned by none");
+    assert_eq!(claim["spec"]["devices"]["requests"][0]["exactly"]["deviceClassName"], "gpu.nvidia.com");
+    assert!(writes(&calls).iter().all(|w| !w.contains("resourceclaimtemplates")), "no template: {:?}", writes(&calls));
+    let deployment = &calls.iter().find(|c| c.is_write() && c.path.ends_with("/deployments/llama-8b")).unwrap().body;
+    let pod_claims = &deployment.as_ref().unwrap()["spec"]["template"]["spec"]["resourceClaims"];
+    assert_eq!(pod_claims, &json!([{"name": "accelerator", "resourceClaimName": "gpus-shared"}]));
+
+    // The claim exists (made by this Model or another): it is used as it is.
+    let mut stored = claim.clone();
+    stored["status"] = json!({"allocation": {"devices": {"results": [
+        {"request": "gpu", "driver": "gpu.nvidia.com", "pool": "node-a", "device": "gpu-0"}]}}});
+    cluster.put(stored);
+    cluster.put(pod(None));
+    let (_, calls) = run(&cluster, &cluster.get(&format!("{MODELS}/llama-8b")).unwrap()).await;
+    assert!(calls.iter().all(|c| !(c.method == http::Method::POST && c.path.ends_with("/resourceclaims"))));
+    let claims = condition(status_patch(&calls), "ClaimsAllocated");
+    assert_eq!(claims["status"], "True", "{claims}");
+}

@@ -100,9 +100,11 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
 - apiGroups: ["resource.k8s.io"]
   resources: ["resourceclaimtemplates"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Claims are made from the templates by Kubernetes; the operator creates only a Model's
+# shared claim (accelerator.sharedClaimName), when it does not exist, and never changes it.
 - apiGroups: ["resource.k8s.io"]
   resources: ["resourceclaims"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create"]
 # A served Model's pods are read, to report why they are pending; a pod holding a tainted or
 # unhealthy device is evicted (the eviction API honours PodDisruptionBudgets), never deleted.
 - apiGroups: [""]

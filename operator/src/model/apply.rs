@@ -12,6 +12,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::resource::v1::ResourceClaim;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -39,6 +40,11 @@ pub async fn apply(
     let mut written = 0;
     if let Some(template) = &children.claim_template {
         written += usize::from(apply_one(client, namespace, template, observed.claim_template.as_ref()).await?);
+    }
+    if let Some(shared) = &children.shared_claim
+        && observed.shared_claim.is_none()
+    {
+        written += usize::from(create_if_absent(client, namespace, shared).await?);
     }
     if let Some(claim) = &children.cache_claim {
         written += usize::from(apply_one(client, namespace, claim, observed.cache_claim.as_ref()).await?);
@@ -101,6 +107,16 @@ pub fn handoff_replicas(desired: &Deployment, observed: Option<&Deployment>, min
     });
     let current = observed.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     owned.then_some(current.max(minimum))
+}
+
+/// Creates the shared claim; one made meanwhile (by another Model naming it) is as good.
+async fn create_if_absent(client: &Client, namespace: &str, claim: &ResourceClaim) -> Result<bool, ApplyError> {
+    let api: Api<ResourceClaim> = Api::namespaced(client.clone(), namespace);
+    match api.create(&kube::api::PostParams::default(), claim).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(source) => Err(ApplyError { kind: "ResourceClaim".to_owned(), name: claim.name_any(), source }),
+    }
 }
 
 /// Applies only `spec.replicas` under [`HANDOFF_MANAGER`].

@@ -53,6 +53,8 @@ pub struct Observed {
 pub struct ObservedChildren {
     /// The DRA claim template.
     pub claim_template: Option<ResourceClaimTemplate>,
+    /// The claim every replica shares (`accelerator.sharedClaimName`).
+    pub shared_claim: Option<ResourceClaim>,
     /// The cache claim.
     pub cache_claim: Option<PersistentVolumeClaim>,
     /// The download Job of the current source.
@@ -127,6 +129,7 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
         if matches!(Devices::of(serve), Devices::Dra(_)) {
             let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), &namespace);
             observed.claims = claims.list(&ListParams::default().labels(&model_selector(model))).await?.items;
+            observed.claims.extend(observed.children.shared_claim.clone());
             observed.slices = slices_of(client, &observed.claims).await?;
         }
     }
@@ -201,7 +204,15 @@ async fn observe_children(
         Some(Devices::Dra(accelerator)) => Some(template_name(model, accelerator)),
         _ => None,
     };
+    let shared = match model.spec.serve.as_ref().map(Devices::of) {
+        Some(Devices::Dra(accelerator)) => accelerator.shared_claim_name.clone(),
+        _ => None,
+    };
     Ok(ObservedChildren {
+        shared_claim: match shared {
+            Some(name) => Api::<ResourceClaim>::namespaced(client.clone(), namespace).get_opt(&name).await?,
+            None => None,
+        },
         claim_template: match template {
             Some(name) => Api::<ResourceClaimTemplate>::namespaced(client.clone(), namespace).get_opt(&name).await?,
             None => None,

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Client, ResourceExt};
 
 use super::build::Devices;
+use super::build::claim_template::SHARED_CLAIM_LABEL;
 use super::build::labels::selector_text;
 use super::dereference::Observed;
 use super::device_health::{UnfitDevice, unfit_devices};
@@ -240,7 +241,9 @@ pub fn claims_condition(claims: &[ResourceClaim], pods: &[Pod], unschedulable: O
     }
     let allocated: Vec<&ResourceClaim> =
         claims.iter().filter(|c| c.status.as_ref().and_then(|s| s.allocation.as_ref()).is_some()).collect();
-    if allocated.len() == claims.len() && claims.len() >= pods.len() {
+    // A shared claim (`sharedClaimName`) serves every pod; otherwise each pod has its own.
+    let shared = claims.iter().any(|c| c.labels().contains_key(SHARED_CLAIM_LABEL));
+    if allocated.len() == claims.len() && (shared || claims.len() >= pods.len()) {
         let devices: Vec<String> = allocated
             .iter()
             .filter_map(|c| c.status.as_ref()?.allocation.as_ref()?.devices.as_ref())

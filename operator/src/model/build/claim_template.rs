@@ -5,13 +5,14 @@
 use agent_crds::model::{Accelerator, Model, Sharing, SharingStrategy};
 use k8s_openapi::api::resource::v1::{
     CELDeviceSelector, DeviceClaim, DeviceClaimConfiguration, DeviceRequest, DeviceSelector, ExactDeviceRequest,
-    OpaqueDeviceConfiguration, ResourceClaimSpec, ResourceClaimTemplate, ResourceClaimTemplateSpec,
+    OpaqueDeviceConfiguration, ResourceClaim, ResourceClaimSpec, ResourceClaimTemplate, ResourceClaimTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{Value, json};
 
 use super::labels::{child_meta, claim_template_name, labels};
+use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::model::source::short_hash;
 
 /// DeviceClass claimed from when the Model names none.
@@ -75,6 +76,28 @@ pub fn build_claim_template(model: &Model, accelerator: &Accelerator) -> Resourc
     let digest = short_hash(&canonical.to_string());
     ResourceClaimTemplate { metadata: child_meta(model, claim_template_name(model, &digest)), spec }
 }
+
+/// The one ResourceClaim every replica shares when the accelerator names `sharedClaimName`: the
+/// claim template's claim spec under that name, labelled as shared (not as the Model's, since
+/// several Models may use it), and not owned by the Model.
+pub fn build_shared_claim(model: &Model, accelerator: &Accelerator, name: &str) -> ResourceClaim {
+    let template = build_claim_template(model, accelerator);
+    let labels =
+        [(MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()), (SHARED_CLAIM_LABEL.to_owned(), "true".to_owned())];
+    ResourceClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: model.metadata.namespace.clone(),
+            labels: Some(labels.into()),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec.spec,
+        status: None,
+    }
+}
+
+/// Label on claims the operator created for `sharedClaimName`.
+pub const SHARED_CLAIM_LABEL: &str = "agent-operator.dev/shared-claim";
 
 /// Name of the claim template `build_claim_template` makes for `accelerator`.
 pub fn template_name(model: &Model, accelerator: &Accelerator) -> String {

@@ -114,10 +114,17 @@ fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
         containers: vec![container(input, devices)],
         volumes: Some(volumes(input)),
         resource_claims: match devices {
-            Devices::Dra(accelerator) => Some(vec![PodResourceClaim {
-                name: CLAIM_NAME.to_owned(),
-                resource_claim_template_name: Some(template_name(input.model, accelerator)),
-                ..PodResourceClaim::default()
+            Devices::Dra(accelerator) => Some(vec![match &accelerator.shared_claim_name {
+                Some(shared) => PodResourceClaim {
+                    name: CLAIM_NAME.to_owned(),
+                    resource_claim_name: Some(shared.clone()),
+                    ..PodResourceClaim::default()
+                },
+                None => PodResourceClaim {
+                    name: CLAIM_NAME.to_owned(),
+                    resource_claim_template_name: Some(template_name(input.model, accelerator)),
+                    ..PodResourceClaim::default()
+                },
             }]),
             Devices::None | Devices::Extended(..) => None,
         },

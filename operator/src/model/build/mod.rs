@@ -12,7 +12,7 @@ use agent_crds::model::{Accelerator, Model, ModelServe};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
-use k8s_openapi::api::resource::v1::ResourceClaimTemplate;
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
 use kube::ResourceExt;
 
 use super::engine;
@@ -89,8 +89,10 @@ impl<'a> Devices<'a> {
 /// The child objects of a served Model, in the order they are applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelChildren {
-    /// The DRA claim template, when accelerators are claimed through DRA.
+    /// The DRA claim template, when accelerators are claimed through DRA, a claim per replica.
     pub claim_template: Option<ResourceClaimTemplate>,
+    /// The one claim every replica shares (`accelerator.sharedClaimName`), created if absent.
+    pub shared_claim: Option<ResourceClaim>,
     /// The cache volume, when weights are downloaded.
     pub cache_claim: Option<PersistentVolumeClaim>,
     /// The download Job, when weights are downloaded.
@@ -104,12 +106,16 @@ pub struct ModelChildren {
 /// Builds every child of a served Model.
 pub fn build(input: &BuildInput<'_>) -> ModelChildren {
     let cache = input.serve.cache.as_ref();
-    let claim_template = match Devices::of(input.serve) {
-        Devices::Dra(accelerator) => Some(claim_template::build_claim_template(input.model, accelerator)),
-        Devices::None | Devices::Extended(..) => None,
+    let (claim_template, shared_claim) = match Devices::of(input.serve) {
+        Devices::Dra(accelerator) => match &accelerator.shared_claim_name {
+            Some(name) => (None, Some(claim_template::build_shared_claim(input.model, accelerator, name))),
+            None => (Some(claim_template::build_claim_template(input.model, accelerator)), None),
+        },
+        Devices::None | Devices::Extended(..) => (None, None),
     };
     ModelChildren {
         claim_template,
+        shared_claim,
         cache_claim: input.source.needs_download().then(|| {
             let filled = input.cache_ready.then(|| input.source.digest());
             cache::build_cache_claim(input.model, cache, filled.as_deref())
@@ -129,6 +135,7 @@ impl ModelChildren {
     pub fn to_values(&self) -> Vec<serde_json::Value> {
         let mut values = Vec::new();
         values.extend(self.claim_template.as_ref().map(serde_json::to_value));
+        values.extend(self.shared_claim.as_ref().map(serde_json::to_value));
         values.extend(self.cache_claim.as_ref().map(serde_json::to_value));
         values.extend(self.download_job.as_ref().map(serde_json::to_value));
         values.push(serde_json::to_value(&self.deployment));
