@@ -3,8 +3,9 @@
 //! device; the test taints that device `NoSchedule` in its ResourceSlice, as an operator of the
 //! cluster would for a failing GPU; the Model controller (in-process) reports `DevicesHealthy=False`
 //! naming the device and evicts the pod, and its replacement's claim is allocated another device.
-//! Skipped, with a printed reason, without `KUBECONFIG`, without such a driver, or when the API
-//! server drops device taints (the `DRADeviceTaints` feature gate is off).
+//! A second case: two Models naming one `sharedClaimName` run on the one claim the operator
+//! created. Skipped, with a printed reason, without `KUBECONFIG`, without such a driver, or (the
+//! taint step) when the API server drops device taints (the `DRADeviceTaints` feature gate is off).
 
 mod cluster;
 
@@ -162,4 +163,59 @@ async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why
     controller.await.unwrap();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(NAMESPACE, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn two_models_naming_one_shared_claim_run_on_the_same_devices() {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
+        return;
+    }
+    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some((driver, class)) = two_device_class(&client).await else {
+        eprintln!("SKIPPED e2e: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
+        return;
+    };
+    eprintln!("shared-claim e2e on driver {driver}, DeviceClass {class}");
+    let namespace = "agent-operator-e2e-shared";
+    cluster::install_crds(&client).await;
+    cluster::apply_namespace(&client, namespace, "agent-operator-e2e").await;
+    let apply = PatchParams::apply("agent-operator-e2e").force();
+    let models: Api<Model> = Api::namespaced(client.clone(), namespace);
+    for name in ["shared-a", "shared-b"] {
+        let model = json!({
+            "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"serve": {"engine": "vllm", "uri": "pvc://weights/model", "replicas": 1,
+                               "accelerator": {"deviceClassName": class, "count": 1, "sharedClaimName": "one-gpu",
+                                               "sharing": {"strategy": "TimeSlicing"}}},
+                     "capabilities": {"chat": true}}
+        });
+        models.patch(name, &apply, &Patch::Apply(&model)).await.expect("the Model is admitted");
+    }
+    let base = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default()), "runtime:e2e".into(), None));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let controller =
+        tokio::spawn(agent_operator::model::run(Arc::new(ModelContext::new(base)), Some(namespace), async {
+            let _ = stopped.await;
+        }));
+    let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), namespace);
+    // The one claim is allocated and reserved for a pod of each Model.
+    wait_for(|| {
+        let claims = claims.clone();
+        async move {
+            let Ok(Some(claim)) = claims.get_opt("one-gpu").await else { return false };
+            let status = claim.status.unwrap_or_default();
+            let holders: Vec<String> = status.reserved_for.unwrap_or_default().into_iter().map(|r| r.name).collect();
+            status.allocation.is_some()
+                && holders.iter().any(|p| p.starts_with("shared-a-"))
+                && holders.iter().any(|p| p.starts_with("shared-b-"))
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    controller.await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete(namespace, &DeleteParams::default()).await.unwrap();
+    // The shared claim is not owned by the Models: it goes with its namespace here.
 }
