@@ -45,6 +45,22 @@ async fn two_device_class(client: &Client) -> Option<(String, String)> {
     None
 }
 
+/// A client for the cluster in `KUBECONFIG` and the DeviceClass of a driver with two devices in
+/// a pool; `None` (the `case` skipped, saying why) without either.
+async fn dra_cluster(case: &str) -> Option<(Client, String)> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!("SKIPPED e2e {case}: KUBECONFIG is not set, so there is no cluster to run against");
+        return None;
+    }
+    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some((driver, class)) = two_device_class(&client).await else {
+        eprintln!("SKIPPED e2e {case}: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
+        return None;
+    };
+    eprintln!("e2e {case} on driver {driver}, DeviceClass {class}");
+    Some((client, class))
+}
+
 /// The device the Model's pod `pod` holds: (slice name, device name).
 async fn held_device(client: &Client, pod: &str) -> Option<(String, String)> {
     let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), NAMESPACE);
@@ -96,16 +112,7 @@ async fn taint(client: &Client, slice: &str, device: &str, effect: Option<&str>)
 
 #[tokio::test]
 async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
-    let Some((driver, class)) = two_device_class(&client).await else {
-        eprintln!("SKIPPED e2e: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
-        return;
-    };
-    eprintln!("device health e2e on driver {driver}, DeviceClass {class}");
+    let Some((client, class)) = dra_cluster("device health").await else { return };
     cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
     let apply = PatchParams::apply("agent-operator-e2e").force();
@@ -167,16 +174,7 @@ async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why
 
 #[tokio::test]
 async fn two_models_naming_one_shared_claim_run_on_the_same_devices() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
-    let Some((driver, class)) = two_device_class(&client).await else {
-        eprintln!("SKIPPED e2e: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
-        return;
-    };
-    eprintln!("shared-claim e2e on driver {driver}, DeviceClass {class}");
+    let Some((client, class)) = dra_cluster("shared-claim").await else { return };
     let namespace = "agent-operator-e2e-shared";
     cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, namespace, "agent-operator-e2e").await;
