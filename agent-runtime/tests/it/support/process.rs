@@ -125,6 +125,14 @@ impl Running {
     }
 }
 
+/// A test that ends (or fails) stops its runtime: no process outlives its test.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
