@@ -5,27 +5,15 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use agent_crds::model::Model;
 use agent_operator::model::build::autoscaler::{Autoscaler, build_autoscaler};
 use agent_operator::model::build::{BuildInput, build};
 use agent_operator::model::validate::validate;
 use serde_json::{Value, json};
-use support::{example_documents, repo_root};
+use support::{example_model, temp_dir, validate_manifests};
 
 const FILE: &str = "examples/autoscaled-model.yaml";
 const NAMES: [&str; 4] = ["llama-autoscaled", "gemma-autoscaled", "qwen-latency", "mistral-gpu-scaled"];
-
-fn example_model(name: &str) -> Model {
-    let mut document = example_documents(FILE)
-        .into_iter()
-        .find(|d| d["kind"] == "Model" && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{FILE} has no Model {name}"));
-    document["metadata"]["uid"] = json!("0b7a6c1e-2222-4333-8444-555566667777");
-    serde_json::from_value(document).unwrap()
-}
 
 fn deployment(model: &Model, cache_ready: bool) -> Value {
     let source = validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
@@ -41,7 +29,7 @@ fn deployment(model: &Model, cache_ready: bool) -> Value {
 }
 
 fn autoscaler(name: &str, keda_installed: bool) -> Value {
-    build_autoscaler(&example_model(name), keda_installed).expect("an autoscaled Model").to_value()
+    build_autoscaler(&example_model(FILE, name), keda_installed).expect("an autoscaled Model").to_value()
 }
 
 #[test]
@@ -57,7 +45,7 @@ fn an_autoscaled_model_gets_an_hpa_on_its_engines_queue_metric_and_a_deployment_
     assert_eq!(metric["pods"]["metric"]["name"], "vllm_num_requests_waiting");
     assert_eq!(metric["pods"]["target"], json!({"type": "AverageValue", "averageValue": "4"}));
     assert_eq!(hpa["metadata"]["ownerReferences"][0]["kind"], "Model");
-    let model = example_model("llama-autoscaled");
+    let model = example_model(FILE, "llama-autoscaled");
     let serving = deployment(&model, true);
     assert!(serving["spec"].get("replicas").is_none(), "the autoscaler owns replicas: {}", serving["spec"]);
     assert_eq!(deployment(&model, false)["spec"]["replicas"], 0, "no GPU is held while the weights download");
@@ -104,7 +92,7 @@ fn latency_and_gpu_signals_compare_a_mean_with_the_target_not_a_per_replica_sum(
 
 #[test]
 fn kueue_queue_and_workload_priority_are_labels_of_the_deployment_and_its_pods() {
-    let deployment = deployment(&example_model("llama-autoscaled"), true);
+    let deployment = deployment(&example_model(FILE, "llama-autoscaled"), true);
     for labels in [&deployment["metadata"]["labels"], &deployment["spec"]["template"]["metadata"]["labels"]] {
         assert_eq!(labels["kueue.x-k8s.io/queue-name"], "gpu-serving", "{labels}");
         assert_eq!(labels["kueue.x-k8s.io/priority-class"], "serving", "{labels}");
@@ -115,31 +103,12 @@ fn kueue_queue_and_workload_priority_are_labels_of_the_deployment_and_its_pods()
     );
 }
 
-/// Runs the repository's validator on `dir`; returns its exit success and report.
-fn validate_dir(dir: &Path) -> (bool, String) {
-    let output = Command::new("python3")
-        .args(["scripts/validate_manifests.py", "-k", "1.34.0", "--require-docs"])
-        .arg(dir)
-        .current_dir(repo_root())
-        .output()
-        .expect("python3 runs (scripts/install-tools.sh installs kubernetes-validate)");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!report.contains("missing python package"), "{report}");
-    (output.status.success(), report)
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("agent-operator-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_1_34_and_kedas_crd() {
     let dir = temp_dir("autoscalers");
     let mut documents = Vec::new();
     for name in NAMES {
-        let model = example_model(name);
+        let model = example_model(FILE, name);
         for keda in [false, true] {
             documents.push(build_autoscaler(&model, keda).unwrap().to_value());
         }
@@ -149,16 +118,16 @@ fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_
     assert_eq!((kinds("HorizontalPodAutoscaler"), kinds("ScaledObject")), (6, 2), "both autoscalers are checked");
     let text = documents.iter().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n");
     std::fs::write(dir.join("autoscaled.yaml"), text).unwrap();
-    let (ok, report) = validate_dir(&dir);
+    let (ok, report) = validate_manifests(&[&dir]);
     assert!(ok, "{report}");
     assert!(report.contains(&format!("{} ok", documents.len())), "{report}");
 
     // The ScaledObject really meets KEDA's schema: a field it lacks fails.
-    let mut wrong = build_autoscaler(&example_model("gemma-autoscaled"), true).unwrap().to_value();
+    let mut wrong = build_autoscaler(&example_model(FILE, "gemma-autoscaled"), true).unwrap().to_value();
     wrong["spec"]["triggers"][0]["metricType"] = json!("Average");
     wrong["spec"]["maxReplicas"] = json!(3);
     std::fs::write(dir.join("autoscaled.yaml"), serde_yaml::to_string(&wrong).unwrap()).unwrap();
-    let (ok, report) = validate_dir(&dir);
+    let (ok, report) = validate_manifests(&[&dir]);
     std::fs::remove_dir_all(&dir).ok();
     assert!(!ok && report.contains("FAIL") && report.contains("ScaledObject"), "{report}");
 }
@@ -166,7 +135,7 @@ fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_
 #[test]
 fn every_autoscaled_example_builds_an_autoscaler_of_its_kind() {
     for name in NAMES {
-        let model = example_model(name);
+        let model = example_model(FILE, name);
         match build_autoscaler(&model, true).unwrap() {
             Autoscaler::Hpa(hpa) => assert!(
                 model.spec.serve.as_ref().unwrap().autoscaling.as_ref().unwrap().prometheus_address.is_none(),

@@ -7,19 +7,9 @@ use agent_crds::model::{Accelerator, Model};
 use agent_operator::model::build::{BuildInput, build};
 use agent_operator::model::validate::validate;
 use serde_json::{Value, json};
-use support::{example_documents, pod_security_violations};
+use support::{example_model, pod_security_violations};
 
 const FILE: &str = "examples/served-model.yaml";
-
-/// The example Model named `name`, with a uid so its children carry owner references.
-fn example_model(name: &str) -> Model {
-    let mut document = example_documents(FILE)
-        .into_iter()
-        .find(|d| d["kind"] == "Model" && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{FILE} has no Model {name}"));
-    document["metadata"]["uid"] = json!("0b7a6c1e-2222-4333-8444-555566667777");
-    serde_json::from_value(document).unwrap()
-}
 
 /// The children of `model` as the controller builds them once the cache is ready.
 fn children(model: &Model) -> Vec<Value> {
@@ -44,7 +34,7 @@ fn with_accelerator(mut model: Model, accelerator: Option<Accelerator>) -> Model
 /// The example with its own DRA accelerator, or one GPU of the default class when it has none or
 /// an extended resource; and the same Model on CPU.
 fn snapshot_engine(name: &str) {
-    let model = example_model(name);
+    let model = example_model(FILE, name);
     let dra = match &model.spec.serve.as_ref().unwrap().accelerator {
         Some(accelerator) if accelerator.extended_resource.is_none() => model.clone(),
         _ => with_accelerator(model.clone(), Some(Accelerator { count: 1, ..Accelerator::default() })),
@@ -67,7 +57,7 @@ fn llamacpp_children() {
 #[test]
 fn ollama_children() {
     snapshot_engine("qwen-small");
-    insta::assert_yaml_snapshot!("qwen-small_with_extended_resource", children(&example_model("qwen-small")));
+    insta::assert_yaml_snapshot!("qwen-small_with_extended_resource", children(&example_model(FILE, "qwen-small")));
 }
 
 #[test]
@@ -95,7 +85,7 @@ fn pod(children: &[Value]) -> &Value {
 
 #[test]
 fn a_dra_model_claims_its_devices_per_replica_from_its_template() {
-    let built = children(&example_model("llama-8b"));
+    let built = children(&example_model(FILE, "llama-8b"));
     assert_eq!(kinds(&built), ["ResourceClaimTemplate", "PersistentVolumeClaim", "Job", "Deployment", "Service"]);
     let pod = pod(&built);
     let template = built[0]["metadata"]["name"].as_str().unwrap();
@@ -121,7 +111,7 @@ fn a_dra_model_claims_its_devices_per_replica_from_its_template() {
 
 #[test]
 fn a_cluster_without_dra_gets_the_extended_resource_and_no_claim_template() {
-    let built = children(&example_model("qwen-small"));
+    let built = children(&example_model(FILE, "qwen-small"));
     assert_eq!(kinds(&built), ["PersistentVolumeClaim", "Job", "Deployment", "Service"]);
     let pod = pod(&built);
     assert_eq!(pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
@@ -131,18 +121,18 @@ fn a_cluster_without_dra_gets_the_extended_resource_and_no_claim_template() {
 
 #[test]
 fn pvc_and_oci_sources_mount_the_weights_without_a_cache_or_download() {
-    let pvc = children(&example_model("mistral-tgi"));
+    let pvc = children(&example_model(FILE, "mistral-tgi"));
     assert_eq!(kinds(&pvc), ["ResourceClaimTemplate", "Deployment", "Service"]);
     let volume = &pod(&pvc)["volumes"][0];
     assert_eq!(volume["persistentVolumeClaim"], json!({"claimName": "shared-weights", "readOnly": true}));
-    let oci = children(&example_model("minilm-image"));
+    let oci = children(&example_model(FILE, "minilm-image"));
     assert_eq!(kinds(&oci), ["Deployment", "Service"]);
     assert_eq!(pod(&oci)["volumes"][0]["image"]["reference"], "ghcr.io/agent-operator/models/all-minilm-l6-v2:1");
 }
 
 #[test]
 fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
-    let model = example_model("gemma-small");
+    let model = example_model(FILE, "gemma-small");
     let source = validate(&model).unwrap().unwrap();
     let serve = model.spec.serve.as_ref().unwrap();
     let input = BuildInput {
@@ -171,7 +161,7 @@ fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
 
 #[test]
 fn a_gated_hugging_face_model_reads_its_token_from_the_secret_never_inline() {
-    let built = children(&example_model("llama-8b"));
+    let built = children(&example_model(FILE, "llama-8b"));
     let env = &built[2]["spec"]["template"]["spec"]["containers"][0]["env"];
     let token = env.as_array().unwrap().iter().find(|e| e["name"] == "HF_TOKEN").unwrap();
     assert_eq!(token["valueFrom"]["secretKeyRef"], json!({"name": "hf-token", "key": "token", "optional": false}));
@@ -186,7 +176,7 @@ fn every_model_pod_meets_the_restricted_pod_security_standard() {
     // type the restricted standard does not list (baseline admits it).
     let mut checked = 0;
     for name in ["llama-8b", "gemma-small", "qwen-small", "mistral-tgi", "minilm", "llama-nim"] {
-        let built = children(&with_accelerator(example_model(name), None));
+        let built = children(&with_accelerator(example_model(FILE, name), None));
         for object in &built {
             let pod = &object["spec"]["template"];
             match object["kind"].as_str() {

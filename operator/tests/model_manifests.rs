@@ -4,33 +4,13 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use agent_crds::model::{Accelerator, Model, Sharing, SharingStrategy};
 use agent_operator::model::build::{BuildInput, build};
 use agent_operator::model::validate::validate;
 use serde_json::json;
-use support::{example_documents, repo_root};
+use support::{example_documents, repo_root, temp_dir, validate_manifests};
 
 const FILE: &str = "examples/served-model.yaml";
-
-/// Runs the repository's validator on `paths`; returns its exit success and report.
-fn validate_manifests(paths: &[&Path]) -> (bool, String) {
-    let mut command = Command::new("python3");
-    command.arg("scripts/validate_manifests.py").arg("-k").arg("1.34.0").arg("--require-docs");
-    command.args(paths).current_dir(repo_root());
-    let output = command.output().expect("python3 runs (scripts/install-tools.sh installs kubernetes-validate)");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!report.contains("missing python package"), "{report}");
-    (output.status.success(), report)
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("agent-operator-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Every example Model as written, plus each with DRA sharing and with an extended resource.
 fn variants() -> Vec<Model> {

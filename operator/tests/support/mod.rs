@@ -331,3 +331,30 @@ pub fn pod_security_violations(pod: &Value, restricted: bool) -> Vec<String> {
     }
     found
 }
+
+/// The Model named `name` in the example file `file`, with a uid so its children carry owner
+/// references.
+pub fn example_model(file: &str, name: &str) -> agent_crds::model::Model {
+    let mut document = example(file, "Model", name);
+    document["metadata"]["uid"] = json!("0b7a6c1e-2222-4333-8444-555566667777");
+    serde_json::from_value(document).unwrap()
+}
+
+/// Runs the repository's validator (Kubernetes 1.34 schemas, the CRDs) on `paths`; returns its
+/// exit success and report.
+pub fn validate_manifests(paths: &[&std::path::Path]) -> (bool, String) {
+    let mut command = std::process::Command::new("python3");
+    command.arg("scripts/validate_manifests.py").arg("-k").arg("1.34.0").arg("--require-docs");
+    command.args(paths).current_dir(repo_root());
+    let output = command.output().expect("python3 runs (scripts/install-tools.sh installs kubernetes-validate)");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!report.contains("missing python package"), "{report}");
+    (output.status.success(), report)
+}
+
+/// A directory for this test process's files named `name`.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("agent-operator-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
