@@ -8,12 +8,7 @@
 
 mod cluster;
 
-use std::sync::Arc;
-
 use agent_crds::model::Model;
-use agent_operator::context::Context;
-use agent_operator::metrics::Metrics;
-use agent_operator::model::ModelContext;
 use cluster::wait_until_true as wait_for;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -69,12 +64,7 @@ async fn an_autoscaled_model_is_scaled_by_its_hpa_and_the_operator_leaves_the_co
     let models: Api<Model> = Api::namespaced(client.clone(), NAMESPACE);
     models.patch(NAME, &apply, &Patch::Apply(&model(true))).await.expect("the autoscaled Model is admitted");
 
-    let base = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default()), "runtime:e2e".into(), None));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller =
-        tokio::spawn(agent_operator::model::run(Arc::new(ModelContext::new(base)), Some(NAMESPACE), async {
-            let _ = stopped.await;
-        }));
+    let controller = cluster::ModelController::start(&client, NAMESPACE);
 
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -125,8 +115,7 @@ async fn an_autoscaled_model_is_scaled_by_its_hpa_and_the_operator_leaves_the_co
     })
     .await;
 
-    let _ = stop.send(());
-    controller.await.unwrap();
+    controller.stop().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(NAMESPACE, &DeleteParams::default()).await.unwrap();
 }

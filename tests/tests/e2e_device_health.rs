@@ -9,12 +9,7 @@
 
 mod cluster;
 
-use std::sync::Arc;
-
 use agent_crds::model::Model;
-use agent_operator::context::Context;
-use agent_operator::metrics::Metrics;
-use agent_operator::model::ModelContext;
 use cluster::wait_until_true as wait_for;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
@@ -59,6 +54,21 @@ async fn dra_cluster(case: &str) -> Option<(Client, String)> {
     };
     eprintln!("e2e {case} on driver {driver}, DeviceClass {class}");
     Some((client, class))
+}
+
+/// A vLLM Model `name` on one device of `class`, with the `accelerator` fields of `extra` added.
+fn gpu_model(name: &str, namespace: &str, class: &str, extra: &serde_json::Value) -> serde_json::Value {
+    let mut model = json!({
+        "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serve": {"engine": "vllm", "uri": "pvc://weights/model", "replicas": 1,
+                           "accelerator": {"deviceClassName": class, "count": 1}},
+                 "capabilities": {"chat": true}}
+    });
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        model["spec"]["serve"]["accelerator"][key] = value.clone();
+    }
+    model
 }
 
 /// The device the Model's pod `pod` holds: (slice name, device name).
@@ -116,21 +126,10 @@ async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why
     cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
     let apply = PatchParams::apply("agent-operator-e2e").force();
-    let model = json!({
-        "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {"serve": {"engine": "vllm", "uri": "pvc://weights/model", "replicas": 1,
-                           "accelerator": {"deviceClassName": class, "count": 1}},
-                 "capabilities": {"chat": true}}
-    });
+    let model = gpu_model(NAME, NAMESPACE, &class, &json!({}));
     let models: Api<Model> = Api::namespaced(client.clone(), NAMESPACE);
     models.patch(NAME, &apply, &Patch::Apply(&model)).await.expect("the Model is admitted");
-    let base = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default()), "runtime:e2e".into(), None));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller =
-        tokio::spawn(agent_operator::model::run(Arc::new(ModelContext::new(base)), Some(NAMESPACE), async {
-            let _ = stopped.await;
-        }));
+    let controller = cluster::ModelController::start(&client, NAMESPACE);
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     wait_for(|| {
@@ -166,8 +165,7 @@ async fn a_pod_on_a_tainted_device_moves_to_a_healthy_one_and_the_model_says_why
         eprintln!("SKIPPED the taint step: the API server did not keep spec.devices[].taints (DRADeviceTaints off?)");
     }
 
-    let _ = stop.send(());
-    controller.await.unwrap();
+    controller.stop().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(NAMESPACE, &DeleteParams::default()).await.unwrap();
 }
@@ -181,22 +179,11 @@ async fn two_models_naming_one_shared_claim_run_on_the_same_devices() {
     let apply = PatchParams::apply("agent-operator-e2e").force();
     let models: Api<Model> = Api::namespaced(client.clone(), namespace);
     for name in ["shared-a", "shared-b"] {
-        let model = json!({
-            "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Model",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"serve": {"engine": "vllm", "uri": "pvc://weights/model", "replicas": 1,
-                               "accelerator": {"deviceClassName": class, "count": 1, "sharedClaimName": "one-gpu",
-                                               "sharing": {"strategy": "TimeSlicing"}}},
-                     "capabilities": {"chat": true}}
-        });
+        let shared = json!({"sharedClaimName": "one-gpu", "sharing": {"strategy": "TimeSlicing"}});
+        let model = gpu_model(name, namespace, &class, &shared);
         models.patch(name, &apply, &Patch::Apply(&model)).await.expect("the Model is admitted");
     }
-    let base = Arc::new(Context::new(client.clone(), Arc::new(Metrics::default()), "runtime:e2e".into(), None));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let controller =
-        tokio::spawn(agent_operator::model::run(Arc::new(ModelContext::new(base)), Some(namespace), async {
-            let _ = stopped.await;
-        }));
+    let controller = cluster::ModelController::start(&client, namespace);
     let claims: Api<ResourceClaim> = Api::namespaced(client.clone(), namespace);
     // The one claim is allocated and reserved for a pod of each Model.
     wait_for(|| {
@@ -211,8 +198,7 @@ async fn two_models_naming_one_shared_claim_run_on_the_same_devices() {
         }
     })
     .await;
-    let _ = stop.send(());
-    controller.await.unwrap();
+    controller.stop().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(namespace, &DeleteParams::default()).await.unwrap();
     // The shared claim is not owned by the Models: it goes with its namespace here.

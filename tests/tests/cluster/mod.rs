@@ -71,3 +71,31 @@ where
     }
     panic!("timed out after 120 s");
 }
+
+/// The Model controller, in-process, for `namespace`; stops (and is awaited) through
+/// [`ModelController::stop`].
+pub struct ModelController {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ModelController {
+    /// Starts it on `client`.
+    pub fn start(client: &Client, namespace: &'static str) -> Self {
+        use std::sync::Arc;
+        let metrics = Arc::new(agent_operator::metrics::Metrics::default());
+        let base = Arc::new(agent_operator::context::Context::new(client.clone(), metrics, "runtime:e2e".into(), None));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let context = Arc::new(agent_operator::model::ModelContext::new(base));
+        let task = tokio::spawn(agent_operator::model::run(context, Some(namespace), async {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops it and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
