@@ -80,22 +80,8 @@ MODEL_REQS=(
 # LLAMA_USE_PREBUILT_UI=OFF: do not try to download the web UI at build time.
 # LLAMA_BUILD_APP=OFF: skip the unified "llama" binary, only llama-server is used.
 
-# Prints the -DGGML_<ISA>=ON|OFF flags for the CPU flags given on stdin
-# (/proc/cpuinfo's "flags" line). AMX is always off.
-cpu_isa_flags() {
-  local flags
-  flags=" $(grep -m1 -E '^flags[[:space:]]*:' | cut -d: -f2) "
-  local pair option cpu_flag state
-  for pair in SSE42:sse4_2 AVX:avx AVX2:avx2 BMI2:bmi2 FMA:fma F16C:f16c AVX_VNNI:avx_vnni \
-    AVX512:avx512f AVX512_VBMI:avx512vbmi AVX512_VNNI:avx512_vnni AVX512_BF16:avx512_bf16; do
-    option="${pair%%:*}"
-    cpu_flag="${pair#*:}"
-    state=OFF
-    if [[ "$flags" == *" $cpu_flag "* ]]; then state=ON; fi
-    printf -- '-DGGML_%s=%s ' "$option" "$state"
-  done
-  printf -- '-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF'
-}
+# shellcheck source=scripts/cpu-isa.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cpu-isa.sh"
 if [[ "${1:-}" == "--print-cpu-flags" ]]; then
   cpu_isa_flags </proc/cpuinfo
   echo

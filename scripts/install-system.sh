@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the other install scripts assume, only when one is missing:
-# a C/C++ toolchain (llama.cpp is built from source; some crates compile C), Python's venv
+# a C/C++ toolchain, cmake and libclang (llama.cpp is built from source, for llama-server and
+# inside the runtime, whose binding generates its FFI with bindgen; some crates compile C), Python's venv
 # module (the LLM and benchmark venvs), curl (scripts/run-local.sh waits on llama-server with
 # it), flock, the openssl CLI (the MCP TLS test makes a throwaway CA with it), and Chromium (the
 # web chat page's browser test drives it headless). On a machine that has them this does
@@ -10,6 +11,9 @@ set -euo pipefail
 missing=()
 command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 \
   || missing+=(build-essential)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null \
+  || missing+=(libclang-dev)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)

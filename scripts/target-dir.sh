@@ -13,3 +13,10 @@ if [[ "$__agent_last_root" != "$ROOT" ]] && compgen -G "$CARGO_TARGET_DIR/*/deps
 fi
 printf '%s\n' "$ROOT" >"$CARGO_TARGET_DIR/.agent-operator-checkout"
 unset __agent_last_root
+
+# The runtime links llama.cpp (its in-process model): build it for this CPU's instruction sets,
+# on both cores, never natively (scripts/cpu-isa.sh says why).
+# shellcheck source=scripts/cpu-isa.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cpu-isa.sh"
+export_cpu_isa_options
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"

@@ -12,12 +12,14 @@ pub mod embeddings;
 pub mod error;
 pub mod fetch;
 pub mod http;
+pub mod inference;
 pub mod ingest;
 pub mod knowledge;
 pub mod local;
 pub mod measured;
 pub mod memory;
 pub mod metrics;
+pub mod model_server;
 pub mod openai;
 pub mod provider;
 pub mod readiness;
@@ -44,7 +46,7 @@ use crate::http::{ApiLimits, AppState};
 use crate::provider::ModelProvider;
 use crate::provider::openai::CallPolicy;
 pub use crate::runtime::{Runtime, StartError};
-pub use crate::serve::{serve, watch_tool_servers};
+pub use crate::serve::{serve, serve_with, watch_tool_servers};
 pub use crate::tools::mcp::McpTiming;
 
 /// Settings of the serving process (flags with env fallbacks, parsed once in `main`).

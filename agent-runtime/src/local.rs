@@ -50,8 +50,18 @@ pub enum LocalError {
     Render(String, RenderError),
 }
 
+/// The agent to run locally.
+#[derive(Clone, Debug)]
+pub struct LocalAgent {
+    /// Its RuntimeConfig, as the operator would render it.
+    pub config: RuntimeConfig,
+    /// The Model, when it says the runtime serves it (`serve.engine: runtime`): local mode then
+    /// runs it in this process instead of calling its (cluster) Service.
+    pub in_process: Option<agent_crds::model::ModelServe>,
+}
+
 /// Reads the manifests and renders the chosen agent's RuntimeConfig.
-pub fn load(options: &LocalOptions) -> Result<RuntimeConfig, LocalError> {
+pub fn load(options: &LocalOptions) -> Result<LocalAgent, LocalError> {
     let mut manifests = Manifests::default();
     for file in manifest_files(&options.manifests)? {
         if file.file_name().is_some_and(|name| name == catalogue::RECIPE_FILE) {
@@ -66,6 +76,7 @@ pub fn load(options: &LocalOptions) -> Result<RuntimeConfig, LocalError> {
     default_namespaces(&mut manifests);
     let agent = choose_agent(&manifests, options.agent.as_deref())?;
     let model = choose_model(&manifests, &agent)?;
+    let in_process = model.spec.serve.clone().filter(|serve| serve.engine == agent_crds::model::Engine::Runtime);
     let references = manifests.references(&agent, Some(model));
     let paths = PodPaths {
         data_dir: options
@@ -75,7 +86,9 @@ pub fn load(options: &LocalOptions) -> Result<RuntimeConfig, LocalError> {
             .to_string(),
         secrets_dir: options.secrets_dir.display().to_string(),
     };
-    render_runtime_config(&agent, &references, &paths).map_err(|e| LocalError::Render(agent.name_any(), e))
+    let config =
+        render_runtime_config(&agent, &references, &paths).map_err(|e| LocalError::Render(agent.name_any(), e))?;
+    Ok(LocalAgent { config, in_process })
 }
 
 fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, LocalError> {
@@ -163,7 +176,7 @@ spec:
         std::fs::write(&file, format!("{MODELS}---\n{agent}")).unwrap();
         let options =
             LocalOptions { manifests: file, agent: None, data_dir: dir.join("data"), secrets_dir: dir.join("secrets") };
-        let result = load(&options);
+        let result = load(&options).map(|agent| agent.config);
         std::fs::remove_dir_all(&dir).ok();
         result
     }

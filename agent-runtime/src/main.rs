@@ -3,11 +3,16 @@
 use agent_crds::schedule::Precision;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent_runtime::http::ApiLimits;
 use agent_runtime::ingest::{self, IngestOptions};
 use agent_runtime::local::LocalOptions;
+use agent_runtime::inference::metrics::EngineMetrics;
+use agent_runtime::inference::{Engine, EngineOptions};
+use agent_runtime::model_server::{ModelServerOptions, serve_model};
+use agent_runtime::provider::in_process::InProcessProvider;
 use agent_runtime::provider::openai::CallPolicy;
 use agent_runtime::recipes_cli::{self, RecipesCommand};
 use agent_runtime::secret_file::DEFAULT_CHECK_EVERY;
@@ -45,8 +50,35 @@ enum Command {
         /// Folder of Secret keys, as `<secret>/<key>` files.
         #[arg(long, env = "AGENT_SECRETS_DIR", default_value = ".agent-secrets")]
         secrets_dir: PathBuf,
+        /// The GGUF of a Model the runtime serves itself (`serve.engine: runtime`): the agent
+        /// runs it in this process. Local mode does not download the Model's `serve.uri`.
+        #[arg(long, env = "AGENT_MODEL_FILE")]
+        model_file: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[command(flatten)]
         serve: ServeArgs,
+    },
+    /// Serve a GGUF model on CPU behind an OpenAI-compatible API (what the operator runs for
+    /// Models with `serve.engine: runtime`), with the built-in embedding model.
+    ServeModel {
+        /// The GGUF file.
+        #[arg(long, env = "AGENT_MODEL_FILE")]
+        model: PathBuf,
+        /// Name the model is served under.
+        #[arg(long, env = "AGENT_SERVED_MODEL_NAME")]
+        served_model_name: String,
+        /// Address to listen on.
+        #[arg(long, env = "AGENT_MODEL_HOST", default_value = "0.0.0.0")]
+        host: std::net::IpAddr,
+        /// Port to listen on.
+        #[arg(long, env = "AGENT_MODEL_PORT", default_value_t = 8000)]
+        port: u16,
+        /// Folder of the built-in embedding model (all-MiniLM-L6-v2), served on `/v1/embeddings`.
+        #[arg(long, env = "AGENT_EMBEDDING_MODEL_DIR")]
+        embedding_model_dir: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Send documents to a running agent's knowledge: folders (walked recursively), files or URLs.
     Ingest {
@@ -71,6 +103,40 @@ enum Command {
         #[command(subcommand)]
         command: RecipesCommand,
     },
+}
+
+/// How the in-process model runs.
+#[derive(Args)]
+struct EngineArgs {
+    /// Tokens one sequence holds (prompt and answer); default: the Model's contextLength, else
+    /// 4096 (never more than the model was trained for).
+    #[arg(long, env = "AGENT_MODEL_CONTEXT_LENGTH")]
+    context_length: Option<u32>,
+    /// Sequences generated at once (continuous batching); more requests wait.
+    #[arg(long, env = "AGENT_MODEL_SEQUENCES", default_value_t = 4)]
+    sequences: u32,
+    /// CPU threads of the model; default: the cores this process may use.
+    #[arg(long, env = "AGENT_MODEL_THREADS")]
+    threads: Option<u32>,
+    /// Chat template instead of the GGUF's own: a llama.cpp built-in name (chatml, gemma,
+    /// llama3, ...) or a template text.
+    #[arg(long, env = "AGENT_MODEL_CHAT_TEMPLATE")]
+    chat_template: Option<String>,
+}
+
+impl EngineArgs {
+    fn options(&self, model: PathBuf, declared_context: Option<i64>) -> EngineOptions {
+        let mut options = EngineOptions::new(model);
+        if let Some(length) = self.context_length.or_else(|| declared_context.and_then(|c| u32::try_from(c).ok())) {
+            options.context_length = length;
+        }
+        options.sequences = self.sequences.max(1);
+        if let Some(threads) = self.threads {
+            options.threads = threads.max(1);
+        }
+        options.chat_template.clone_from(&self.chat_template);
+        options
+    }
 }
 
 #[derive(Args)]
@@ -184,9 +250,48 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = agent_runtime::config::load(&config)?;
             agent_runtime::serve(config, serve.options()).await?;
         }
-        Command::Run { manifests, agent, data_dir, secrets_dir, serve } => {
-            let config = agent_runtime::local::load(&LocalOptions { manifests, agent, data_dir, secrets_dir })?;
-            agent_runtime::serve(config, serve.options()).await?;
+        Command::Run { manifests, agent, data_dir, secrets_dir, model_file, engine, serve } => {
+            let local = agent_runtime::local::load(&LocalOptions { manifests, agent, data_dir, secrets_dir })?;
+            let model = &local.config.model;
+            match (local.in_process.as_ref(), model_file) {
+                (None, None) => agent_runtime::serve(local.config, serve.options()).await?,
+                (Some(served), None) => anyhow::bail!(
+                    "Model {} is served by the runtime (serve.engine: runtime, uri {}): give its GGUF file \
+                     with --model-file (local mode does not download models)",
+                    model.model_object,
+                    served.uri
+                ),
+                (None, Some(_)) => anyhow::bail!(
+                    "--model-file runs a Model with serve.engine: runtime in this process, but Model {} \
+                     is reached at {}",
+                    model.model_object,
+                    model.base_url
+                ),
+                (Some(_), Some(file)) => {
+                    let options = engine.options(file, model.context_length);
+                    let started = std::time::Instant::now();
+                    let loaded =
+                        tokio::task::spawn_blocking(move || Engine::load(&options, EngineMetrics::default())).await??;
+                    tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        context_length = loaded.context_length(),
+                        sequences = loaded.sequences(),
+                        "model loaded in process"
+                    );
+                    let provider =
+                        InProcessProvider::new(Arc::new(loaded), model.model.clone(), model.prompt_format);
+                    agent_runtime::serve_with(local.config, serve.options(), Arc::new(provider)).await?;
+                }
+            }
+        }
+        Command::ServeModel { model, served_model_name, host, port, embedding_model_dir, engine } => {
+            serve_model(ModelServerOptions {
+                addr: SocketAddr::new(host, port),
+                engine: engine.options(model, None),
+                served_name: served_model_name,
+                embedding_model_dir,
+            })
+            .await?;
         }
         Command::Ingest { sources, agent, api_key, concurrency, timeout_seconds } => {
             let options = IngestOptions {

@@ -24,7 +24,21 @@ const STORE_CHECK_EVERY: Duration = Duration::from_secs(30);
 
 /// Serves the agent until SIGTERM or SIGINT, then lets streams finish.
 pub async fn serve(config: agent_crds::RuntimeConfig, options: ServeOptions) -> Result<(), StartError> {
-    let Runtime { state, remote_store } = Runtime::build(config, &options)?;
+    let runtime = Runtime::build(config, &options)?;
+    serve_runtime(runtime, options).await
+}
+
+/// Serves the agent with its model from `provider` (the in-process model of local mode).
+pub async fn serve_with(
+    config: agent_crds::RuntimeConfig,
+    options: ServeOptions,
+    provider: Arc<dyn crate::provider::ModelProvider>,
+) -> Result<(), StartError> {
+    let runtime = Runtime::build_with(config, &options, provider)?;
+    serve_runtime(runtime, options).await
+}
+
+async fn serve_runtime(Runtime { state, remote_store }: Runtime, options: ServeOptions) -> Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(agent = %state.agent.config.agent.name, addr = %listener.local_addr()?, "serving");
     let sessions = state.agent.sessions().clone();
@@ -181,7 +195,7 @@ pub async fn watch_store(store: Arc<dyn VectorStore>, readiness: Arc<Readiness>,
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

@@ -68,16 +68,17 @@ impl LlamaServer {
     /// # Panics
     /// When the install script's env file is missing or names no `MINILM_DIR`.
     pub fn minilm_dir() -> std::path::PathBuf {
-        let llm_dir = std::env::var_os("AGENT_LLM_DIR").map_or_else(
-            || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agent-operator/llm"),
-            std::path::PathBuf::from,
-        );
-        let env = std::fs::read_to_string(llm_dir.join("env")).expect("scripts/install-llm.sh wrote its env file");
-        let dir = env
-            .lines()
-            .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix("MINILM_DIR="))
-            .expect("the env file names MINILM_DIR");
-        std::path::PathBuf::from(dir.trim().trim_matches(['"', '\'']))
+        installed("MINILM_DIR")
+    }
+
+    /// The Gemma 3 270M GGUF file `scripts/install-llm.sh` installed (llama-server serves it).
+    ///
+    /// # Panics
+    /// When the install script fails or its env file names no `GEMMA_GGUF`.
+    pub fn gemma_gguf() -> std::path::PathBuf {
+        let install = Command::new("bash").arg(repo_root().join("scripts/install-llm.sh")).status().expect("bash runs");
+        assert!(install.success(), "scripts/install-llm.sh failed");
+        installed("GEMMA_GGUF")
     }
 
     /// Its OpenAI base URL.
@@ -91,6 +92,21 @@ impl Drop for LlamaServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A path the install script's env file names as `variable`.
+fn installed(variable: &str) -> std::path::PathBuf {
+    let llm_dir = std::env::var_os("AGENT_LLM_DIR").map_or_else(
+        || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/agent-operator/llm"),
+        std::path::PathBuf::from,
+    );
+    let env = std::fs::read_to_string(llm_dir.join("env")).expect("scripts/install-llm.sh wrote its env file");
+    let prefix = format!("{variable}=");
+    let value = env
+        .lines()
+        .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("the env file names no {variable}"));
+    std::path::PathBuf::from(value.trim().trim_matches(['"', '\'']))
 }
 
 /// The last `lines` lines of `text`.

@@ -63,6 +63,16 @@ impl MiniLm {
         let bert = BertModel::load(vb, &config).map_err(|e| file_error(&weights_path, e))?;
         Ok(Self { model: Arc::new(Model { bert, tokenizer, device }), dimension: config.hidden_size })
     }
+
+    /// Tokens the model reads of `texts` (each cut at [`MAX_TOKENS`]), special tokens included:
+    /// the usage an embeddings API reports.
+    pub fn count_tokens(&self, texts: &[String]) -> Result<usize, EmbedError> {
+        texts.iter().try_fold(0, |total, text| {
+            let encoding =
+                self.model.tokenizer.encode(text.as_str(), true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+            Ok(total + encoding.get_ids().len())
+        })
+    }
 }
 
 impl Embedder for MiniLm {

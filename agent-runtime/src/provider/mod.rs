@@ -1,6 +1,7 @@
 //! Model providers: where completions come from. Handlers and the agent loop see only the
 //! [`ModelProvider`] trait, so an in-process model can be added without touching them.
 
+pub mod in_process;
 pub mod metered;
 pub mod openai;
 pub mod prompt;

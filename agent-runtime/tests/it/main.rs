@@ -6,6 +6,7 @@ mod approvals;
 mod chat_api;
 mod delegation;
 mod durability;
+mod in_process;
 mod knowledge;
 mod limits;
 mod mcp;

@@ -115,7 +115,7 @@ fn local(manifests: PathBuf) -> agent_crds::RuntimeConfig {
         data_dir: scratch.join("data"),
         secrets_dir: scratch.join("secrets"),
     };
-    agent_runtime::local::load(&options).unwrap()
+    agent_runtime::local::load(&options).unwrap().config
 }
 
 #[test]

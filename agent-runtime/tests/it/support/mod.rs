@@ -256,6 +256,16 @@ pub fn post(path: &str, body: &Value) -> Request<Body> {
 
 /// The all-MiniLM-L6-v2 folder installed by `scripts/install-llm.sh` (from its env file).
 pub fn minilm_dir() -> PathBuf {
+    installed("MINILM_DIR")
+}
+
+/// The Gemma 3 270M GGUF installed by `scripts/install-llm.sh` (from its env file).
+pub fn gemma_gguf() -> PathBuf {
+    installed("GEMMA_GGUF")
+}
+
+/// A path `scripts/install-llm.sh`'s env file names as `variable`.
+fn installed(variable: &str) -> PathBuf {
     let llm_dir = std::env::var_os("AGENT_LLM_DIR").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache/agent-operator/llm"),
         PathBuf::from,
@@ -263,9 +273,10 @@ pub fn minilm_dir() -> PathBuf {
     let env_file = llm_dir.join("env");
     let text = std::fs::read_to_string(&env_file)
         .unwrap_or_else(|e| panic!("cannot read {} ({e}): run scripts/install-llm.sh", env_file.display()));
-    let dir = text
+    let prefix = format!("{variable}=");
+    let value = text
         .lines()
-        .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix("MINILM_DIR="))
-        .unwrap_or_else(|| panic!("{} names no MINILM_DIR: run scripts/install-llm.sh", env_file.display()));
-    PathBuf::from(dir.trim().trim_matches(['"', '\'']))
+        .find_map(|line| line.trim().trim_start_matches("export ").strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{} names no {variable}: run scripts/install-llm.sh", env_file.display()));
+    PathBuf::from(value.trim().trim_matches(['"', '\'']))
 }
