@@ -55,6 +55,19 @@ fn llamacpp_children() {
 }
 
 #[test]
+fn runtime_children() {
+    let cpu = example_model(FILE, "gemma-runtime");
+    let built = children(&cpu);
+    insta::assert_yaml_snapshot!("gemma-runtime_without_accelerator", built);
+    let container = &pod(&built)["containers"][0];
+    assert_eq!(container["image"], "ghcr.io/agent-operator/agent-runtime:0.1.0", "the runtime's own image");
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(&args[..1], ["serve-model"]);
+    assert!(args.windows(2).any(|w| w == ["--context-length", "4096"]), "{args:?}");
+    assert!(args.windows(2).any(|w| w == ["--embedding-model-dir", "/models/all-MiniLM-L6-v2"]), "{args:?}");
+}
+
+#[test]
 fn ollama_children() {
     snapshot_engine("qwen-small");
     insta::assert_yaml_snapshot!("qwen-small_with_extended_resource", children(&example_model(FILE, "qwen-small")));
@@ -175,7 +188,7 @@ fn every_model_pod_meets_the_restricted_pod_security_standard() {
     // The one exception is a choice of the Model: weights from an OCI image volume, a volume
     // type the restricted standard does not list (baseline admits it).
     let mut checked = 0;
-    for name in ["llama-8b", "gemma-small", "qwen-small", "mistral-tgi", "minilm", "llama-nim"] {
+    for name in ["llama-8b", "gemma-small", "gemma-runtime", "qwen-small", "mistral-tgi", "minilm", "llama-nim"] {
         let built = children(&with_accelerator(example_model(FILE, name), None));
         for object in &built {
             let pod = &object["spec"]["template"];
@@ -203,5 +216,5 @@ fn every_model_pod_meets_the_restricted_pod_security_standard() {
             }
         }
     }
-    assert_eq!(checked, 6, "every engine's pod was checked");
+    assert_eq!(checked, 7, "every engine's pod was checked");
 }

@@ -167,6 +167,36 @@ async fn a_served_model_with_dra_applies_claim_template_cache_job_deployment_and
     assert_eq!(events(&calls), Vec::<(String, String)>::new(), "progress is not an event");
 }
 
+#[tokio::test]
+async fn a_runtime_served_model_runs_the_runtime_image_on_cpu_from_its_cache() {
+    let cluster = Cluster::default();
+    let model = with_identity(example(SERVED, "Model", "gemma-runtime"));
+    let (result, calls) = run(&cluster, &model).await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))));
+    let job = calls.iter().find(|c| c.path.contains("/jobs/")).unwrap().path.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(
+        writes(&calls),
+        [
+            "PATCH /api/v1/namespaces/models/persistentvolumeclaims/gemma-runtime-cache".to_owned(),
+            format!("PATCH /apis/batch/v1/namespaces/models/jobs/{job}"),
+            "PATCH /apis/apps/v1/namespaces/models/deployments/gemma-runtime".to_owned(),
+            "PATCH /api/v1/namespaces/models/services/gemma-runtime-model".to_owned(),
+            format!("PATCH {MODELS}/gemma-runtime/status"),
+        ],
+        "no claim template: the runtime serves on CPU"
+    );
+    let deployment = calls.iter().find(|c| c.is_write() && c.path.ends_with("/deployments/gemma-runtime")).unwrap();
+    let pod = &deployment.body.as_ref().unwrap()["spec"]["template"]["spec"];
+    let server = &pod["containers"][0];
+    assert_eq!(server["image"], "runtime:test", "the operator's runtime image");
+    assert_eq!(server["args"][0], "serve-model");
+    assert_eq!(server["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(server["resources"]["limits"].get("nvidia.com/gpu").is_none() && pod.get("resourceClaims").is_none());
+    let status = status_patch(&calls);
+    assert_eq!(reason(status, "Ready"), ("False".into(), "CacheNotReady".into()));
+    assert_eq!(status["endpoint"], "http://gemma-runtime-model.models.svc:8000/v1");
+}
+
 fn job_path() -> String {
     let model: Model = serde_json::from_value(llama()).unwrap();
     let source = agent_operator::model::validate::validate(&model).unwrap().unwrap();

@@ -253,6 +253,7 @@ fn run(
     loop {
         let busy = sequences.iter().any(|s| s.running.is_some());
         if !busy && waiting.is_empty() {
+            metrics.occupancy(0, 0);
             match jobs.recv() {
                 Ok(job) => waiting.push_back(job),
                 Err(_) => return,

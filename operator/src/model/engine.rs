@@ -136,16 +136,21 @@ pub fn launch(engine: Engine, input: &EngineInput<'_>) -> Launch {
             }
             Launch { command: None, args: Vec::new(), env }
         }
-        Engine::Runtime => Launch {
-            command: None,
-            args: owned(&["serve-model", "--model", input.model_path, "--served-model-name", input.served_name])
-                .into_iter()
-                .chain(owned(&["--port", &port]))
-                .collect(),
-            env: vec![("RUST_LOG".to_owned(), "info".to_owned())],
-        },
+        Engine::Runtime => {
+            // The runtime image carries the built-in embedding model (served on /v1/embeddings);
+            // threads follow the container's CPU limit (the runtime reads its cgroup quota).
+            let mut args = owned(&["serve-model", "--model", input.model_path, "--served-model-name", input.served_name]);
+            args.extend(owned(&["--port", &port, "--embedding-model-dir", RUNTIME_EMBEDDING_MODEL_DIR]));
+            if let Some(length) = input.context_length {
+                args.extend(["--context-length".to_owned(), length.to_string()]);
+            }
+            Launch { command: None, args, env: vec![("RUST_LOG".to_owned(), "info".to_owned())] }
+        }
     }
 }
+
+/// Where the runtime image keeps the built-in embedding model (all-MiniLM-L6-v2).
+pub const RUNTIME_EMBEDDING_MODEL_DIR: &str = "/models/all-MiniLM-L6-v2";
 
 /// Starts `ollama serve`, imports the weights under the served name once the server answers,
 /// then waits on the server so its exit ends the container.

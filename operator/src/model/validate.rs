@@ -61,22 +61,18 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
         }
     };
     let single_file = matches!(&source, Source::HuggingFace { file: Some(_), .. } | Source::Https { .. });
+    if serve.engine == Engine::Runtime {
+        check_runtime_engine(model, serve, problems);
+    }
     match serve.engine {
-        // The Deployment would run `agent-runtime serve-model`, which this runtime version does
-        // not have yet: refusing beats a pod that crash-loops.
-        Engine::Runtime => problems.push(
-            "engine runtime is not available yet (the agent runtime has no in-process model server in this \
-             version); serve a small GGUF on CPU with engine llamacpp"
-                .to_owned(),
-        ),
-        Engine::Llamacpp | Engine::Ollama if matches!(&source, Source::Oci { .. }) => {
+        Engine::Llamacpp | Engine::Ollama | Engine::Runtime if matches!(&source, Source::Oci { .. }) => {
             problems.push(format!(
                 "engine {:?} loads one GGUF file, but an oci:// image is mounted as a directory: use \
                  hf://org/name/model.gguf, https://.../model.gguf or pvc://claim/path/model.gguf",
                 serve.engine
             ));
         }
-        Engine::Llamacpp | Engine::Ollama if matches!(&source, Source::HuggingFace { file: None, .. }) => {
+        Engine::Llamacpp | Engine::Ollama | Engine::Runtime if matches!(&source, Source::HuggingFace { file: None, .. }) => {
             problems.push(format!(
                 "engine {:?} loads one GGUF file: name it in the uri, e.g. hf://org/name/model-Q4_K_M.gguf",
                 serve.engine
@@ -88,6 +84,25 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
         _ => {}
     }
     Some(source)
+}
+
+/// `agent-runtime serve-model` runs llama.cpp on CPU with its built-in chat templates: no GPU,
+/// no tool-call format.
+fn check_runtime_engine(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) {
+    if serve.accelerator.is_some() {
+        problems.push(
+            "engine runtime serves on CPU: remove serve.accelerator, or serve the model on GPUs with engine \
+             llamacpp or vllm"
+                .to_owned(),
+        );
+    }
+    if model.spec.capabilities.tools {
+        problems.push(
+            "engine runtime cannot call tools (llama.cpp's built-in chat templates have no tool format): set \
+             capabilities.tools to false, or serve the model with engine llamacpp or vllm"
+                .to_owned(),
+        );
+    }
 }
 
 fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problems: &mut Vec<String>) {
@@ -172,12 +187,22 @@ mod tests {
     }
 
     #[test]
-    fn the_runtime_engine_and_gguf_engines_on_image_volumes_are_refused_with_what_to_use() {
-        let runtime = served(
-            "tiny",
-            ModelServe { engine: Engine::Runtime, uri: "hf://org/m/model.gguf".into(), ..ModelServe::default() },
-        );
-        assert!(validate(&runtime).unwrap_err().contains("engine runtime is not available yet"));
+    fn the_runtime_engine_serves_one_gguf_on_cpu_without_tools() {
+        let runtime = |uri: &str| {
+            served("tiny", ModelServe { engine: Engine::Runtime, uri: uri.into(), ..ModelServe::default() })
+        };
+        assert!(matches!(validate(&runtime("hf://org/m/model.gguf")), Ok(Some(Source::HuggingFace { .. }))));
+        assert!(validate(&runtime("hf://org/m")).unwrap_err().contains("loads one GGUF file"));
+        let mut on_gpu = runtime("hf://org/m/model.gguf");
+        on_gpu.spec.serve.as_mut().unwrap().accelerator = Some(Accelerator { count: 1, ..Accelerator::default() });
+        on_gpu.spec.capabilities.tools = true;
+        let problems = validate(&on_gpu).unwrap_err();
+        assert!(problems.contains("engine runtime serves on CPU"), "{problems}");
+        assert!(problems.contains("engine runtime cannot call tools"), "{problems}");
+    }
+
+    #[test]
+    fn gguf_engines_on_image_volumes_are_refused_with_what_to_use() {
         let image =
             served("tiny", ModelServe { engine: Engine::Llamacpp, uri: "oci://r/m:1".into(), ..ModelServe::default() });
         assert!(validate(&image).unwrap_err().contains("an oci:// image is mounted as a directory"));
