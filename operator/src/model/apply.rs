@@ -14,6 +14,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::resource::v1::ResourceClaim;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -83,7 +84,15 @@ pub async fn apply(
                 usize::from(apply_one(client, namespace, set.as_ref(), observed.leader_worker_set.as_ref()).await?);
         }
     }
-    written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
+    // A selector that lost a key (the leaders' worker index, when `serve.nodes` went back to 1)
+    // still "holds" every desired field, so it is compared whole: the apply removes the key.
+    let selector = |service: &Service| service.spec.as_ref().and_then(|s| s.selector.clone());
+    if observed.service.as_ref().is_some_and(|current| selector(current) != selector(&children.service)) {
+        apply_always(client, namespace, &children.service).await?;
+        written += 1;
+    } else {
+        written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
+    }
     match autoscaler {
         Some(Autoscaler::Hpa(hpa)) => {
             written += usize::from(apply_one(client, namespace, hpa.as_ref(), observed.hpa.as_ref()).await?);
