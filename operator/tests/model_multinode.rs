@@ -108,7 +108,7 @@ fn every_pod_of_a_group_claims_its_own_devices_from_the_models_claim_template() 
         );
         assert_eq!(pod["containers"][0]["resources"]["claims"], json!([{"name": "accelerator"}]), "{which}");
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{which}");
-        assert_eq!(pod_security_violations(&template(set, which), true), Vec::<String>::new(), "{which}");
+        assert_eq!(pod_security_violations(template(set, which), true), Vec::<String>::new(), "{which}");
     }
 }
 

@@ -186,10 +186,8 @@ fn serve_conditions(
     } else if !cache_ready {
         Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
     } else if ready_replicas >= 1 {
-        let mut message = format!("{ready_replicas} of {wanted} replicas ready");
-        if is_multi_node(serve) {
-            message.push_str(&format!(" (groups of {} pods)", serve.nodes));
-        }
+        let groups = if is_multi_node(serve) { format!(" (groups of {} pods)", serve.nodes) } else { String::new() };
+        let mut message = format!("{ready_replicas} of {wanted} replicas ready{groups}");
         if let Some(queued) = &queued {
             message.push_str("; ");
             message.push_str(queued);
