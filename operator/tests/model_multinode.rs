@@ -77,6 +77,13 @@ fn the_leader_serves_vllm_over_ray_with_pipeline_parallelism_and_the_workers_joi
     assert_eq!(after("--pipeline-parallel-size"), Some("2"), "the pods of one group: {leader_args:?}");
     assert_eq!(after("--distributed-executor-backend"), Some("ray"));
     assert_eq!(after("--served-model-name"), Some("llama-3.1-405b"));
+    let mut extra = example_model(FILE, "llama-405b");
+    extra.spec.serve.as_mut().unwrap().args = vec!["--pipeline-parallel-size".into(), "4".into()];
+    let extra = children(&extra, true);
+    let extra_set = find(&extra, "LeaderWorkerSet");
+    let extra_args = args(&template(extra_set, "leaderTemplate")["spec"]["containers"][0]);
+    assert_eq!(extra_args[extra_args.len() - 2..], ["--pipeline-parallel-size", "4"], "the Model's args come last");
+    assert!(template(extra_set, "workerTemplate")["spec"]["containers"][0].get("args").is_none());
     assert!(leader["readinessProbe"]["httpGet"]["path"] == "/health" && leader["startupProbe"].is_object());
     let ports: Vec<&str> = leader["ports"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(ports, ["http", "ray"]);

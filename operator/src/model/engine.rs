@@ -160,8 +160,8 @@ pub enum GroupRole {
 }
 
 /// The launch of one pod of a group of `nodes` pods, from the engine's single-node `launch`
-/// (whose args, the Model's extra args included, go to the API server as `"$@"`, so they need no
-/// shell quoting). vLLM over Ray, as LWS's vLLM example runs it: the leader starts Ray's head,
+/// (whose args, and the Model's extra args the caller appends to the leader's, go to the API
+/// server as `"$@"`, so they need no shell quoting). vLLM over Ray, as LWS's vLLM example runs it: the leader starts Ray's head,
 /// waits until every pod of the group (`LWS_GROUP_SIZE`, set by LWS) has joined, then serves
 /// with tensor parallelism over its pod's devices (already in `launch`) and pipeline parallelism
 /// over the pods; the workers join the leader (`LWS_LEADER_ADDRESS`) and block. `None` for

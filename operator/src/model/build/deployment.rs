@@ -161,9 +161,13 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>, role: Option<GroupRo
             tool_call_parser: serve.tool_call_parser.as_deref(),
         },
     );
-    launch.args.extend(serve.args.iter().cloned());
     if let Some(role) = role {
         launch = engine::group_launch(engine_kind, launch.clone(), role, serve.nodes).unwrap_or(launch);
+    }
+    // The Model's extra arguments go last (where the engine takes the last value, they win);
+    // a worker runs no engine command line to give them to.
+    if role != Some(GroupRole::Worker) {
+        launch.args.extend(serve.args.iter().cloned());
     }
     let args = launch.args;
     let mut env: Vec<EnvVar> =
