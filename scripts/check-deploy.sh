@@ -174,6 +174,7 @@ ALLOWED_CLUSTER_SCOPED_WITH_WATCH_NS = {
     ("apiextensions.k8s.io", "customresourcedefinitions"),
     ("resource.k8s.io", "resourceslices"),
 }
+THIRD_PARTY_CRD_NAMES = {"scaledobjects.keda.sh", "leaderworkersets.leaderworkerset.x-k8s.io"}
 DELETABLE = {
     ("agent-operator.dev", "agents"),
     ("rbac.authorization.k8s.io", "roles"),
@@ -181,6 +182,9 @@ DELETABLE = {
     # A served Model's autoscaler, removed when its autoscaling is turned off.
     ("autoscaling", "horizontalpodautoscalers"),
     ("keda.sh", "scaledobjects"),
+    # A served Model's workload of the kind it no longer runs (serve.nodes crossed 1).
+    ("apps", "deployments"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets"),
 }
 for name, objs in list(helm.items()) + [("kustomize", kust)]:
     for key, doc in objs.items():
@@ -206,9 +210,10 @@ for name, objs in list(helm.items()) + [("kustomize", kust)]:
                 key[0] == "ClusterRole" or not key[2].endswith("-model-keys")
             ):
                 problems.append(f"{name}: {key[0]}/{key[2]} reads Secrets outside a modelKeyReaders Role")
-            # The operator's own CRDs, and KEDA's, whose presence decides how a Model autoscales.
+            # The operator's own CRDs, KEDA's (how a Model autoscales) and LWS's (whether a
+            # multi-node Model can be built).
             if "customresourcedefinitions" in (rule.get("resources") or []) and (
-                verbs != {"get"} or set(rule.get("resourceNames") or []) != CRD_NAMES | {"scaledobjects.keda.sh"}
+                verbs != {"get"} or set(rule.get("resourceNames") or []) != CRD_NAMES | THIRD_PARTY_CRD_NAMES
             ):
                 problems.append(f"{name}: {key[0]}/{key[2]}: CRDs must be get-only, by name")
             if (

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_runtime::http::ApiLimits;
-use agent_runtime::ingest::{self, IngestOptions};
-use agent_runtime::local::LocalOptions;
 use agent_runtime::inference::metrics::EngineMetrics;
 use agent_runtime::inference::{Engine, EngineOptions};
+use agent_runtime::ingest::{self, IngestOptions};
+use agent_runtime::local::LocalOptions;
 use agent_runtime::model_server::{ModelServerOptions, serve_model};
 use agent_runtime::provider::in_process::InProcessProvider;
 use agent_runtime::provider::openai::CallPolicy;
@@ -278,8 +278,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         sequences = loaded.sequences(),
                         "model loaded in process"
                     );
-                    let provider =
-                        InProcessProvider::new(Arc::new(loaded), model.model.clone(), model.prompt_format);
+                    let provider = InProcessProvider::new(Arc::new(loaded), model.model.clone(), model.prompt_format);
                     agent_runtime::serve_with(local.config, serve.options(), Arc::new(provider)).await?;
                 }
             }

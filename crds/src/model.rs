@@ -131,7 +131,12 @@ pub struct ModelEndpoint {
     { "rule": "!has(self.workloadPriorityClassName) || has(self.queueName)", "message": "workloadPriorityClassName needs a queueName (it is a Kueue priority)" },
     { "rule": "!has(self.autoscaling) || !(self.autoscaling.metric in ['QueueDepth', 'RunningRequests']) || self.engine in ['vllm', 'llamacpp']", "message": "autoscaling on QueueDepth or RunningRequests needs engine vllm or llamacpp (the engines that export them)" },
     { "rule": "!has(self.autoscaling) || self.autoscaling.metric != 'TimeToFirstToken' || self.engine == 'vllm'", "message": "autoscaling on TimeToFirstToken needs engine vllm (the engine that exports it)" },
-    { "rule": "!has(self.autoscaling) || self.autoscaling.metric != 'GpuUtilization' || has(self.accelerator)", "message": "autoscaling on GpuUtilization needs an accelerator" }
+    { "rule": "!has(self.autoscaling) || self.autoscaling.metric != 'GpuUtilization' || has(self.accelerator)", "message": "autoscaling on GpuUtilization needs an accelerator" },
+    { "rule": "!has(self.nodes) || self.nodes == 1 || self.engine == 'vllm'", "message": "nodes > 1 needs engine vllm (multi-node serving runs vLLM over Ray)" },
+    { "rule": "!has(self.nodes) || self.nodes == 1 || !has(self.autoscaling)", "message": "autoscaling cannot be combined with nodes > 1 yet (the autoscalers scale a Deployment; a multi-node Model is a LeaderWorkerSet)" },
+    { "rule": "!has(self.nodes) || self.nodes == 1 || !has(self.queueName)", "message": "queueName cannot be combined with nodes > 1 yet (Kueue would admit the pods of a group one by one)" },
+    { "rule": "!has(self.nodes) || self.nodes == 1 || !has(self.accelerator) || !has(self.accelerator.sharedClaimName)", "message": "accelerator.sharedClaimName cannot be combined with nodes > 1 (each pod of a group claims its own devices on its own node)" },
+    { "rule": "!has(self.nodes) || self.nodes == 1 || self.uri.startsWith('pvc://') || self.uri.startsWith('oci://') || (has(self.cache) && has(self.cache.accessMode) && self.cache.accessMode == 'ReadWriteMany')", "message": "nodes > 1 with downloaded weights needs cache.accessMode ReadWriteMany (every pod of a group mounts the cache, each on its own node)" }
 ]))]
 pub struct ModelServe {
     /// The serving engine.
@@ -170,6 +175,14 @@ pub struct ModelServe {
     #[serde(default = "one")]
     #[schemars(range(min = 0, max = 64))]
     pub replicas: i32,
+    /// Pods per serving replica, for a model too large for one node. With more than 1, each
+    /// replica is a group of `nodes` pods made by a LeaderWorkerSet (leaderworkerset.x-k8s.io/v1,
+    /// which must be installed in the cluster): vLLM over Ray, tensor parallel over each pod's
+    /// `accelerator.count` devices and pipeline parallel over the pods. Every pod of a group
+    /// claims its own accelerators; only the group's leader serves the API.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 64))]
+    pub nodes: i32,
     /// Size and class of the model-cache volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<ModelCache>,
@@ -424,11 +437,12 @@ pub struct ModelStatus {
     /// Agents currently bound to this model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_agents: Option<i64>,
-    /// Serving replicas that exist (the engine Deployment's `status.replicas`); the `/scale`
-    /// subresource reads it.
+    /// Serving replicas that exist (the engine Deployment's `status.replicas`, or the
+    /// LeaderWorkerSet's groups with `serve.nodes` above 1); the `/scale` subresource reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
-    /// Label selector of the serving pods, as text (the `/scale` subresource reads it).
+    /// Label selector of the serving pods (the groups' leaders with `serve.nodes` above 1), as
+    /// text (the `/scale` subresource reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
     /// The autoscaler the operator made for `serve.autoscaling`: `HorizontalPodAutoscaler/<name>`
@@ -495,6 +509,8 @@ pub mod reason {
     pub const HEALTHY: &str = "Healthy";
     /// A device is tainted or reported unhealthy; the pods holding it are being replaced.
     pub const DEVICE_UNFIT: &str = "DeviceUnfit";
+    /// `serve.nodes` is above 1 but the LeaderWorkerSet CRD is not installed.
+    pub const LEADER_WORKER_SET_MISSING: &str = "LeaderWorkerSetMissing";
 }
 
 /// Port the operator's served-model Services listen on.

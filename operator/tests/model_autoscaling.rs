@@ -25,7 +25,7 @@ fn deployment(model: &Model, cache_ready: bool) -> Value {
         cache_ready,
         cache_recorded: false,
     };
-    serde_json::to_value(build(&input).deployment).unwrap()
+    serde_json::to_value(build(&input).workload.deployment().expect("a Deployment")).unwrap()
 }
 
 fn autoscaler(name: &str, keda_installed: bool) -> Value {

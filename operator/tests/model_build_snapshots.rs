@@ -157,7 +157,7 @@ fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
         cache_recorded: false,
     };
     let waiting = build(&input);
-    assert_eq!(waiting.deployment.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(waiting.workload.deployment().unwrap().spec.as_ref().unwrap().replicas, Some(0));
     let job = waiting.download_job.unwrap();
     let env = job.spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap();
     let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
@@ -165,7 +165,7 @@ fn serving_waits_with_no_replicas_until_the_cache_is_filled() {
     assert_eq!(value("HF_FILE").as_deref(), Some("gemma-3-270m-Q8_0.gguf"));
     assert!(waiting.cache_claim.unwrap().metadata.annotations.is_none(), "nothing is recorded before the download");
     let ready = build(&BuildInput { cache_ready: true, ..input.clone() });
-    assert_eq!(ready.deployment.spec.unwrap().replicas, Some(1));
+    assert_eq!(ready.workload.deployment().unwrap().spec.clone().unwrap().replicas, Some(1));
     let annotations = ready.cache_claim.unwrap().metadata.annotations.unwrap();
     assert_eq!(annotations["agent-operator.dev/cached-source"], source.digest(), "the claim records its weights");
     let recorded = build(&BuildInput { cache_ready: true, cache_recorded: true, ..input });

@@ -12,7 +12,7 @@ mod cluster;
 use agent_crds::model::Model;
 use cluster::wait_until_true as wait_for;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaim, ResourceSlice};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -20,25 +20,6 @@ use serde_json::json;
 const NAMESPACE: &str = "agent-operator-e2e-devices";
 const NAME: &str = "device-health";
 const TAINT_KEY: &str = "agent-operator.dev/e2e-unhealthy";
-
-/// A driver with two or more devices in one pool, and a DeviceClass whose selector names it.
-async fn two_device_class(client: &Client) -> Option<(String, String)> {
-    let slices: Api<ResourceSlice> = Api::all(client.clone());
-    let classes: Api<DeviceClass> = Api::all(client.clone());
-    let slices = slices.list(&ListParams::default()).await.ok()?.items;
-    let classes = classes.list(&ListParams::default()).await.ok()?.items;
-    let drivers =
-        slices.iter().filter(|s| s.spec.devices.as_ref().is_some_and(|d| d.len() >= 2)).map(|s| &s.spec.driver);
-    for driver in drivers {
-        let named = classes
-            .iter()
-            .find(|c| serde_json::to_string(&c.spec.selectors).unwrap_or_default().contains(driver.as_str()));
-        if let Some(class) = named {
-            return Some((driver.clone(), class.name_any()));
-        }
-    }
-    None
-}
 
 /// A client for the cluster in `KUBECONFIG` and the DeviceClass of a driver with two devices in
 /// a pool; `None` (the `case` skipped, saying why) without either.
@@ -48,7 +29,7 @@ async fn dra_cluster(case: &str) -> Option<(Client, String)> {
         return None;
     }
     let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
-    let Some((driver, class)) = two_device_class(&client).await else {
+    let Some((driver, class)) = cluster::two_device_class(&client).await else {
         eprintln!("SKIPPED e2e {case}: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
         return None;
     };

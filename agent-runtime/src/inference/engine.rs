@@ -303,10 +303,8 @@ fn admit(
             metrics.finished("cancelled");
             continue;
         }
-        let Some(sequence) = sequences
-            .iter_mut()
-            .filter(|s| s.running.is_none())
-            .max_by_key(|s| common_prefix(&s.cached, &job.tokens))
+        let Some(sequence) =
+            sequences.iter_mut().filter(|s| s.running.is_none()).max_by_key(|s| common_prefix(&s.cached, &job.tokens))
         else {
             return;
         };

@@ -82,9 +82,7 @@ pub enum InferenceError {
     #[error(transparent)]
     InvalidParameter(#[from] InvalidParameter),
     /// A chat prompt for a model without a chat template.
-    #[error(
-        "the model's GGUF has no chat template (a base model): set the Model's promptFormat to Completion"
-    )]
+    #[error("the model's GGUF has no chat template (a base model): set the Model's promptFormat to Completion")]
     NoChatTemplate,
     /// The chat template could not be applied.
     #[error("cannot apply the model's chat template: {0}")]

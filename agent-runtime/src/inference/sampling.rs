@@ -112,7 +112,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> InvalidParameter {
     InvalidParameter { field, reason: reason.into() }
 }
 
-fn number(fields: &Map<String, Value>, field: &'static str, min: f64, max: f64) -> Result<Option<f32>, InvalidParameter> {
+fn number(
+    fields: &Map<String, Value>,
+    field: &'static str,
+    min: f64,
+    max: f64,
+) -> Result<Option<f32>, InvalidParameter> {
     match fields.get(field).filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(value) => match value.as_f64() {
@@ -176,8 +181,8 @@ mod tests {
 
     #[test]
     fn openai_fields_become_sampling_parameters() {
-        let sampling = read(&json!({"temperature": 0, "top_p": 0.5, "max_tokens": 12, "stop": "\n", "seed": 7}))
-            .expect("valid");
+        let sampling =
+            read(&json!({"temperature": 0, "top_p": 0.5, "max_tokens": 12, "stop": "\n", "seed": 7})).expect("valid");
         assert!(sampling.is_greedy());
         assert_eq!((sampling.top_p, sampling.max_tokens, sampling.seed), (0.5, Some(12), Some(7)));
         assert_eq!(sampling.stop, vec!["\n".to_owned()]);

@@ -78,7 +78,9 @@ pub(super) async fn embeddings(State(state): State<ServerState>, body: Bytes) ->
     if let Some(model) = fields.get("model").and_then(Value::as_str)
         && model != EMBEDDING_MODEL
     {
-        return Err(ApiError::NotFound(format!("model {model} is not served here; embeddings come from {EMBEDDING_MODEL}")));
+        return Err(ApiError::NotFound(format!(
+            "model {model} is not served here; embeddings come from {EMBEDDING_MODEL}"
+        )));
     }
     let texts: Vec<String> = match fields.get("input") {
         Some(Value::String(text)) => vec![text.clone()],
@@ -116,7 +118,12 @@ fn check_model(state: &ServerState, fields: &Map<String, Value>) -> Result<(), A
     }
 }
 
-async fn generate(state: &ServerState, prompt: Prompt, fields: &Map<String, Value>, kind: Kind) -> Result<Response, ApiError> {
+async fn generate(
+    state: &ServerState,
+    prompt: Prompt,
+    fields: &Map<String, Value>,
+    kind: Kind,
+) -> Result<Response, ApiError> {
     let engine = state.engine()?;
     let sampling = Sampling::from_request(fields).map_err(|e| request_error(&e.into()))?;
     let generation = engine.generate(&prompt, sampling).map_err(|e| request_error(&e))?;
@@ -195,7 +202,9 @@ impl Answer {
                 let delta = text.map_or_else(|| json!({}), |text| json!({"role": "assistant", "content": text}));
                 json!([{"index": 0, "delta": delta, "finish_reason": finish}])
             }
-            Kind::Text => json!([{"index": 0, "text": text.unwrap_or_default(), "logprobs": null, "finish_reason": finish}]),
+            Kind::Text => {
+                json!([{"index": 0, "text": text.unwrap_or_default(), "logprobs": null, "finish_reason": finish}])
+            }
         }
     }
 
@@ -208,13 +217,16 @@ impl Answer {
                     Event::Text(text) if text.is_empty() => Vec::new(),
                     Event::Text(text) => vec![self.envelope(true, &self.delta(Some(&text), None), &Value::Null)],
                     Event::Finished { finish, completion_tokens } => {
-                        let mut items = vec![self.envelope(true, &self.delta(None, Some(finish.as_str())), &Value::Null)];
+                        let mut items =
+                            vec![self.envelope(true, &self.delta(None, Some(finish.as_str())), &Value::Null)];
                         if include_usage {
                             items.push(self.envelope(true, &json!([]), &self.usage(completion_tokens)));
                         }
                         items
                     }
-                    Event::Failed(error) => vec![json!({"error": {"message": error.to_string(), "type": "server_error"}})],
+                    Event::Failed(error) => {
+                        vec![json!({"error": {"message": error.to_string(), "type": "server_error"}})]
+                    }
                 };
                 futures::stream::iter(items.into_iter().map(|item| Ok(SseEvent::default().data(item.to_string()))))
             })
@@ -227,7 +239,9 @@ impl Answer {
         while let Some(event) = events.next().await {
             match event {
                 Event::Text(piece) => text.push_str(&piece),
-                Event::Finished { finish, completion_tokens } => return (text, Ok((finish.as_str(), completion_tokens))),
+                Event::Finished { finish, completion_tokens } => {
+                    return (text, Ok((finish.as_str(), completion_tokens)));
+                }
                 Event::Failed(error) => return (text, Err(error)),
             }
         }
@@ -238,7 +252,9 @@ impl Answer {
         let (text, outcome) = Self::collect(generation).await;
         let (finish, completion_tokens) = outcome.map_err(|e| request_error(&e))?;
         let choice = match self.kind {
-            Kind::Chat => json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}),
+            Kind::Chat => {
+                json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+            }
             Kind::Text => json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish}),
         };
         Ok(self.envelope(false, &json!([choice]), &self.usage(completion_tokens)))

@@ -85,7 +85,9 @@ pub async fn serve_model(options: ModelServerOptions) -> Result<(), ModelServerE
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, model = %options.engine.model_path.display(), "loading the model");
     let server = tokio::spawn(
-        axum::serve(listener, router(state.clone())).with_graceful_shutdown(crate::serve::shutdown_signal()).into_future(),
+        axum::serve(listener, router(state.clone()))
+            .with_graceful_shutdown(crate::serve::shutdown_signal())
+            .into_future(),
     );
     let engine_options = options.engine.clone();
     let started = std::time::Instant::now();
@@ -133,7 +135,8 @@ async fn ready(State(state): State<ServerState>) -> Response {
 
 async fn models(State(state): State<ServerState>) -> Response {
     let created = jiff::Timestamp::now().as_second();
-    let mut data = vec![json!({"id": &*state.served_name, "object": "model", "created": created, "owned_by": "agent-runtime"})];
+    let mut data =
+        vec![json!({"id": &*state.served_name, "object": "model", "created": created, "owned_by": "agent-runtime"})];
     if state.embedder.is_some() {
         data.push(json!({"id": EMBEDDING_MODEL, "object": "model", "created": created, "owned_by": "agent-runtime"}));
     }

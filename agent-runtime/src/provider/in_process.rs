@@ -64,8 +64,7 @@ pub fn provider_error(error: &InferenceError) -> ProviderError {
 impl ModelProvider for InProcessProvider {
     fn stream(&self, request: ModelRequest) -> BoxFuture<'_, Result<ChunkStream, ProviderError>> {
         async move {
-            let mut sampling =
-                Sampling::from_request(&request.parameters).map_err(|e| provider_error(&e.into()))?;
+            let mut sampling = Sampling::from_request(&request.parameters).map_err(|e| provider_error(&e.into()))?;
             let (prompt, stops) = self.prompt(&request.messages);
             sampling.stop.extend(stops.iter().map(|s| (*s).to_owned()));
             let generation = self.engine.generate(&prompt, sampling).map_err(|e| provider_error(&e))?;
@@ -110,7 +109,9 @@ impl Chunks {
 
     fn chunk(&self, event: Event) -> Result<ChatChunk, ProviderError> {
         let (delta, finish_reason, usage) = match event {
-            Event::Text(text) => (Delta { role: Some(Role::Assistant), content: Some(text), ..Delta::default() }, None, None),
+            Event::Text(text) => {
+                (Delta { role: Some(Role::Assistant), content: Some(text), ..Delta::default() }, None, None)
+            }
             Event::Finished { finish, completion_tokens } => {
                 let completion_tokens = u64::from(completion_tokens);
                 let usage = Usage {

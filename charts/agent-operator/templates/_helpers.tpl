@@ -87,10 +87,18 @@ otherwise. Keep in sync with charts/kustomize/rbac.yaml.
   resources: ["configmaps", "services", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # Each Agent runs as a StatefulSet (stable identity + memory volume); each served
-# Model as a Deployment of its engine.
+# Model as a Deployment of its engine, deleted when the Model goes multi-node.
 - apiGroups: ["apps"]
-  resources: ["statefulsets", "deployments"]
+  resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A multi-node served Model (serve.nodes > 1) is a LeaderWorkerSet where LWS is installed,
+# deleted when the Model goes back to one node.
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # A served Model's cache is filled once by a download Job.
 - apiGroups: ["batch"]
   resources: ["jobs"]

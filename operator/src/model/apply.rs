@@ -1,7 +1,9 @@
 //! Apply: server-side apply of a served Model's children that differ from what exists, with one
 //! field manager, forced, in a fixed order: what the pods depend on before the pods (claim
 //! template, cache claim, download Job), then an autoscaler no longer wanted is deleted, then
-//! the Deployment, the Service in front of it, and last the autoscaler (HPA or KEDA ScaledObject).
+//! the workload of the other kind is deleted (a Deployment when `serve.nodes` went above 1, a
+//! LeaderWorkerSet when it went back to 1: both would claim accelerators), then the workload, the
+//! Service in front of it, and last the autoscaler (HPA or KEDA ScaledObject).
 //!
 //! While autoscaling is on the operator does not own the Deployment's `spec.replicas`: the
 //! autoscaler does. Dropping a field from an apply would make the API server remove it (and the
@@ -12,15 +14,17 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::resource::v1::ResourceClaim;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::build::ModelChildren;
 use super::build::autoscaler::Autoscaler;
+use super::build::{ModelChildren, Workload};
 use super::dereference::ObservedChildren;
 use super::keda::ScaledObject;
+use super::lws::LeaderWorkerSet;
 use crate::agent::build::labels::FIELD_MANAGER;
 use crate::ssa::{ApplyError, apply as apply_always, apply_if_changed as apply_one};
 
@@ -60,16 +64,35 @@ pub async fn apply(
     if observed.scaled_object.is_some() && !matches!(autoscaler, Some(Autoscaler::Keda(_))) {
         written += usize::from(delete::<ScaledObject>(client, namespace, observed.scaled_object.as_ref()).await?);
     }
-    let deployment = &children.deployment;
-    let minimum = autoscaler.map_or(1, min_replicas);
-    if let Some(replicas) = handoff_replicas(deployment, observed.deployment.as_ref(), minimum) {
-        hand_off(client, namespace, deployment, replicas).await?;
-        apply_always(client, namespace, deployment).await?;
-        written += 2;
-    } else {
-        written += usize::from(apply_one(client, namespace, deployment, observed.deployment.as_ref()).await?);
+    match &children.workload {
+        Workload::Deployment(deployment) => {
+            written +=
+                usize::from(delete::<LeaderWorkerSet>(client, namespace, observed.leader_worker_set.as_ref()).await?);
+            let minimum = autoscaler.map_or(1, min_replicas);
+            if let Some(replicas) = handoff_replicas(deployment, observed.deployment.as_ref(), minimum) {
+                hand_off(client, namespace, deployment, replicas).await?;
+                apply_always(client, namespace, deployment.as_ref()).await?;
+                written += 2;
+            } else {
+                written +=
+                    usize::from(apply_one(client, namespace, deployment.as_ref(), observed.deployment.as_ref()).await?);
+            }
+        }
+        Workload::LeaderWorkerSet(set) => {
+            written += usize::from(delete::<Deployment>(client, namespace, observed.deployment.as_ref()).await?);
+            written +=
+                usize::from(apply_one(client, namespace, set.as_ref(), observed.leader_worker_set.as_ref()).await?);
+        }
     }
-    written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
+    // A selector that lost a key (the leaders' worker index, when `serve.nodes` went back to 1)
+    // still "holds" every desired field, so it is compared whole: the apply removes the key.
+    let selector = |service: &Service| service.spec.as_ref().and_then(|s| s.selector.clone());
+    if observed.service.as_ref().is_some_and(|current| selector(current) != selector(&children.service)) {
+        apply_always(client, namespace, &children.service).await?;
+        written += 1;
+    } else {
+        written += usize::from(apply_one(client, namespace, &children.service, observed.service.as_ref()).await?);
+    }
     match autoscaler {
         Some(Autoscaler::Hpa(hpa)) => {
             written += usize::from(apply_one(client, namespace, hpa.as_ref(), observed.hpa.as_ref()).await?);
@@ -138,7 +161,8 @@ async fn hand_off(client: &Client, namespace: &str, deployment: &Deployment, rep
     Ok(())
 }
 
-/// Deletes `observed` (an autoscaler no longer wanted); a 404 means it is gone already.
+/// Deletes `observed` (an autoscaler or a workload no longer wanted); a 404 means it is gone
+/// already.
 async fn delete<K>(client: &Client, namespace: &str, observed: Option<&K>) -> Result<bool, ApplyError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>

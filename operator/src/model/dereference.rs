@@ -18,8 +18,10 @@ use kube::{Api, Client, ResourceExt};
 use super::autoscaling::KEDA_CRD;
 use super::build::Devices;
 use super::build::claim_template::template_name;
+use super::build::is_multi_node;
 use super::build::labels::{cache_claim_name, download_job_name, model_selector, selector_text};
 use super::keda::ScaledObject;
+use super::lws::{LWS_CRD, LeaderWorkerSet};
 use super::source::Source;
 
 /// What the reconcile found in the cluster.
@@ -46,6 +48,8 @@ pub struct Observed {
     pub bound_agents: i64,
     /// Whether KEDA's ScaledObject CRD is installed (looked up only for autoscaled Models).
     pub keda_installed: bool,
+    /// Whether the LeaderWorkerSet CRD is installed (looked up only for multi-node Models).
+    pub lws_installed: bool,
 }
 
 /// Children that already exist, as the API server returned them.
@@ -59,8 +63,10 @@ pub struct ObservedChildren {
     pub cache_claim: Option<PersistentVolumeClaim>,
     /// The download Job of the current source.
     pub download_job: Option<Job>,
-    /// The engine Deployment.
+    /// The engine Deployment (for a multi-node Model, only one the Model owns: it is deleted).
     pub deployment: Option<Deployment>,
+    /// The LeaderWorkerSet named after the Model, if the Model owns it.
+    pub leader_worker_set: Option<LeaderWorkerSet>,
     /// The Service.
     pub service: Option<Service>,
     /// The HorizontalPodAutoscaler named after the Model.
@@ -102,10 +108,21 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
             observed.missing.push(missing);
         }
         observed.children = observe_children(client, model, &namespace, source).await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         if serve.autoscaling.is_some() {
-            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
             observed.keda_installed = crds.get_opt(KEDA_CRD).await?.is_some();
         }
+        if is_multi_node(serve) {
+            observed.lws_installed = crds.get_opt(LWS_CRD).await?.is_some();
+            let owned = observed.children.deployment.take().filter(|d| owned_by(d, model));
+            observed.children.deployment = owned;
+        }
+        // Looked up for every served Model, so switching back to one node deletes the group's
+        // LeaderWorkerSet; without LWS's CRD the API answers 404, read as none.
+        observed.children.leader_worker_set = Api::<LeaderWorkerSet>::namespaced(client.clone(), &namespace)
+            .get_opt(&model.name_any())
+            .await?
+            .filter(|set| owned_by(set, model));
         // Only the Model's own autoscalers count: one of the same name that another owner made
         // is never deleted (an apply would take over its fields, as for any child).
         observed.children.hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &namespace)
@@ -233,6 +250,7 @@ async fn observe_children(
         },
         deployment: Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&name).await?,
         service: Api::<Service>::namespaced(client.clone(), namespace).get_opt(&model.service_name()).await?,
+        leader_worker_set: None,
         hpa: None,
         scaled_object: None,
     })

@@ -139,7 +139,8 @@ pub fn launch(engine: Engine, input: &EngineInput<'_>) -> Launch {
         Engine::Runtime => {
             // The runtime image carries the built-in embedding model (served on /v1/embeddings);
             // threads follow the container's CPU limit (the runtime reads its cgroup quota).
-            let mut args = owned(&["serve-model", "--model", input.model_path, "--served-model-name", input.served_name]);
+            let mut args =
+                owned(&["serve-model", "--model", input.model_path, "--served-model-name", input.served_name]);
             args.extend(owned(&["--port", &port, "--embedding-model-dir", RUNTIME_EMBEDDING_MODEL_DIR]));
             if let Some(length) = input.context_length {
                 args.extend(["--context-length".to_owned(), length.to_string()]);
@@ -151,6 +152,59 @@ pub fn launch(engine: Engine, input: &EngineInput<'_>) -> Launch {
 
 /// Where the runtime image keeps the built-in embedding model (all-MiniLM-L6-v2).
 pub const RUNTIME_EMBEDDING_MODEL_DIR: &str = "/models/all-MiniLM-L6-v2";
+
+/// Port of Ray's head on a multi-node group's leader.
+pub const RAY_PORT: u16 = 6379;
+
+/// Which pod of a multi-node group (a LeaderWorkerSet group) a launch is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupRole {
+    /// Index 0: runs Ray's head and the API server.
+    Leader,
+    /// Indexes 1 and up: join the leader's Ray cluster and run the model's shards.
+    Worker,
+}
+
+/// The launch of one pod of a group of `nodes` pods, from the engine's single-node `launch`
+/// (whose args, and the Model's extra args the caller appends to the leader's, go to the API
+/// server as `"$@"`, so they need no shell quoting). vLLM over Ray, as LWS's vLLM example runs it: the leader starts Ray's head,
+/// waits until every pod of the group (`LWS_GROUP_SIZE`, set by LWS) has joined, then serves
+/// with tensor parallelism over its pod's devices (already in `launch`) and pipeline parallelism
+/// over the pods; the workers join the leader (`LWS_LEADER_ADDRESS`) and block. `None` for
+/// engines without multi-node serving (validation refuses them).
+pub fn group_launch(engine: Engine, launch: Launch, role: GroupRole, nodes: i32) -> Option<Launch> {
+    let owned = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    match engine {
+        Engine::Vllm => Some(match role {
+            GroupRole::Leader => {
+                let mut args = launch.args;
+                args.extend(["--pipeline-parallel-size".to_owned(), nodes.to_string()]);
+                args.extend(owned(&["--distributed-executor-backend", "ray"]));
+                Launch {
+                    command: Some(owned(&["/bin/sh", "-c", VLLM_LEADER_SCRIPT, "vllm-leader"])),
+                    args,
+                    env: launch.env,
+                }
+            }
+            GroupRole::Worker => Launch {
+                command: Some(owned(&["/bin/sh", "-c", VLLM_WORKER_SCRIPT])),
+                args: Vec::new(),
+                env: launch.env,
+            },
+        }),
+        Engine::Llamacpp | Engine::Ollama | Engine::Tgi | Engine::Tei | Engine::Nim | Engine::Runtime => None,
+    }
+}
+
+/// The leader of a vLLM group: Ray's head, a wait for the group's pods, then the API server.
+const VLLM_LEADER_SCRIPT: &str = r#"ray start --head --port=6379 --disable-usage-stats || exit 1
+until [ "$(python3 -c 'import ray; ray.init(address="auto", logging_level="ERROR"); print(sum(1 for n in ray.nodes() if n["Alive"]))' 2>/dev/null)" = "$LWS_GROUP_SIZE" ]; do
+  echo "waiting for the $LWS_GROUP_SIZE pods of the group to join Ray"; sleep 5
+done
+exec python3 -m vllm.entrypoints.openai.api_server "$@""#;
+
+/// A worker of a vLLM group: joins the leader's Ray cluster and stays in the foreground.
+const VLLM_WORKER_SCRIPT: &str = r#"exec ray start --address="$LWS_LEADER_ADDRESS:6379" --block --disable-usage-stats"#;
 
 /// Starts `ollama serve`, imports the weights under the served name once the server answers,
 /// then waits on the server so its exit ends the container.
@@ -243,6 +297,26 @@ mod tests {
         assert!(launch.args.contains(&"--enable-auto-tool-choice".to_owned()));
         let cpu = super::launch(Engine::Vllm, &input(0));
         assert_eq!(value_after(&cpu.args, "--tensor-parallel-size"), None);
+    }
+
+    #[test]
+    fn a_vllm_group_leader_serves_pipeline_parallel_over_ray_and_its_workers_join_the_leader() {
+        let single = launch(Engine::Vllm, &input(4));
+        let leader = group_launch(Engine::Vllm, single.clone(), GroupRole::Leader, 3).unwrap();
+        let command = leader.command.clone().unwrap();
+        assert_eq!(command[..2], ["/bin/sh", "-c"]);
+        assert!(command[2].starts_with("ray start --head --port=6379"), "{}", command[2]);
+        assert!(command[2].contains(r#"= "$LWS_GROUP_SIZE" ]"#), "waits for the whole group: {}", command[2]);
+        assert!(command[2].ends_with(r#"exec python3 -m vllm.entrypoints.openai.api_server "$@""#), "{}", command[2]);
+        assert_eq!(value_after(&leader.args, "--tensor-parallel-size"), Some("4"), "devices of one pod");
+        assert_eq!(value_after(&leader.args, "--pipeline-parallel-size"), Some("3"), "pods of one group");
+        assert_eq!(value_after(&leader.args, "--distributed-executor-backend"), Some("ray"));
+        assert_eq!(leader.args[..single.args.len()], single.args[..], "the single-node arguments come first");
+        let worker = group_launch(Engine::Vllm, single.clone(), GroupRole::Worker, 3).unwrap();
+        assert!(worker.args.is_empty(), "{worker:?}");
+        assert!(worker.command.unwrap()[2].contains(r#"--address="$LWS_LEADER_ADDRESS:6379" --block"#));
+        assert_eq!(worker.env, single.env, "workers run the engine's code with its environment");
+        assert_eq!(group_launch(Engine::Tgi, launch(Engine::Tgi, &input(2)), GroupRole::Leader, 2), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! An `endpoint` Model is probed (`GET /models`) and rechecked on a bounded interval, backing
 //! off while it fails. A `serve` Model becomes a DRA claim template, a model cache (claim and
-//! download Job), an engine Deployment and a Service. Validation comes first here because the
+//! download Job), an engine Deployment (or, with `serve.nodes` above 1, a LeaderWorkerSet where
+//! LWS is installed) and a Service. Validation comes first here because the
 //! children's names depend on the parsed source.
 
 pub mod apply;
@@ -13,6 +14,7 @@ pub mod device_health;
 pub mod engine;
 pub mod keda;
 pub mod kueue;
+pub mod lws;
 pub mod probe;
 pub mod source;
 pub mod status;
@@ -59,6 +61,8 @@ const RECHECK: Duration = Duration::from_secs(300);
 const PROGRESS: Duration = Duration::from_secs(30);
 /// How often a Model with missing Secrets or ConfigMaps (not watched) looks again.
 const MISSING_REFERENCE_RETRY: Duration = Duration::from_secs(60);
+/// How often a multi-node Model looks again for the LeaderWorkerSet CRD (not watched).
+const LWS_MISSING_RETRY: Duration = Duration::from_secs(60);
 /// Limit of one endpoint probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -168,6 +172,9 @@ async fn serve(
     let Some(serve) = &model.spec.serve else {
         return Ok((Outcome::Invalid("serve is not set".to_owned()), Action::await_change()));
     };
+    if build::is_multi_node(serve) && !observed.lws_installed {
+        return Ok((Outcome::LeaderWorkerSetMissing, Action::requeue(LWS_MISSING_RETRY)));
+    }
     let cache_recorded = observed
         .children
         .cache_claim
@@ -299,10 +306,14 @@ pub async fn run(
         .owns(api::<Deployment>(&client, namespace), children.clone())
         .owns(api::<Service>(&client, namespace), children.clone())
         .owns(api::<HorizontalPodAutoscaler>(&client, namespace), children.clone());
-    // ScaledObjects are watched only where KEDA was installed when the operator started (a
-    // watch of a missing resource would fail forever); reconciles detect KEDA on their own.
+    // ScaledObjects and LeaderWorkerSets are watched only where KEDA and LWS were installed when
+    // the operator started (a watch of a missing resource would fail forever); reconciles detect
+    // them on their own.
     if keda::installed(&client).await {
-        controller = controller.owns(api::<keda::ScaledObject>(&client, namespace), children);
+        controller = controller.owns(api::<keda::ScaledObject>(&client, namespace), children.clone());
+    }
+    if lws::installed(&client).await {
+        controller = controller.owns(api::<lws::LeaderWorkerSet>(&client, namespace), children);
     }
     controller
         .watches(api::<Agent>(&client, namespace), watcher::Config::default(), bound_model)

@@ -12,10 +12,12 @@ use kube::{Client, ResourceExt};
 
 use super::build::Devices;
 use super::build::claim_template::SHARED_CLAIM_LABEL;
-use super::build::labels::selector_text;
+use super::build::is_multi_node;
+use super::build::labels::serving_selector_text;
 use super::dereference::Observed;
 use super::device_health::{UnfitDevice, unfit_devices};
 use super::kueue::{kueue_gated, queued_message};
+use super::lws::{LWS_CRD, LWS_INSTALL};
 use super::probe::ProbeFailure;
 use super::source::Source;
 use crate::conditions::{Computed, merge};
@@ -40,6 +42,9 @@ pub enum Outcome {
         /// The endpoint's answer without the key (401 or 403).
         status: u16,
     },
+    /// The Model wants several pods per replica, but the LeaderWorkerSet CRD is not installed;
+    /// nothing was built.
+    LeaderWorkerSetMissing,
     /// The served Model's children were applied.
     Applied {
         /// The parsed source.
@@ -92,13 +97,22 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                 ),
             )]
         }
+        Outcome::LeaderWorkerSetMissing => {
+            let nodes = model.spec.serve.as_ref().map_or(1, |s| s.nodes);
+            vec![Computed::no(
+                READY,
+                reason::LEADER_WORKER_SET_MISSING,
+                format!(
+                    "serve.nodes is {nodes}: multi-node serving needs LeaderWorkerSet (CRD {LWS_CRD}), which is not \
+                     installed; install it ({LWS_INSTALL}) or set serve.nodes to 1. Nothing is built until then"
+                ),
+            )]
+        }
         Outcome::Applied { source, cache_ready, cache_recorded, autoscaler } => {
             endpoint = model.service_url();
             scale = Scale {
-                replicas: Some(
-                    observed.children.deployment.as_ref().and_then(|d| d.status.as_ref()?.replicas).unwrap_or(0),
-                ),
-                selector: Some(selector_text(model)),
+                replicas: Some(workload_progress(model, observed).replicas),
+                selector: Some(serving_selector_text(model)),
                 autoscaler: autoscaler.clone(),
             };
             let serving = serve_conditions(model, observed, source, *cache_ready, *cache_recorded);
@@ -154,8 +168,7 @@ fn serve_conditions(
         }
     }
     let deployment = observed.children.deployment.as_ref();
-    let deployment_status = deployment.and_then(|d| d.status.as_ref());
-    let ready_replicas = deployment_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let ready_replicas = workload_progress(model, observed).ready;
     // With autoscaling the autoscaler's count (on the Deployment) is wanted, not serve.replicas.
     let wanted = match &serve.autoscaling {
         None => serve.replicas,
@@ -173,7 +186,8 @@ fn serve_conditions(
     } else if !cache_ready {
         Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
     } else if ready_replicas >= 1 {
-        let mut message = format!("{ready_replicas} of {wanted} replicas ready");
+        let groups = if is_multi_node(serve) { format!(" (groups of {} pods)", serve.nodes) } else { String::new() };
+        let mut message = format!("{ready_replicas} of {wanted} replicas ready{groups}");
         if let Some(queued) = &queued {
             message.push_str("; ");
             message.push_str(queued);
@@ -188,6 +202,25 @@ fn serve_conditions(
     };
     conditions.push(ready);
     conditions
+}
+
+/// Replicas of the serving workload that exist and that are ready.
+struct Progress {
+    replicas: i32,
+    ready: i32,
+}
+
+/// What the workload reports: the Deployment's replicas, or with `serve.nodes` above 1 the
+/// LeaderWorkerSet's groups (a group is ready when every pod of it is).
+fn workload_progress(model: &Model, observed: &Observed) -> Progress {
+    let (replicas, ready) = if model.spec.serve.as_ref().is_some_and(is_multi_node) {
+        let status = observed.children.leader_worker_set.as_ref().and_then(|s| s.status.as_ref());
+        (status.and_then(|s| s.replicas), status.and_then(|s| s.ready_replicas))
+    } else {
+        let status = observed.children.deployment.as_ref().and_then(|d| d.status.as_ref());
+        (status.and_then(|s| s.replicas), status.and_then(|s| s.ready_replicas))
+    };
+    Progress { replicas: replicas.unwrap_or(0), ready: ready.unwrap_or(0) }
 }
 
 /// Whether the weights are in place for `source`: recorded on the cache claim, or judged from

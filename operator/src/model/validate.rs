@@ -1,6 +1,6 @@
 //! Validate: the rules the CRD schema cannot express, checked before anything is built. Pure.
 
-use agent_crds::model::{Engine, Model, ModelAutoscaling, ModelServe};
+use agent_crds::model::{CacheAccessMode, Engine, Model, ModelAutoscaling, ModelServe};
 use kube::ResourceExt;
 
 use super::autoscaling::{canonical_quantity, unsupported};
@@ -50,6 +50,9 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
     if let Some(autoscaling) = &serve.autoscaling {
         check_autoscaling(serve, autoscaling, problems);
     }
+    if serve.nodes > 1 {
+        check_nodes(serve, problems);
+    }
     if serve.workload_priority_class_name.is_some() && serve.queue_name.is_none() {
         problems.push("serve.workloadPriorityClassName needs serve.queueName (it is a Kueue priority)".to_owned());
     }
@@ -72,7 +75,9 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
                 serve.engine
             ));
         }
-        Engine::Llamacpp | Engine::Ollama | Engine::Runtime if matches!(&source, Source::HuggingFace { file: None, .. }) => {
+        Engine::Llamacpp | Engine::Ollama | Engine::Runtime
+            if matches!(&source, Source::HuggingFace { file: None, .. }) =>
+        {
             problems.push(format!(
                 "engine {:?} loads one GGUF file: name it in the uri, e.g. hf://org/name/model-Q4_K_M.gguf",
                 serve.engine
@@ -100,6 +105,34 @@ fn check_runtime_engine(model: &Model, serve: &ModelServe, problems: &mut Vec<St
         problems.push(
             "engine runtime cannot call tools (llama.cpp's built-in chat templates have no tool format): set \
              capabilities.tools to false, or serve the model with engine llamacpp or vllm"
+                .to_owned(),
+        );
+    }
+}
+
+/// The CRD's rules for `serve.nodes` above 1, for API servers that did not check them.
+fn check_nodes(serve: &ModelServe, problems: &mut Vec<String>) {
+    if serve.engine != Engine::Vllm {
+        problems.push("serve.nodes > 1 needs engine vllm (multi-node serving runs vLLM over Ray)".to_owned());
+    }
+    if serve.autoscaling.is_some() {
+        problems.push("serve.autoscaling cannot be combined with serve.nodes > 1 yet".to_owned());
+    }
+    if serve.queue_name.is_some() {
+        problems.push("serve.queueName cannot be combined with serve.nodes > 1 yet".to_owned());
+    }
+    if serve.accelerator.as_ref().is_some_and(|a| a.shared_claim_name.is_some()) {
+        problems.push(
+            "serve.accelerator.sharedClaimName cannot be combined with serve.nodes > 1 (each pod of a group claims \
+             its own devices)"
+                .to_owned(),
+        );
+    }
+    let downloaded = !(serve.uri.starts_with("pvc://") || serve.uri.starts_with("oci://"));
+    if downloaded && serve.cache.as_ref().is_none_or(|c| c.access_mode != CacheAccessMode::ReadWriteMany) {
+        problems.push(
+            "serve.nodes > 1 with downloaded weights needs serve.cache.accessMode ReadWriteMany (every pod of a group \
+             mounts the cache, each on its own node)"
                 .to_owned(),
         );
     }
@@ -206,6 +239,41 @@ mod tests {
         let image =
             served("tiny", ModelServe { engine: Engine::Llamacpp, uri: "oci://r/m:1".into(), ..ModelServe::default() });
         assert!(validate(&image).unwrap_err().contains("an oci:// image is mounted as a directory"));
+    }
+
+    #[test]
+    fn several_nodes_need_vllm_a_shared_cache_and_no_autoscaler_queue_or_shared_claim() {
+        let multi = |engine, uri: &str, access_mode| {
+            served(
+                "big",
+                ModelServe {
+                    engine,
+                    uri: uri.into(),
+                    nodes: 2,
+                    cache: Some(ModelCache {
+                        size: "500Gi".into(),
+                        storage_class_name: None,
+                        access_mode,
+                        hf_token_secret_ref: None,
+                    }),
+                    ..ModelServe::default()
+                },
+            )
+        };
+        assert!(validate(&multi(Engine::Vllm, "hf://org/m", CacheAccessMode::ReadWriteMany)).is_ok());
+        let problems = validate(&multi(Engine::Tgi, "hf://org/m", CacheAccessMode::ReadWriteOnce)).unwrap_err();
+        assert!(problems.contains("needs engine vllm"), "{problems}");
+        assert!(problems.contains("accessMode ReadWriteMany"), "{problems}");
+        let mut shared = multi(Engine::Vllm, "pvc://weights/m", CacheAccessMode::ReadWriteOnce);
+        let serve = shared.spec.serve.as_mut().unwrap();
+        serve.cache = None;
+        serve.queue_name = Some("gpu".into());
+        serve.accelerator =
+            Some(Accelerator { count: 8, shared_claim_name: Some("c".into()), ..Accelerator::default() });
+        let problems = validate(&shared).unwrap_err();
+        assert!(problems.contains("queueName cannot be combined"), "{problems}");
+        assert!(problems.contains("sharedClaimName cannot be combined"), "{problems}");
+        assert!(!problems.contains("ReadWriteMany"), "a pvc:// source is not downloaded: {problems}");
     }
 
     #[test]

@@ -214,6 +214,7 @@ pub fn path_of(object: &Value) -> String {
         "EndpointSlice" => "endpointslices",
         "HorizontalPodAutoscaler" => "horizontalpodautoscalers",
         "ScaledObject" => "scaledobjects",
+        "LeaderWorkerSet" => "leaderworkersets",
         other => panic!("no plural for {other}"),
     };
     let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::resource::v1::{DeviceClass, ResourceSlice};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
 /// Applies `namespace` and the Secrets `examples/chat-agent.yaml` names, under `field_manager`.
@@ -98,4 +99,23 @@ impl ModelController {
         let _ = self.stop.send(());
         self.task.await.unwrap();
     }
+}
+
+/// A driver with two or more devices in one pool, and a DeviceClass whose selector names it.
+pub async fn two_device_class(client: &Client) -> Option<(String, String)> {
+    let slices: Api<ResourceSlice> = Api::all(client.clone());
+    let classes: Api<DeviceClass> = Api::all(client.clone());
+    let slices = slices.list(&ListParams::default()).await.ok()?.items;
+    let classes = classes.list(&ListParams::default()).await.ok()?.items;
+    let drivers =
+        slices.iter().filter(|s| s.spec.devices.as_ref().is_some_and(|d| d.len() >= 2)).map(|s| &s.spec.driver);
+    for driver in drivers {
+        let named = classes
+            .iter()
+            .find(|c| serde_json::to_string(&c.spec.selectors).unwrap_or_default().contains(driver.as_str()));
+        if let Some(class) = named {
+            return Some((driver.clone(), class.name_any()));
+        }
+    }
+    None
 }

@@ -21,7 +21,7 @@ use super::claim_template::template_name;
 use super::labels::{CLAIM_NAME, cache_claim_name, child_meta, selector_labels, workload_labels};
 use super::{BuildInput, Devices};
 use crate::agent::build::labels::MANAGED_BY_LABEL;
-use crate::model::engine::{self, EngineInput};
+use crate::model::engine::{self, EngineInput, GroupRole};
 use crate::model::source::{MODELS_DIR, Source};
 
 /// Prometheus scrape annotations on the serving pods.
@@ -47,8 +47,6 @@ pub fn build_deployment(input: &BuildInput<'_>) -> Deployment {
         (true, None) => Some(serve.replicas),
         (true, Some(_)) => None,
     };
-    let mut pod_labels = workload_labels(model);
-    pod_labels.retain(|key, _| key != MANAGED_BY_LABEL);
     let mut metadata = child_meta(model, model.name_any());
     metadata.labels = Some(workload_labels(model));
     Deployment {
@@ -59,17 +57,29 @@ pub fn build_deployment(input: &BuildInput<'_>) -> Deployment {
             // A surge replica would need accelerators the old one still holds.
             strategy: (devices != Devices::None)
                 .then(|| DeploymentStrategy { type_: Some("Recreate".to_owned()), rolling_update: None }),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(scrape_annotations(serve.engine)).filter(|a| !a.is_empty()),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod_spec(input, &devices)),
-            },
+            template: pod_template(input, None),
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The serving pod template: a Deployment's pods (`role` `None`), or the leader or the workers
+/// of a LeaderWorkerSet group. Every pod gets the same security context, volumes and accelerator
+/// claim; only pods that serve the API (not workers) get probes, the HTTP port and scrape
+/// annotations.
+pub fn pod_template(input: &BuildInput<'_>, role: Option<GroupRole>) -> PodTemplateSpec {
+    let devices = Devices::of(input.serve);
+    let mut pod_labels = workload_labels(input.model);
+    pod_labels.retain(|key, _| key != MANAGED_BY_LABEL);
+    let serves_api = role != Some(GroupRole::Worker);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(scrape_annotations(input.serve.engine)).filter(|a| serves_api && !a.is_empty()),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod_spec(input, &devices, role)),
     }
 }
 
@@ -83,7 +93,7 @@ fn scrape_annotations(engine: Engine) -> BTreeMap<String, String> {
     })
 }
 
-fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
+fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>, role: Option<GroupRole>) -> PodSpec {
     let serve = input.serve;
     let accelerated = *devices != Devices::None;
     let mut tolerations = serve.tolerations.clone();
@@ -111,7 +121,7 @@ fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
             fs_group_change_policy: Some("OnRootMismatch".to_owned()),
             ..PodSecurityContext::default()
         }),
-        containers: vec![container(input, devices)],
+        containers: vec![container(input, devices, role)],
         volumes: Some(volumes(input)),
         resource_claims: match devices {
             Devices::Dra(accelerator) => Some(vec![match &accelerator.shared_claim_name {
@@ -134,13 +144,13 @@ fn pod_spec(input: &BuildInput<'_>, devices: &Devices<'_>) -> PodSpec {
     }
 }
 
-fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
+fn container(input: &BuildInput<'_>, devices: &Devices<'_>, role: Option<GroupRole>) -> Container {
     let serve = input.serve;
     let engine_kind = serve.engine;
     let accelerated = *devices != Devices::None;
     let served_name = input.served_name();
     let model_path = input.source.model_path();
-    let launch = engine::launch(
+    let mut launch = engine::launch(
         engine_kind,
         &EngineInput {
             served_name: &served_name,
@@ -151,8 +161,15 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
             tool_call_parser: serve.tool_call_parser.as_deref(),
         },
     );
-    let mut args = launch.args;
-    args.extend(serve.args.iter().cloned());
+    if let Some(role) = role {
+        launch = engine::group_launch(engine_kind, launch.clone(), role, serve.nodes).unwrap_or(launch);
+    }
+    // The Model's extra arguments go last (where the engine takes the last value, they win);
+    // a worker runs no engine command line to give them to.
+    if role != Some(GroupRole::Worker) {
+        launch.args.extend(serve.args.iter().cloned());
+    }
+    let args = launch.args;
     let mut env: Vec<EnvVar> =
         launch.env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), ..EnvVar::default() }).collect();
     if !engine::image_is_non_root(engine_kind) {
@@ -184,6 +201,15 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
             ..ContainerPort::default()
         });
     }
+    if role == Some(GroupRole::Leader) {
+        ports.push(ContainerPort {
+            name: Some("ray".to_owned()),
+            container_port: i32::from(engine::RAY_PORT),
+            protocol: Some("TCP".to_owned()),
+            ..ContainerPort::default()
+        });
+    }
+    let serves_api = role != Some(GroupRole::Worker);
     let health = engine::health_path(engine_kind);
     let alive = liveness_path(engine_kind);
     let startup_budget = engine::startup_budget_seconds(engine_kind, accelerated);
@@ -199,10 +225,10 @@ fn container(input: &BuildInput<'_>, devices: &Devices<'_>) -> Container {
         command: launch.command,
         args: Some(args).filter(|a| !a.is_empty()),
         env: Some(env).filter(|e| !e.is_empty()),
-        ports: Some(ports),
-        readiness_probe: Some(readiness),
-        liveness_probe: Some(http_probe(alive, 30, 5)),
-        startup_probe: Some(http_probe(alive, 10, startup_budget / 10)),
+        ports: Some(ports).filter(|_| serves_api),
+        readiness_probe: Some(readiness).filter(|_| serves_api),
+        liveness_probe: Some(http_probe(alive, 30, 5)).filter(|_| serves_api),
+        startup_probe: Some(http_probe(alive, 10, startup_budget / 10)).filter(|_| serves_api),
         resources: Some(resources(input, devices)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),

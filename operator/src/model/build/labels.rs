@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::agent::build::labels::{INSTANCE_LABEL, KUEUE_QUEUE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL};
+use crate::model::lws::WORKER_INDEX_LABEL;
 
 /// `app.kubernetes.io/name` of served-model children.
 pub const APP_NAME: &str = "model-server";
@@ -37,6 +38,16 @@ pub fn download_job_name(model: &Model, digest: &str) -> String {
 /// Labels selecting the Model's serving pods; stable for the Model's lifetime.
 pub fn selector_labels(model: &Model) -> BTreeMap<String, String> {
     BTreeMap::from([(NAME_LABEL.to_owned(), APP_NAME.to_owned()), (INSTANCE_LABEL.to_owned(), model.name_any())])
+}
+
+/// Labels selecting the pods that serve the Model's API: every serving pod, or with
+/// `serve.nodes` above 1 the leader of each LeaderWorkerSet group (LWS labels it worker index 0).
+pub fn serving_selector(model: &Model) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(model);
+    if model.spec.serve.as_ref().is_some_and(super::is_multi_node) {
+        labels.insert(WORKER_INDEX_LABEL.to_owned(), "0".to_owned());
+    }
+    labels
 }
 
 /// Labels of every child object; the owned-object watches select on `managed-by`.
@@ -68,10 +79,20 @@ pub fn workload_labels(model: &Model) -> BTreeMap<String, String> {
     labels
 }
 
-/// The selector of the serving pods as text (`key=value,...`), as `status.selector` and the
-/// `/scale` subresource give it.
+/// The selector of the serving pods as text (`key=value,...`): every pod of the Model, the
+/// workers of multi-node groups included (their claims and devices are the Model's too).
 pub fn selector_text(model: &Model) -> String {
-    selector_labels(model).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    as_text(&selector_labels(model))
+}
+
+/// The selector of the pods that serve the API as text, as `status.selector` and the `/scale`
+/// subresource give it: one pod per replica (a group's leader with `serve.nodes` above 1).
+pub fn serving_selector_text(model: &Model) -> String {
+    as_text(&serving_selector(model))
+}
+
+fn as_text(labels: &BTreeMap<String, String>) -> String {
+    labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Label selector (as text) of every object made for `model`, including claims made from its template.

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod claim_template;
 pub mod deployment;
 pub mod labels;
+pub mod leader_worker_set;
 pub mod service;
 
 use agent_crds::model::{Accelerator, Model, ModelServe};
@@ -16,6 +17,7 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate};
 use kube::ResourceExt;
 
 use super::engine;
+use super::lws::LeaderWorkerSet;
 use super::source::Source;
 
 /// Everything the builders need.
@@ -51,6 +53,11 @@ impl BuildInput<'_> {
             .or_else(|| engine::default_image(self.serve.engine, accelerated).map(str::to_owned))
             .unwrap_or_else(|| self.runtime_image.to_owned())
     }
+}
+
+/// Whether `serve` spreads each replica over several pods (a LeaderWorkerSet group).
+pub fn is_multi_node(serve: &ModelServe) -> bool {
+    serve.nodes > 1
 }
 
 /// How a replica gets its accelerators.
@@ -97,10 +104,37 @@ pub struct ModelChildren {
     pub cache_claim: Option<PersistentVolumeClaim>,
     /// The download Job, when weights are downloaded.
     pub download_job: Option<Job>,
-    /// The engine.
-    pub deployment: Deployment,
+    /// The engine: a Deployment, or a LeaderWorkerSet when each replica spans several pods.
+    pub workload: Workload,
     /// The Service agents call.
     pub service: Service,
+}
+
+/// The engine workload of a served Model; one kind at a time (switching deletes the other).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Workload {
+    /// One pod per replica.
+    Deployment(Box<Deployment>),
+    /// A group of `serve.nodes` pods per replica.
+    LeaderWorkerSet(Box<LeaderWorkerSet>),
+}
+
+impl Workload {
+    /// The Deployment, when the workload is one.
+    pub fn deployment(&self) -> Option<&Deployment> {
+        match self {
+            Self::Deployment(deployment) => Some(deployment),
+            Self::LeaderWorkerSet(_) => None,
+        }
+    }
+
+    /// The LeaderWorkerSet, when the workload is one.
+    pub fn leader_worker_set(&self) -> Option<&LeaderWorkerSet> {
+        match self {
+            Self::LeaderWorkerSet(set) => Some(set),
+            Self::Deployment(_) => None,
+        }
+    }
 }
 
 /// Builds every child of a served Model.
@@ -125,7 +159,11 @@ pub fn build(input: &BuildInput<'_>) -> ModelChildren {
         } else {
             cache::build_download_job(input.model, input.source, cache)
         },
-        deployment: deployment::build_deployment(input),
+        workload: if is_multi_node(input.serve) {
+            Workload::LeaderWorkerSet(Box::new(leader_worker_set::build_leader_worker_set(input)))
+        } else {
+            Workload::Deployment(Box::new(deployment::build_deployment(input)))
+        },
         service: service::build_service(input.model),
     }
 }
@@ -138,7 +176,10 @@ impl ModelChildren {
         values.extend(self.shared_claim.as_ref().map(serde_json::to_value));
         values.extend(self.cache_claim.as_ref().map(serde_json::to_value));
         values.extend(self.download_job.as_ref().map(serde_json::to_value));
-        values.push(serde_json::to_value(&self.deployment));
+        values.push(match &self.workload {
+            Workload::Deployment(deployment) => serde_json::to_value(deployment.as_ref()),
+            Workload::LeaderWorkerSet(set) => serde_json::to_value(set.as_ref()),
+        });
         values.push(serde_json::to_value(&self.service));
         values.into_iter().map(|v| agent_crds::crd::canonical(v.unwrap_or_default())).collect()
     }

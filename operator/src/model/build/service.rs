@@ -6,16 +6,17 @@ use agent_crds::model::{Model, SERVED_MODEL_PORT};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::labels::{child_meta, selector_labels};
+use super::labels::{child_meta, serving_selector};
 
 /// Builds the ClusterIP Service of the Model; its URL ([`Model::service_url`]) is the Model's
-/// `status.endpoint`.
+/// `status.endpoint`. With `serve.nodes` above 1 it selects only the groups' leaders, the pods
+/// that serve the API.
 pub fn build_service(model: &Model) -> Service {
     Service {
         metadata: child_meta(model, model.service_name()),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
-            selector: Some(selector_labels(model)),
+            selector: Some(serving_selector(model)),
             ports: Some(vec![ServicePort {
                 name: Some("http".to_owned()),
                 port: i32::from(SERVED_MODEL_PORT),
