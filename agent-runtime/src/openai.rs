@@ -243,6 +243,42 @@ pub struct ChunkChoice {
     pub finish_reason: Option<String>,
 }
 
+/// Id, creation time and model name shared by every chunk of one answer.
+#[derive(Clone, Debug)]
+pub struct ChunkIdentity {
+    /// `chatcmpl-<16 hex>`.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The model answering.
+    pub model: String,
+}
+
+impl ChunkIdentity {
+    /// A new answer of `model`.
+    pub fn new(model: &str) -> Self {
+        Self {
+            id: format!("chatcmpl-{:016x}", rand::random::<u64>()),
+            created: jiff::Timestamp::now().as_second(),
+            model: model.to_owned(),
+        }
+    }
+
+    /// A chunk of this answer with one choice.
+    pub fn chunk(&self, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
+            usage,
+            citations: Vec::new(),
+            pending_approval: None,
+        }
+    }
+}
+
 /// The change a chunk carries.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Delta {

@@ -19,7 +19,9 @@ use super::AppState;
 use super::extract::ApiJson;
 use crate::agent::{ApprovalView, Event, TurnInput};
 use crate::metrics::StreamGuard;
-use crate::openai::{ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Citation, Delta, Message, Role, Usage};
+use crate::openai::{
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkIdentity, Citation, Delta, Message, Role, Usage,
+};
 use crate::sessions::valid_session_id;
 
 /// Header naming the session.
@@ -188,34 +190,17 @@ fn sse(
     })
 }
 
-/// Id, creation time and model name shared by every chunk of one answer.
+/// Encodes the chunks of one answer.
 #[derive(Clone)]
-struct Identity {
-    id: String,
-    created: i64,
-    model: String,
-}
+struct Identity(ChunkIdentity);
 
 impl Identity {
     fn new(model: &str) -> Self {
-        Self {
-            id: format!("chatcmpl-{:016x}", rand::random::<u64>()),
-            created: jiff::Timestamp::now().as_second(),
-            model: model.to_owned(),
-        }
+        Self(ChunkIdentity::new(model))
     }
 
     fn chunk(&self, delta: Delta, finish_reason: Option<String>, usage: Option<Usage>) -> String {
-        Self::encode(&ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
-            usage,
-            citations: Vec::new(),
-            pending_approval: None,
-        })
+        Self::encode(&self.0.chunk(delta, finish_reason, usage))
     }
 
     /// The last chunk: the finish reason, usage when asked, the citations, and the approval
@@ -227,16 +212,10 @@ impl Identity {
         citations: Vec<Citation>,
         approval: Option<Box<ApprovalView>>,
     ) -> String {
-        Self::encode(&ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta: Delta::default(), finish_reason }],
-            usage,
-            citations,
-            pending_approval: approval.map(|a| json!(a)),
-        })
+        let mut chunk = self.0.chunk(Delta::default(), finish_reason, usage);
+        chunk.citations = citations;
+        chunk.pending_approval = approval.map(|a| json!(a));
+        Self::encode(&chunk)
     }
 
     fn encode(chunk: &ChatChunk) -> String {
@@ -245,10 +224,10 @@ impl Identity {
 
     fn response(&self, answer: Collected) -> ChatResponse {
         ChatResponse {
-            id: self.id.clone(),
+            id: self.0.id.clone(),
             object: "chat.completion".into(),
-            created: self.created,
-            model: self.model.clone(),
+            created: self.0.created,
+            model: self.0.model.clone(),
             choices: vec![Choice {
                 index: 0,
                 message: Message::text(Role::Assistant, answer.text),

@@ -13,7 +13,7 @@ use futures::{FutureExt, StreamExt};
 use super::prompt::{STOP, completion_prompt};
 use super::{ChunkStream, ModelProvider, ModelRequest, ProviderError};
 use crate::inference::{ChatTurn, Engine, Event, InferenceError, Prompt, Sampling};
-use crate::openai::{ChatChunk, ChunkChoice, Delta, Message, Role, Usage};
+use crate::openai::{ChatChunk, ChunkIdentity, Delta, Message, Role, Usage};
 
 /// A provider generating with an in-process [`Engine`].
 pub struct InProcessProvider {
@@ -91,20 +91,13 @@ impl ModelProvider for InProcessProvider {
 
 /// Builds the OpenAI chunks of one generation.
 struct Chunks {
-    id: String,
-    created: i64,
-    model: String,
+    identity: ChunkIdentity,
     prompt_tokens: u64,
 }
 
 impl Chunks {
     fn new(model: &str, prompt_tokens: usize) -> Self {
-        Self {
-            id: format!("chatcmpl-{:016x}", rand::random::<u64>()),
-            created: jiff::Timestamp::now().as_second(),
-            model: model.to_owned(),
-            prompt_tokens: prompt_tokens as u64,
-        }
+        Self { identity: ChunkIdentity::new(model), prompt_tokens: prompt_tokens as u64 }
     }
 
     fn chunk(&self, event: Event) -> Result<ChatChunk, ProviderError> {
@@ -123,16 +116,7 @@ impl Chunks {
             }
             Event::Failed(error) => return Err(provider_error(&error)),
         };
-        Ok(ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason }],
-            usage,
-            citations: Vec::new(),
-            pending_approval: None,
-        })
+        Ok(self.identity.chunk(delta, finish_reason, usage))
     }
 }
 
