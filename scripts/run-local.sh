@@ -18,14 +18,14 @@ source "$ROOT/scripts/target-dir.sh"
 
 bash scripts/install-system.sh
 echo "== installing Gemma 3 270M and the embedding model (cached after the first run)"
-bash scripts/install-llm.sh
+bash scripts/install-llm.sh --models-only
 echo "== building agent-runtime (llama.cpp inside it is built for this CPU once, then cached)"
 cargo build --release --locked -p agent-runtime
 
 # The GGUF and the built-in embedding model (all-MiniLM-L6-v2) come with the LLM install; with
 # the latter the agent's knowledge and long-term memory run in the embedded store under .agent-data/.
 # shellcheck disable=SC1091
-source "${AGENT_LLM_DIR:-${HOME:-/tmp}/.cache/agent-operator/llm}/env"
+source "${AGENT_LLM_DIR:-${HOME:-/tmp}/.cache/agent-operator/llm}/models.env"
 export AGENT_EMBEDDING_MODEL_DIR="${AGENT_EMBEDDING_MODEL_DIR:-$MINILM_DIR}"
 export AGENT_MODEL_FILE="${AGENT_MODEL_FILE:-$GEMMA_GGUF}"
 
