@@ -33,6 +33,9 @@ use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -114,7 +117,11 @@ fn main() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().and_then(Path::parent).context("the bench binary is in <target>/<profile>/deps")?;
     let runtime_bin = args.runtime_bin.clone().unwrap_or_else(|| profile_dir.join("agent-runtime"));
-    ensure!(runtime_bin.is_file(), "no runtime at {}: run `cargo build --release -p agent-runtime`", runtime_bin.display());
+    ensure!(
+        runtime_bin.is_file(),
+        "no runtime at {}: run `cargo build --release -p agent-runtime`",
+        runtime_bin.display()
+    );
     let gguf = args.gguf.clone().unwrap_or_else(agent_tests::llama::LlamaServer::gemma_gguf);
     let minilm_dir = args.minilm_dir.clone().unwrap_or_else(agent_tests::llama::LlamaServer::minilm_dir);
     let out = args
@@ -127,7 +134,7 @@ fn main() -> anyhow::Result<()> {
 
     // One thread for the load: the servers under test need both cores.
     let load_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let plan = Plan { args, runtime_bin, gguf, minilm_dir, work: work.clone(), client: load::client() };
+    let plan = Plan { args, runtime_bin, gguf, minilm_dir, work: work.clone(), client: unpooled_client() };
     let report = load_runtime.block_on(plan.run())?;
     println!("{}", report.markdown());
     if let Some(dir) = out.parent() {
@@ -136,6 +143,15 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
     eprintln!("JSON report: {}; logs: {}", out.display(), work.display());
     Ok(())
+}
+
+/// A client that opens a connection per request. llama-server closes kept-alive connections on
+/// its own schedule, and a request sent on one it just closed fails with "connection closed
+/// before message completed"; a loopback connect costs microseconds against answers of seconds.
+fn unpooled_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector)
 }
 
 /// What to run, resolved from the arguments.
@@ -258,7 +274,12 @@ impl Plan {
         let url = format!("http://127.0.0.1:{port}{ready}");
         let took = service.wait_ready(&self.client, &url, started, READY_TIMEOUT).await.with_context(|| name)?;
         eprintln!("{name} ready in {:.2} s", took.as_secs_f64());
-        Ok(Server { name, completions_url: format!("http://127.0.0.1:{port}/v1/completions"), service, rss_bytes: None })
+        Ok(Server {
+            name,
+            completions_url: format!("http://127.0.0.1:{port}/v1/completions"),
+            service,
+            rss_bytes: None,
+        })
     }
 
     /// One streamed completion of a fresh prompt, checked.
@@ -279,7 +300,13 @@ impl Plan {
     }
 
     /// `streams` clients, each sending `requests` completions one after the other.
-    async fn batch(&self, server: &Server, prompts: &Prompts, streams: usize, requests: usize) -> anyhow::Result<Batch> {
+    async fn batch(
+        &self,
+        server: &Server,
+        prompts: &Prompts,
+        streams: usize,
+        requests: usize,
+    ) -> anyhow::Result<Batch> {
         let started = Instant::now();
         let clients = (0..streams).map(|_| async {
             let mut samples = Vec::with_capacity(requests);
@@ -288,8 +315,7 @@ impl Plan {
             }
             anyhow::Ok(samples)
         });
-        let samples: Vec<Sample> =
-            futures::future::try_join_all(clients).await?.into_iter().flatten().collect();
+        let samples: Vec<Sample> = futures::future::try_join_all(clients).await?.into_iter().flatten().collect();
         Ok(Batch { samples, wall: started.elapsed() })
     }
 
@@ -326,10 +352,13 @@ impl Plan {
             "stream": true,
         });
         let session = format!("bench-{round}");
-        let streamed = stream(&self.client, &format!("{base}/v1/chat/completions"), &[("x-session-id", &session)], &body)
-            .await
-            .context("the local main job's first chat turn")?;
-        let ttft = streamed.first_token.with_context(|| format!("the local main job answered no text: {}", streamed.shown()))?;
+        let streamed =
+            stream(&self.client, &format!("{base}/v1/chat/completions"), &[("x-session-id", &session)], &body)
+                .await
+                .context("the local main job's first chat turn")?;
+        let ttft = streamed
+            .first_token
+            .with_context(|| format!("the local main job answered no text: {}", streamed.shown()))?;
         ensure!(streamed.done, "the local main job's answer did not end with [DONE]: {}", streamed.shown());
         // Memory the turn leaves behind (KV cache, the session, memory written after the turn).
         tokio::time::sleep(IDLE_SETTLE).await;
@@ -464,7 +493,10 @@ impl Streamed {
     /// The answer, shortened, for error messages.
     fn shown(&self) -> String {
         let text: String = self.text.chars().take(120).collect();
-        format!("text {text:?}, finish_reason {:?}, usage {:?}/{:?}", self.finish_reason, self.prompt_tokens, self.completion_tokens)
+        format!(
+            "text {text:?}, finish_reason {:?}, usage {:?}/{:?}",
+            self.finish_reason, self.prompt_tokens, self.completion_tokens
+        )
     }
 }
 
@@ -475,10 +507,14 @@ async fn stream(client: &HttpClient, url: &str, headers: &[(&str, &str)], body: 
         .unwrap_or_else(|_| bail!("no complete answer from {url} within {REQUEST_TIMEOUT:?}"))
 }
 
-async fn stream_inner(client: &HttpClient, url: &str, headers: &[(&str, &str)], body: &Value) -> anyhow::Result<Streamed> {
-    let mut request = Request::post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "text/event-stream");
+async fn stream_inner(
+    client: &HttpClient,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> anyhow::Result<Streamed> {
+    let mut request =
+        Request::post(url).header(header::CONTENT_TYPE, "application/json").header(header::ACCEPT, "text/event-stream");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -683,7 +719,9 @@ impl Report {
             "| server | TTFT 1 stream (ms) | TTFT {n} streams (ms) | gen tok/s per stream at {n} | throughput 1 stream (tok/s) \
              | completion tokens | RSS loaded (MiB) |\n|---|--:|--:|--:|--:|--:|--:|\n"
         ));
-        for (name, server, rss) in [(IN_PROCESS, 0, self.in_process_rss_mib), (LLAMA_SERVER, 1, self.llama_server_rss_mib)] {
+        for (name, server, rss) in
+            [(IN_PROCESS, 0, self.in_process_rss_mib), (LLAMA_SERVER, 1, self.llama_server_rss_mib)]
+        {
             let m = |f: fn(&ServerRound) -> f64| median(self.rounds.iter().map(|r| f(r.server(server))).collect());
             out.push_str(&format!(
                 "| {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |\n",
