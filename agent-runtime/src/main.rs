@@ -268,6 +268,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     model.base_url
                 ),
                 (Some(_), Some(file)) => {
+                    let mut config = local.config.clone();
+                    // Logs, readiness and spans name the file the model runs from, not the
+                    // cluster Service the Model would have.
+                    config.model.base_url = format!("file://{}", std::path::absolute(&file)?.display());
                     let options = engine.options(file, model.context_length);
                     let started = std::time::Instant::now();
                     let loaded =
@@ -279,7 +283,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         "model loaded in process"
                     );
                     let provider = InProcessProvider::new(Arc::new(loaded), model.model.clone(), model.prompt_format);
-                    agent_runtime::serve_with(local.config, serve.options(), Arc::new(provider)).await?;
+                    agent_runtime::serve_with(config, serve.options(), Arc::new(provider)).await?;
                 }
             }
         }
