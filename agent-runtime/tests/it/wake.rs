@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use agent_crds::runtime_config::{ClusterAccess, WakeConfig};
 use agent_runtime::cluster::demand::DEMAND_FIELD_MANAGER;
-use axum::extract::{OriginalUri, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::any;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -30,7 +30,7 @@ struct FakeApi {
     cold_start: Value,
 }
 
-async fn api(State(fake): State<FakeApi>, method: Method, OriginalUri(uri): OriginalUri, body: String) -> Json<Value> {
+async fn api(State(fake): State<FakeApi>, method: Method, uri: Uri, body: String) -> Json<Value> {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let waking = body.pointer("/status/modelDemand/wakeRequestedAt").is_some_and(|v| !v.is_null());
     let first_wake = waking && !fake.calls.lock().unwrap().iter().any(|(_, b)| b.pointer("/status/modelDemand/wakeRequestedAt").is_some_and(|v| !v.is_null()));
