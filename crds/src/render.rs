@@ -11,9 +11,9 @@ use crate::references::{SecretKeyReference, ValueFrom};
 use crate::runtime_config::{
     AgentIdentity, ApprovalConfig, BUILTIN_EMBEDDING_DIMENSION, BUILTIN_EMBEDDING_MODEL,
     DEFAULT_APPROVAL_TIMEOUT_SECONDS, DEFAULT_FAILED_RUNS, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
-    DEFAULT_SUCCESSFUL_RUNS, DelegationConfig, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig, WakeConfig,
+    DEFAULT_SUCCESSFUL_RUNS, DelegationConfig, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig,
     PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig, ServerConfig, TaskConfig, TextSource,
-    ToolConfig, ToolKind, VectorStoreConfig,
+    ToolConfig, ToolKind, VectorStoreConfig, WakeConfig,
 };
 use crate::schedule::{InvalidSchedule, Precision, parse_schedule, task_generation};
 use kube::ResourceExt;

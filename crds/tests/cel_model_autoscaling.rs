@@ -57,7 +57,10 @@ fn the_idle_period_and_wake_timeout_need_min_zero_and_sensible_durations() {
         &with_autoscaling("llama-autoscaled", "scaleToZeroAfter", json!("10m")),
         "scaleToZeroAfter needs minReplicas 0",
     );
-    assert_rejected(&with_autoscaling("llama-autoscaled", "wakeTimeout", json!("2m")), "wakeTimeout needs minReplicas 0");
+    assert_rejected(
+        &with_autoscaling("llama-autoscaled", "wakeTimeout", json!("2m")),
+        "wakeTimeout needs minReplicas 0",
+    );
     let with = |field: &str, value: &str| {
         let mut object = scale_to_zero.clone();
         object["spec"]["serve"]["autoscaling"][field] = json!(value);

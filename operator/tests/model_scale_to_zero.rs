@@ -165,7 +165,12 @@ async fn a_wake_request_scales_to_one_replica_and_the_cold_start_timeline_follow
     assert_eq!(cold_start["phase"], "Ready");
     assert_eq!(cold_start["pod"], "gemma-on-demand-6f7d9-x2k4p");
     assert_eq!(
-        [&cold_start["schedulingSeconds"], &cold_start["imageSeconds"], &cold_start["weightsSeconds"], &cold_start["totalSeconds"]],
+        [
+            &cold_start["schedulingSeconds"],
+            &cold_start["imageSeconds"],
+            &cold_start["weightsSeconds"],
+            &cold_start["totalSeconds"]
+        ],
         [&json!(2), &json!(30), &json!(60), &json!(92)]
     );
     assert_eq!(ready(status).1, "Serving");

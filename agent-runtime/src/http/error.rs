@@ -125,7 +125,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::BudgetExhausted { retry_after_seconds, .. } | Self::ModelWaking { retry_after_seconds, .. } = &self {
+        if let Self::BudgetExhausted { retry_after_seconds, .. } | Self::ModelWaking { retry_after_seconds, .. } = &self
+        {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }
         response
@@ -140,7 +141,9 @@ impl From<ProviderError> for ApiError {
             ProviderError::BudgetExhausted { message, retry_after_seconds } => {
                 Self::BudgetExhausted { message, retry_after_seconds }
             }
-            ProviderError::Waking { message, retry_after_seconds } => Self::ModelWaking { message, retry_after_seconds },
+            ProviderError::Waking { message, retry_after_seconds } => {
+                Self::ModelWaking { message, retry_after_seconds }
+            }
             other => Self::ModelFailed(other.to_string()),
         }
     }

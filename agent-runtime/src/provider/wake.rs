@@ -78,7 +78,12 @@ struct State {
 impl Wake {
     /// Waits up to `timeout` for `inner`'s Model `model` to wake; reports demand to `demand`
     /// (`None` outside a cluster: it only waits).
-    pub fn new(inner: Arc<dyn ModelProvider>, model: String, timeout: Duration, demand: Option<Arc<dyn Demand>>) -> Self {
+    pub fn new(
+        inner: Arc<dyn ModelProvider>,
+        model: String,
+        timeout: Duration,
+        demand: Option<Arc<dyn Demand>>,
+    ) -> Self {
         Self { inner, model, timeout, demand, state: Arc::default() }
     }
 

@@ -33,7 +33,13 @@ struct FakeApi {
 async fn api(State(fake): State<FakeApi>, method: Method, uri: Uri, body: String) -> Json<Value> {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let waking = body.pointer("/status/modelDemand/wakeRequestedAt").is_some_and(|v| !v.is_null());
-    let first_wake = waking && !fake.calls.lock().unwrap().iter().any(|(_, b)| b.pointer("/status/modelDemand/wakeRequestedAt").is_some_and(|v| !v.is_null()));
+    let first_wake = waking
+        && !fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| b.pointer("/status/modelDemand/wakeRequestedAt").is_some_and(|v| !v.is_null()));
     fake.calls.lock().unwrap().push((format!("{method} {uri}"), body));
     if let (true, Some((port, delay))) = (first_wake, fake.wake_model_on) {
         tokio::spawn(async move {
@@ -108,10 +114,8 @@ async fn a_model_that_does_not_wake_in_time_is_answered_503_with_retry_after_and
     };
     let agent = agent("never-wakes", free_port(), start_api(fake.clone()).await, 2);
     let started = Instant::now();
-    let response = agent_runtime::http::router(agent.clone())
-        .oneshot(post("/v1/chat/completions", &chat()))
-        .await
-        .unwrap();
+    let response =
+        agent_runtime::http::router(agent.clone()).oneshot(post("/v1/chat/completions", &chat())).await.unwrap();
     let waited = started.elapsed();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "30");
@@ -122,7 +126,12 @@ async fn a_model_that_does_not_wake_in_time_is_answered_503_with_retry_after_and
     assert!(message.contains("Model scripted is waking"), "{message}");
     assert!(message.contains("PullingImage since 2026-11-29T12:00:00Z"), "{message}");
     assert!(!demand_writes(&fake).is_empty(), "the wake was requested");
-    let read = fake.calls.lock().unwrap().iter().any(|(call, _)| call == "GET /apis/agent-operator.dev/v1alpha1/namespaces/test/models/scripted");
+    let read = fake
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(call, _)| call == "GET /apis/agent-operator.dev/v1alpha1/namespaces/test/models/scripted");
     assert!(read, "the phase comes from the Model's status.coldStart");
 }
 

@@ -78,7 +78,8 @@ pub async fn apply(
         Some(Autoscaler::Keda(scaled)) => {
             // A pause the desired object no longer has is not a missing field, so "holds every
             // desired field" would keep it: waking a scale-to-zero Model applies it away.
-            let paused = |s: Option<&ScaledObject>| s.is_some_and(|s| s.annotations().contains_key(KEDA_PAUSED_REPLICAS));
+            let paused =
+                |s: Option<&ScaledObject>| s.is_some_and(|s| s.annotations().contains_key(KEDA_PAUSED_REPLICAS));
             if paused(observed.scaled_object.as_ref()) && !paused(Some(scaled.as_ref())) {
                 apply_always(client, namespace, scaled.as_ref()).await?;
                 written += 1;

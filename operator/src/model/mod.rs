@@ -207,7 +207,10 @@ async fn serve(
     if let Some(replicas) = plan.as_ref().and_then(Plan::replicas) {
         scale_to_zero::scale(&ctx.base.client, model, replicas).await?;
         let (reason, note) = if replicas == 0 {
-            ("ScaledToZero", "no agent request for the idle period (serve.autoscaling.scaleToZeroAfter); scaled to zero")
+            (
+                "ScaledToZero",
+                "no agent request for the idle period (serve.autoscaling.scaleToZeroAfter); scaled to zero",
+            )
         } else {
             ("Waking", "an agent asked for the Model; scaled from zero to one replica")
         };
@@ -224,7 +227,9 @@ async fn serve(
     });
     let autoscaler = autoscaler.as_ref().map(Autoscaler::reference);
     let replacing = replace_pods_on_unfit_devices(model, observed, ctx).await;
-    let waking = sleep.as_ref().is_some_and(|s| s.replicas > 0 && s.cold_start.as_ref().is_some_and(|c| c.phase != ColdStartPhase::Ready));
+    let waking = sleep
+        .as_ref()
+        .is_some_and(|s| s.replicas > 0 && s.cold_start.as_ref().is_some_and(|c| c.phase != ColdStartPhase::Ready));
     let outcome = Outcome::Applied { source, cache_ready, cache_recorded, autoscaler, sleep };
     let ready =
         holds(&status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now())).conditions, READY);

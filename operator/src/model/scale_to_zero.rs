@@ -92,7 +92,8 @@ pub fn demand<'a>(model: &str, agents: impl IntoIterator<Item = &'a agent_crds::
 /// What to do with a Model whose Deployment wants `replicas` now, last active at `last`.
 pub fn plan(autoscaling: &ModelAutoscaling, replicas: i32, last: Option<Timestamp>, now: Timestamp) -> Option<Plan> {
     let idle = Duration::from_secs(autoscaling.idle_seconds()?);
-    let since = last.map_or(Duration::MAX, |last| now.duration_since(last).max(jiff::SignedDuration::ZERO).unsigned_abs());
+    let since =
+        last.map_or(Duration::MAX, |last| now.duration_since(last).max(jiff::SignedDuration::ZERO).unsigned_abs());
     let wanted = since < idle;
     Some(match (wanted, replicas > 0) {
         (true, true) => Plan::StayUp { idle_in: idle.saturating_sub(since) },
@@ -210,7 +211,10 @@ mod tests {
         assert_eq!(plan(&ten_minutes, 0, recent, now), Some(Plan::Wake));
         assert_eq!(plan(&ten_minutes, 0, old, now), Some(Plan::StayDown));
         assert_eq!(plan(&ten_minutes, 1, None, now), Some(Plan::Sleep), "never active is idle");
-        assert_eq!(plan(&autoscaling(0, None), 1, Some(at("2026-01-01T11:51:00Z")), now).map(|p| p.asleep()), Some(false));
+        assert_eq!(
+            plan(&autoscaling(0, None), 1, Some(at("2026-01-01T11:51:00Z")), now).map(|p| p.asleep()),
+            Some(false)
+        );
         assert_eq!(plan(&autoscaling(1, None), 0, None, now), None, "minReplicas 1 never scales to zero");
     }
 
@@ -225,7 +229,10 @@ mod tests {
                 }),
                 ..Default::default()
             }),
-            ..agent_crds::Agent::new("a", serde_json::from_value(json!({"model": {"modelRef": {"name": "m"}}})).unwrap())
+            ..agent_crds::Agent::new(
+                "a",
+                serde_json::from_value(json!({"model": {"modelRef": {"name": "m"}}})).unwrap(),
+            )
         };
         let agents = [
             agent("gemma", Some("2026-01-01T10:00:00Z"), Some("2026-01-01T11:00:00Z")),
@@ -249,7 +256,9 @@ mod tests {
         pod.metadata.name = Some(format!("gemma-{}", &created[14..16]));
         pod.metadata.creation_timestamp = Some(Time(at(created)));
         pod.status = Some(PodStatus {
-            conditions: Some([condition("PodScheduled", scheduled), condition("Ready", ready)].into_iter().flatten().collect()),
+            conditions: Some(
+                [condition("PodScheduled", scheduled), condition("Ready", ready)].into_iter().flatten().collect(),
+            ),
             container_statuses: started.map(|started| {
                 vec![ContainerStatus {
                     name: "engine".to_owned(),
@@ -282,7 +291,10 @@ mod tests {
             Some("2026-01-01T12:02:13Z"),
         );
         let done = timeline(requested, &[old.clone(), ready]);
-        assert_eq!((done.phase, done.weights_seconds, done.total_seconds), (ColdStartPhase::Ready, Some(90), Some(133)));
+        assert_eq!(
+            (done.phase, done.weights_seconds, done.total_seconds),
+            (ColdStartPhase::Ready, Some(90), Some(133))
+        );
         assert_eq!(done.ready_at.as_deref(), Some("2026-01-01T12:02:13Z"));
         let nothing_yet = timeline(requested, &[old]);
         assert_eq!((nothing_yet.phase, nothing_yet.pod), (ColdStartPhase::Scheduling, None));

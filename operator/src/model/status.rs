@@ -421,7 +421,7 @@ mod tests {
             cache_ready: false,
             cache_recorded: false,
             autoscaler: None,
-        sleep: None,
+            sleep: None,
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
@@ -521,7 +521,7 @@ mod tests {
             cache_ready: true,
             cache_recorded: false,
             autoscaler: None,
-        sleep: None,
+            sleep: None,
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();

@@ -91,7 +91,8 @@ fn check_serve(model: &Model, serve: &ModelServe, problems: &mut Vec<String>) ->
 }
 
 fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problems: &mut Vec<String>) {
-    for (field, value) in [("scaleToZeroAfter", &autoscaling.scale_to_zero_after), ("wakeTimeout", &autoscaling.wake_timeout)]
+    for (field, value) in
+        [("scaleToZeroAfter", &autoscaling.scale_to_zero_after), ("wakeTimeout", &autoscaling.wake_timeout)]
     {
         let Some(value) = value else { continue };
         if !autoscaling.scales_to_zero() {

@@ -71,7 +71,11 @@ pub fn build_autoscaler(model: &Model, keda_installed: bool, asleep: bool) -> Op
             };
             let mut scaled = build_scaled_object(model, autoscaling, address, &query, metric_type);
             if asleep {
-                scaled.metadata.annotations.get_or_insert_default().insert(KEDA_PAUSED_REPLICAS.to_owned(), "0".to_owned());
+                scaled
+                    .metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(KEDA_PAUSED_REPLICAS.to_owned(), "0".to_owned());
             }
             Autoscaler::Keda(Box::new(scaled))
         }
