@@ -21,7 +21,7 @@ use serde_json::json;
 const NAMESPACE: &str = "agent-operator-e2e-scale-to-zero";
 const NAME: &str = "sleepy";
 
-/// llama.cpp on CPU with its weights in an OCI image (an image volume: no claim, no download),
+/// llama.cpp on CPU from an existing claim (no download Job, as the other served-model cases),
 /// 0 to 2 replicas, idle after one minute.
 fn model() -> serde_json::Value {
     json!({
@@ -30,7 +30,7 @@ fn model() -> serde_json::Value {
         "spec": {
             "serve": {
                 "engine": "llamacpp",
-                "uri": "oci://ghcr.io/agent-operator/weights/gemma-3-270m:q8",
+                "uri": "pvc://weights/gemma-3-270m-Q8_0.gguf",
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
                 "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "metric": "RunningRequests", "target": "2",
                                 "scaleToZeroAfter": "1m", "wakeTimeout": "2m"}

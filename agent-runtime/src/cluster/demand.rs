@@ -54,11 +54,14 @@ impl ClusterDemand {
 impl Demand for ClusterDemand {
     fn report(&self, report: DemandReport) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let demand = json!({
-                "model": self.model,
-                "lastRequestAt": report.last_request_at.map(|t| t.to_string()),
-                "wakeRequestedAt": report.wake_requested_at.map(|t| t.to_string()),
-            });
+            // Times not known yet are left out (not null): the schema's fields are not nullable.
+            let mut demand = json!({"model": self.model});
+            if let Some(at) = report.last_request_at {
+                demand["lastRequestAt"] = json!(at.to_string());
+            }
+            if let Some(at) = report.wake_requested_at {
+                demand["wakeRequestedAt"] = json!(at.to_string());
+            }
             self.api.apply_model_demand(&self.namespace, &self.agent, &demand).await.map_err(|e| e.to_string())
         })
     }

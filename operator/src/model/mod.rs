@@ -321,12 +321,15 @@ async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelS
     ctx.publish(model, type_, &after.reason, after.message.clone()).await;
 }
 
-/// The Model an Agent is bound to, so a binding change updates the Model's `boundAgents`.
+/// The Models an Agent concerns: the one it is bound to (a binding change updates its `boundAgents`)
+/// and the one it reports demand for (a wake request wakes it).
 #[allow(clippy::needless_pass_by_value)] // the signature is fixed by `Controller::watches`
-fn bound_model(agent: Agent) -> Option<ObjectRef<Model>> {
-    let name = agent.status.as_ref()?.bound_model.as_ref()?;
-    let namespace = agent.namespace()?;
-    Some(ObjectRef::new(name).within(&namespace))
+fn bound_model(agent: Agent) -> Vec<ObjectRef<Model>> {
+    let (Some(status), Some(namespace)) = (agent.status.as_ref(), agent.namespace()) else { return Vec::new() };
+    // The Model it is bound to, and the one its runtime reports demand for (the same once the
+    // binding is written; the demand alone wakes a scale-to-zero Model without waiting for it).
+    let demanded = status.model_demand.as_ref().map(|d| &d.model).filter(|d| status.bound_model.as_ref() != Some(*d));
+    status.bound_model.iter().chain(demanded).map(|name| ObjectRef::new(name).within(&namespace)).collect()
 }
 
 /// Runs the Model controller until `shutdown` resolves. Children are watched by the
@@ -360,4 +363,33 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agents_demand_reconciles_its_model_before_the_agent_is_bound() {
+        let agent = |bound: Option<&str>, demand: Option<&str>| {
+            let mut agent: Agent = serde_json::from_value(serde_json::json!({
+                "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Agent",
+                "metadata": {"name": "night-owl", "namespace": "demo"},
+                "spec": {"model": {"modelRef": {"name": "gemma"}}}
+            }))
+            .unwrap();
+            agent.status = Some(agent_crds::AgentStatus {
+                bound_model: bound.map(str::to_owned),
+                model_demand: demand
+                    .map(|model| agent_crds::agent::ModelDemand { model: model.to_owned(), ..Default::default() }),
+                ..Default::default()
+            });
+            agent
+        };
+        let names = |agent| bound_model(agent).into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(agent(None, Some("gemma"))), ["gemma"]);
+        assert_eq!(names(agent(Some("gemma"), Some("gemma"))), ["gemma"]);
+        assert_eq!(names(agent(Some("old"), Some("gemma"))), ["old", "gemma"]);
+        assert!(names(agent(None, None)).is_empty());
+    }
 }
