@@ -216,14 +216,16 @@ async fn serve(
         };
         ctx.base.publish(model, EventType::Normal, reason, note.to_owned()).await;
     }
-    let sleep = plan.as_ref().map(|plan| status::Sleep {
-        replicas: plan.replicas().unwrap_or(i32::from(!plan.asleep())),
-        cold_start: scale_to_zero::cold_start(
-            model.status.as_ref().and_then(|s| s.cold_start.as_ref()),
-            plan,
-            &observed.pods,
-            now,
-        ),
+    let sleep = plan.as_ref().map(|plan| {
+        Box::new(status::Sleep {
+            replicas: plan.replicas().unwrap_or(i32::from(!plan.asleep())),
+            cold_start: scale_to_zero::cold_start(
+                model.status.as_ref().and_then(|s| s.cold_start.as_ref()),
+                plan,
+                &observed.pods,
+                now,
+            ),
+        })
     });
     let autoscaler = autoscaler.as_ref().map(Autoscaler::reference);
     let replacing = replace_pods_on_unfit_devices(model, observed, ctx).await;

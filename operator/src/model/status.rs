@@ -51,7 +51,7 @@ pub enum Outcome {
         /// `Kind/name` of the autoscaler applied for `serve.autoscaling`.
         autoscaler: Option<String>,
         /// Where a scale-to-zero Model stands after this reconcile; `None` for any other.
-        sleep: Option<Sleep>,
+        sleep: Option<Box<Sleep>>,
     },
 }
 
@@ -116,7 +116,7 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                 selector: Some(selector_text(model)),
                 autoscaler: autoscaler.clone(),
             };
-            let serving = serve_conditions(model, observed, source, (*cache_ready, *cache_recorded), sleep.as_ref());
+            let serving = serve_conditions(model, observed, source, (*cache_ready, *cache_recorded), sleep.as_deref());
             if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
                 served_models = model
                     .spec
