@@ -133,6 +133,7 @@ impl Runtime {
         let usage = Arc::new(
             Ledger::new(prices(&config), metrics.clone()).with_limits(config.limits.clone(), options.clock.clone()),
         );
+        let provider = crate::provider::wake::wrap(provider, &config)?;
         let provider: Arc<dyn ModelProvider> =
             Arc::new(Metered::new(provider, config.model.model.clone(), usage.clone()));
         let provider: Arc<dyn ModelProvider> =

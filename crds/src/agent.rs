@@ -776,6 +776,26 @@ pub struct AgentStatus {
     /// of the current task generation once it has one, whatever was sent to it after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_task: Option<TaskSummary>,
+    /// When the agent last called its Model and asked it to wake (reported by the runtime, only
+    /// for a Model that scales to zero): the operator keeps the Model up while agents call it
+    /// and wakes it for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_demand: Option<ModelDemand>,
+}
+
+/// An agent's demand for its scale-to-zero Model, written by its runtime under its own field
+/// manager.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDemand {
+    /// The Model called (the runtime's `Model` object).
+    pub model: String,
+    /// When the agent last sent the Model a request (RFC 3339, recorded at most every 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request_at: Option<String>,
+    /// When the agent last found the Model unreachable and asked it to wake (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_requested_at: Option<String>,
 }
 
 impl AgentStatus {
@@ -784,7 +804,7 @@ impl AgentStatus {
     pub fn operator_part(&self) -> Self {
         let conditions =
             self.conditions.iter().filter(|c| c.type_ != crate::conditions::BUDGET_EXHAUSTED).cloned().collect();
-        Self { tools: Vec::new(), usage: None, last_task: None, conditions, ..self.clone() }
+        Self { tools: Vec::new(), usage: None, last_task: None, model_demand: None, conditions, ..self.clone() }
     }
 }
 

@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::references::{ConfigMapKeyReference, SecretKeyReference};
 
 pub mod autoscaling;
+pub mod cold_start;
 
 pub use self::autoscaling::{AutoscalingMetric, ModelAutoscaling};
+pub use self::cold_start::{ColdStart, ColdStartPhase};
 
 /// A model agents can use.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -449,6 +451,11 @@ pub struct ModelStatus {
     /// or `ScaledObject/<name>` (KEDA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<String>,
+    /// The latest wake of a scale-to-zero Model (`serve.autoscaling.minReplicas: 0`): when it
+    /// was requested and when its first pod was scheduled, started and ready, so the minutes of
+    /// a cold start can be told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<ColdStart>,
 }
 
 /// The model-cache volume holds the weights (`True` also for `pvc://` and `oci://` sources).
@@ -483,6 +490,12 @@ pub mod reason {
     pub const STARTING: &str = "Starting";
     /// `replicas` is 0.
     pub const SCALED_TO_ZERO: &str = "ScaledToZero";
+    /// A scale-to-zero Model is at zero replicas after its idle period; the first agent request
+    /// wakes it (`Ready` stays `True`: it serves on demand).
+    pub const IDLE: &str = "Idle";
+    /// A scale-to-zero Model is waking for an agent request (scheduling, pulling its image,
+    /// loading the weights); requests wait for it.
+    pub const WAKING: &str = "Waking";
     /// Serving waits for the model cache.
     pub const CACHE_NOT_READY: &str = "CacheNotReady";
     /// Serving pods cannot be scheduled (for instance no device satisfies the claim).

@@ -13,7 +13,7 @@ use crate::runtime_config::{
     DEFAULT_APPROVAL_TIMEOUT_SECONDS, DEFAULT_FAILED_RUNS, DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH,
     DEFAULT_SUCCESSFUL_RUNS, DelegationConfig, Distance, EmbeddingConfig, MemoryConfig, ModelConfig, PersonaConfig,
     PodPaths, RUNTIME_CONFIG_VERSION, RUNTIME_PORT, RecipeConfig, RuntimeConfig, ServerConfig, TaskConfig, TextSource,
-    ToolConfig, ToolKind, VectorStoreConfig,
+    ToolConfig, ToolKind, VectorStoreConfig, WakeConfig,
 };
 use crate::schedule::{InvalidSchedule, Precision, parse_schedule, task_generation};
 use kube::ResourceExt;
@@ -243,6 +243,12 @@ fn render_model(agent: &Agent, refs: &ResolvedReferences, paths: &PodPaths) -> R
         supports_tools: model.spec.capabilities.tools,
         parameters: agent.spec.model.parameters.clone(),
         pricing: model.spec.pricing.clone(),
+        wake: model
+            .spec
+            .serve
+            .as_ref()
+            .and_then(|s| s.autoscaling.as_ref()?.wake_timeout_seconds())
+            .map(|timeout_seconds| WakeConfig { timeout_seconds }),
     })
 }
 

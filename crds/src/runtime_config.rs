@@ -292,6 +292,19 @@ pub struct ModelConfig {
     /// What the model's tokens cost, when its Model says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
+    /// Set when the Model scales to zero (`serve.autoscaling.minReplicas: 0`): the runtime
+    /// records its demand on its Agent's status and waits for the Model to wake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeConfig>,
+}
+
+/// How an agent waits for a Model that scales to zero.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WakeConfig {
+    /// Seconds a request waits for the Model to wake before it is answered 503 with
+    /// `Retry-After` (the Model's `serve.autoscaling.wakeTimeout`).
+    pub timeout_seconds: u64,
 }
 
 /// Vector memory.

@@ -1,6 +1,6 @@
 //! The CEL rules of `serve.autoscaling` and of Kueue's fields on a served Model, evaluated with
 //! kube-cel against the committed CRD: the autoscaled examples pass, and each bad combination is
-//! refused with its own message (scale to zero, bounds, targets, engines without the signal).
+//! refused with its own message (scale-to-zero settings, bounds, targets, engines without the signal).
 
 mod common;
 
@@ -38,16 +38,38 @@ fn every_autoscaled_example_satisfies_the_rules() {
 }
 
 #[test]
-fn scale_to_zero_is_refused_as_not_supported_yet_and_min_may_not_exceed_max() {
-    assert_rejected(
-        &with_autoscaling("llama-autoscaled", "minReplicas", json!(0)),
-        "scale to zero is not supported yet",
-    );
+fn scale_to_zero_is_allowed_and_min_may_not_exceed_max() {
+    check(&with_autoscaling("llama-autoscaled", "minReplicas", json!(0))).unwrap();
     assert_rejected(
         &with_autoscaling("llama-autoscaled", "minReplicas", json!(5)),
         "minReplicas must not exceed maxReplicas",
     );
     check(&with_autoscaling("llama-autoscaled", "minReplicas", json!(4))).unwrap();
+}
+
+#[test]
+fn the_idle_period_and_wake_timeout_need_min_zero_and_sensible_durations() {
+    let scale_to_zero = common::example("examples/scale-to-zero-model.yaml", "Model", "gemma-on-demand");
+    check(&scale_to_zero).unwrap();
+    let agent = common::example("examples/scale-to-zero-model.yaml", "Agent", "night-owl");
+    Validator::new().validate(&common::committed_schema("agents"), &agent, None).unwrap();
+    assert_rejected(
+        &with_autoscaling("llama-autoscaled", "scaleToZeroAfter", json!("10m")),
+        "scaleToZeroAfter needs minReplicas 0",
+    );
+    assert_rejected(
+        &with_autoscaling("llama-autoscaled", "wakeTimeout", json!("2m")),
+        "wakeTimeout needs minReplicas 0",
+    );
+    let with = |field: &str, value: &str| {
+        let mut object = scale_to_zero.clone();
+        object["spec"]["serve"]["autoscaling"][field] = json!(value);
+        object
+    };
+    assert_rejected(&with("scaleToZeroAfter", "30s"), "scaleToZeroAfter must be between 1m and 720h");
+    assert_rejected(&with("wakeTimeout", "2h"), "wakeTimeout must be between 5s and 1h");
+    check(&with("scaleToZeroAfter", "1h30m")).unwrap();
+    check(&with("wakeTimeout", "45s")).unwrap();
 }
 
 #[test]

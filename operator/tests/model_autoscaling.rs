@@ -29,7 +29,7 @@ fn deployment(model: &Model, cache_ready: bool) -> Value {
 }
 
 fn autoscaler(name: &str, keda_installed: bool) -> Value {
-    build_autoscaler(&example_model(FILE, name), keda_installed).expect("an autoscaled Model").to_value()
+    build_autoscaler(&example_model(FILE, name), keda_installed, false).expect("an autoscaled Model").to_value()
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_
     for name in NAMES {
         let model = example_model(FILE, name);
         for keda in [false, true] {
-            documents.push(build_autoscaler(&model, keda).unwrap().to_value());
+            documents.push(build_autoscaler(&model, keda, false).unwrap().to_value());
         }
         documents.push(agent_crds::crd::canonical(deployment(&model, true)));
     }
@@ -123,7 +123,7 @@ fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_
     assert!(report.contains(&format!("{} ok", documents.len())), "{report}");
 
     // The ScaledObject really meets KEDA's schema: a field it lacks fails.
-    let mut wrong = build_autoscaler(&example_model(FILE, "gemma-autoscaled"), true).unwrap().to_value();
+    let mut wrong = build_autoscaler(&example_model(FILE, "gemma-autoscaled"), true, false).unwrap().to_value();
     wrong["spec"]["triggers"][0]["metricType"] = json!("Average");
     wrong["spec"]["maxReplicas"] = json!(3);
     std::fs::write(dir.join("autoscaled.yaml"), serde_yaml::to_string(&wrong).unwrap()).unwrap();
@@ -136,7 +136,7 @@ fn hpas_scaled_objects_and_replica_less_deployments_validate_against_kubernetes_
 fn every_autoscaled_example_builds_an_autoscaler_of_its_kind() {
     for name in NAMES {
         let model = example_model(FILE, name);
-        match build_autoscaler(&model, true).unwrap() {
+        match build_autoscaler(&model, true, false).unwrap() {
             Autoscaler::Hpa(hpa) => assert!(
                 model.spec.serve.as_ref().unwrap().autoscaling.as_ref().unwrap().prometheus_address.is_none(),
                 "{name}: {hpa:?}"

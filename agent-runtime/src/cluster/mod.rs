@@ -3,6 +3,7 @@
 //! deletes its child Agents. Only those calls, so a plain HTTP client is enough; the token file
 //! is read on every call since the kubelet rotates it.
 
+pub mod demand;
 pub mod status;
 
 use std::path::PathBuf;

@@ -63,6 +63,14 @@ pub enum ApiError {
         /// Seconds until it resets.
         retry_after_seconds: u64,
     },
+    /// The Model scales to zero and is still waking (503, with `Retry-After`).
+    #[error("{message}")]
+    ModelWaking {
+        /// Which Model, how long the request waited, the wake's phase.
+        message: String,
+        /// Seconds after which trying again is sensible.
+        retry_after_seconds: u64,
+    },
     /// The turn reached a per-turn limit of the Agent's `spec.limits` (422).
     #[error("{0}")]
     TurnLimit(String),
@@ -81,7 +89,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) | Self::TooLargeDocument(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::ModelWaking { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Overloaded(_) | Self::BudgetExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TurnLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::ModelFailed(_) | Self::ModelUnreachable(_) => StatusCode::BAD_GATEWAY,
@@ -96,7 +104,7 @@ impl ApiError {
             Self::BadRequest(_) | Self::TooLarge(_) | Self::TooLargeDocument(_) | Self::UnsupportedMediaType(_) => {
                 "invalid_request_error"
             }
-            Self::Unavailable(_) => "unavailable_error",
+            Self::Unavailable(_) | Self::ModelWaking { .. } => "unavailable_error",
             Self::Unauthorized => "authentication_error",
             Self::NotFound(_) => "not_found_error",
             Self::Conflict(_) => "conflict_error",
@@ -117,7 +125,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::BudgetExhausted { retry_after_seconds, .. } = &self {
+        if let Self::BudgetExhausted { retry_after_seconds, .. } | Self::ModelWaking { retry_after_seconds, .. } = &self
+        {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
         }
         response
@@ -131,6 +140,9 @@ impl From<ProviderError> for ApiError {
             ProviderError::Unreachable(why) => Self::ModelUnreachable(why),
             ProviderError::BudgetExhausted { message, retry_after_seconds } => {
                 Self::BudgetExhausted { message, retry_after_seconds }
+            }
+            ProviderError::Waking { message, retry_after_seconds } => {
+                Self::ModelWaking { message, retry_after_seconds }
             }
             other => Self::ModelFailed(other.to_string()),
         }

@@ -6,6 +6,7 @@ pub mod metered;
 pub mod openai;
 pub mod prompt;
 pub mod traced;
+pub mod wake;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -74,6 +75,14 @@ pub enum ProviderError {
         /// Seconds until it resets.
         retry_after_seconds: u64,
     },
+    /// The Model scales to zero and did not wake within its `wakeTimeout`.
+    #[error("{message}")]
+    Waking {
+        /// Which Model, how long the call waited, the wake's phase.
+        message: String,
+        /// Seconds after which trying again is sensible.
+        retry_after_seconds: u64,
+    },
 }
 
 impl ProviderError {
@@ -87,6 +96,7 @@ impl ProviderError {
             Self::Timeout(_) => "timeout",
             Self::Malformed(_) => "malformed_answer",
             Self::BudgetExhausted { .. } => "budget_exhausted",
+            Self::Waking { .. } => "model_waking",
         }
     }
 
@@ -95,7 +105,8 @@ impl ProviderError {
         match self {
             Self::Status { status, .. } => *status == 429 || *status >= 500,
             Self::Unreachable(_) => true,
-            Self::Timeout(_) | Self::Malformed(_) | Self::BudgetExhausted { .. } => false,
+            // A wake already waited its whole bound inside the call.
+            Self::Timeout(_) | Self::Malformed(_) | Self::BudgetExhausted { .. } | Self::Waking { .. } => false,
         }
     }
 }

@@ -20,3 +20,4 @@ mod tasks;
 mod traces;
 mod turns;
 mod vector_store;
+mod wake;

@@ -2,6 +2,11 @@
 //! the engine's signals. The operator builds the autoscaler (an `autoscaling/v2`
 //! HorizontalPodAutoscaler, or a KEDA ScaledObject where KEDA is installed) and hands the
 //! Deployment's replica count over to it.
+//!
+//! With `minReplicas: 0` the Model scales to zero after `scaleToZeroAfter` without an agent
+//! request, and the first agent request wakes it: the runtime records its demand on its own
+//! Agent's status, the operator takes the Deployment from 0 to 1 replica (the autoscaler works
+//! above 1), and the request waits up to `wakeTimeout`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,15 +15,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    { "rule": "!has(self.minReplicas) || self.minReplicas >= 1", "message": "minReplicas must be at least 1: scale to zero is not supported yet" },
+    { "rule": "!has(self.scaleToZeroAfter) || (has(self.minReplicas) && self.minReplicas == 0)", "message": "scaleToZeroAfter needs minReplicas 0" },
+    { "rule": "!has(self.wakeTimeout) || (has(self.minReplicas) && self.minReplicas == 0)", "message": "wakeTimeout needs minReplicas 0" },
     { "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas" },
     { "rule": "!isQuantity(self.target) || quantity(self.target).isGreaterThan(quantity('0'))", "message": "target must be greater than zero" },
     { "rule": "self.metric != 'GpuUtilization' || !isQuantity(self.target) || quantity(self.target).compareTo(quantity('100')) <= 0", "message": "a GpuUtilization target is a percentage, at most 100" }
 ]))]
 pub struct ModelAutoscaling {
-    /// Fewest replicas. At least 1: scale to zero is not supported yet.
+    /// Fewest replicas. 0 scales the Model to zero after `scaleToZeroAfter` without agent
+    /// requests; the first agent request then wakes it (one replica) and waits for it.
     #[serde(default = "one")]
-    #[schemars(range(max = 64))]
+    #[schemars(range(min = 0, max = 64))]
     pub min_replicas: i32,
     /// Most replicas.
     #[schemars(range(min = 1, max = 64))]
@@ -38,6 +45,50 @@ pub struct ModelAutoscaling {
     #[schemars(length(min = 1, max = 2048))]
     #[schemars(extend("x-kubernetes-validations" = [{ "rule": "(self.startsWith('http://') || self.startsWith('https://')) && isURL(self)", "message": "prometheusAddress must be an http:// or https:// URL" }]))]
     pub prometheus_address: Option<String>,
+    /// With `minReplicas: 0`: how long the Model keeps serving without an agent request before
+    /// it goes to zero replicas, in hours, minutes and seconds (`10m`, `1h30m`); default `10m`,
+    /// at least `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "duration(self) >= duration('1m') && duration(self) <= duration('720h')", "message": "scaleToZeroAfter must be between 1m and 720h" }]))]
+    pub scale_to_zero_after: Option<String>,
+    /// With `minReplicas: 0`: how long an agent request waits for the Model to wake (schedule,
+    /// pull its image, load the weights) before the agent answers 503 with `Retry-After`
+    /// (`120s`, `5m`); default `120s`, between `5s` and `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    #[schemars(extend("x-kubernetes-validations" = [{ "rule": "duration(self) >= duration('5s') && duration(self) <= duration('1h')", "message": "wakeTimeout must be between 5s and 1h" }]))]
+    pub wake_timeout: Option<String>,
+}
+
+/// Idle period of a scale-to-zero Model when `scaleToZeroAfter` is not set.
+pub const DEFAULT_SCALE_TO_ZERO_AFTER_SECONDS: u64 = 600;
+/// How long a request waits for a Model to wake when `wakeTimeout` is not set.
+pub const DEFAULT_WAKE_TIMEOUT_SECONDS: u64 = 120;
+
+impl ModelAutoscaling {
+    /// Whether the Model goes to zero replicas when idle (`minReplicas: 0`).
+    pub fn scales_to_zero(&self) -> bool {
+        self.min_replicas == 0
+    }
+
+    /// Seconds without an agent request before a scale-to-zero Model goes to zero; `None` when
+    /// it does not scale to zero.
+    pub fn idle_seconds(&self) -> Option<u64> {
+        self.scales_to_zero()
+            .then(|| seconds(self.scale_to_zero_after.as_deref()).unwrap_or(DEFAULT_SCALE_TO_ZERO_AFTER_SECONDS))
+    }
+
+    /// Seconds a request waits for a scale-to-zero Model to wake; `None` when it does not scale
+    /// to zero.
+    pub fn wake_timeout_seconds(&self) -> Option<u64> {
+        self.scales_to_zero().then(|| seconds(self.wake_timeout.as_deref()).unwrap_or(DEFAULT_WAKE_TIMEOUT_SECONDS))
+    }
+}
+
+/// Seconds of a duration such as `1h30m` (the schema's pattern); `None` when unset or malformed.
+fn seconds(text: Option<&str>) -> Option<u64> {
+    crate::render::parse_duration_seconds(text?).ok()
 }
 
 fn one() -> i32 {

@@ -25,6 +25,7 @@ use super::build::{ModelChildren, Workload};
 use super::dereference::ObservedChildren;
 use super::keda::ScaledObject;
 use super::lws::LeaderWorkerSet;
+use super::scale_to_zero::KEDA_PAUSED_REPLICAS;
 use crate::agent::build::labels::FIELD_MANAGER;
 use crate::ssa::{ApplyError, apply as apply_always, apply_if_changed as apply_one};
 
@@ -98,8 +99,17 @@ pub async fn apply(
             written += usize::from(apply_one(client, namespace, hpa.as_ref(), observed.hpa.as_ref()).await?);
         }
         Some(Autoscaler::Keda(scaled)) => {
-            written +=
-                usize::from(apply_one(client, namespace, scaled.as_ref(), observed.scaled_object.as_ref()).await?);
+            // A pause the desired object no longer has is not a missing field, so "holds every
+            // desired field" would keep it: waking a scale-to-zero Model applies it away.
+            let paused =
+                |s: Option<&ScaledObject>| s.is_some_and(|s| s.annotations().contains_key(KEDA_PAUSED_REPLICAS));
+            if paused(observed.scaled_object.as_ref()) && !paused(Some(scaled.as_ref())) {
+                apply_always(client, namespace, scaled.as_ref()).await?;
+                written += 1;
+            } else {
+                written +=
+                    usize::from(apply_one(client, namespace, scaled.as_ref(), observed.scaled_object.as_ref()).await?);
+            }
         }
         None => {}
     }

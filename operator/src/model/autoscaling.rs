@@ -224,6 +224,8 @@ mod tests {
             metric: AutoscalingMetric::QueueDepth,
             target: "4".into(),
             prometheus_address: None,
+            scale_to_zero_after: None,
+            wake_timeout: None,
         };
         assert_eq!(Backend::choose(&autoscaling, true), Backend::Hpa);
         autoscaling.prometheus_address = Some("http://prometheus:9090".into());

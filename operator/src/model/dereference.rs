@@ -50,6 +50,9 @@ pub struct Observed {
     pub keda_installed: bool,
     /// Whether the LeaderWorkerSet CRD is installed (looked up only for multi-node Models).
     pub lws_installed: bool,
+    /// The latest request or wake request of an agent for this Model (from the Agents'
+    /// `status.modelDemand`; only agents of a scale-to-zero Model report one).
+    pub demand: Option<jiff::Timestamp>,
 }
 
 /// Children that already exist, as the API server returned them.
@@ -152,10 +155,9 @@ pub async fn dereference(client: &Client, model: &Model, source: Option<&Source>
     }
     let agents: Api<Agent> = Api::namespaced(client.clone(), &namespace);
     let name = model.name_any();
+    let agents = agents.list(&ListParams::default()).await?.items;
+    observed.demand = super::scale_to_zero::demand(&name, &agents);
     observed.bound_agents = agents
-        .list(&ListParams::default())
-        .await?
-        .items
         .iter()
         .filter(|agent| agent.status.as_ref().and_then(|s| s.bound_model.as_deref()) == Some(name.as_str()))
         .count()

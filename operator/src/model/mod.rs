@@ -16,6 +16,7 @@ pub mod keda;
 pub mod kueue;
 pub mod lws;
 pub mod probe;
+pub mod scale_to_zero;
 pub mod source;
 pub mod status;
 pub mod validate;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use agent_crds::Agent;
 use agent_crds::conditions::{READY, Status, holds};
-use agent_crds::model::{Model, ModelStatus, reason};
+use agent_crds::model::{ColdStartPhase, Model, ModelStatus, reason};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -46,6 +47,7 @@ use self::build::cache::CACHE_SOURCE_ANNOTATION;
 use self::build::{BuildInput, build};
 use self::dereference::Observed;
 use self::probe::{ProbeFailure, ProbeRequest, probe};
+use self::scale_to_zero::Plan;
 use self::status::{Outcome, cache_condition};
 use crate::agent::build::labels::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::backoff::Backoff;
@@ -59,6 +61,8 @@ const RESYNC: Duration = Duration::from_secs(600);
 const RECHECK: Duration = Duration::from_secs(300);
 /// How often a served Model that is not Ready yet looks again: pods and claims are not watched.
 const PROGRESS: Duration = Duration::from_secs(30);
+/// How often a waking Model looks at its pods for the cold-start timeline.
+const WAKE_PROGRESS: Duration = Duration::from_secs(5);
 /// How often a Model with missing Secrets or ConfigMaps (not watched) looks again.
 const MISSING_REFERENCE_RETRY: Duration = Duration::from_secs(60);
 /// How often a multi-node Model looks again for the LeaderWorkerSet CRD (not watched).
@@ -192,17 +196,65 @@ async fn serve(
         cache_recorded,
     };
     let children = build(&input);
-    let autoscaler = build_autoscaler(model, observed.keda_installed);
+    let now = jiff::Timestamp::now();
+    // Scale to zero decides only once the weights are in place (until then the Deployment is
+    // held at 0 by the operator's own apply).
+    let plan = serve.autoscaling.as_ref().filter(|_| cache_ready).and_then(|autoscaling| {
+        let observed_deployment = observed.children.deployment.as_ref();
+        // Autoscaling is refused with serve.nodes > 1: the workload is a Deployment.
+        let replicas = children
+            .workload
+            .deployment()
+            .and_then(|desired| apply::handoff_replicas(desired, observed_deployment, 1))
+            .or_else(|| observed_deployment.map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)))
+            .unwrap_or(1);
+        scale_to_zero::plan(autoscaling, replicas, scale_to_zero::last_activity(model, observed.demand), now)
+    });
+    let autoscaler = build_autoscaler(model, observed.keda_installed, plan.as_ref().is_some_and(Plan::asleep));
     let namespace = model.namespace().unwrap_or_default();
     let written =
         apply::apply(&ctx.base.client, &namespace, &children, autoscaler.as_ref(), &observed.children).await?;
     tracing::debug!(model = %key(model), written, "applied children");
+    if let Some(replicas) = plan.as_ref().and_then(Plan::replicas) {
+        scale_to_zero::scale(&ctx.base.client, model, replicas).await?;
+        let (reason, note) = if replicas == 0 {
+            (
+                "ScaledToZero",
+                "no agent request for the idle period (serve.autoscaling.scaleToZeroAfter); scaled to zero",
+            )
+        } else {
+            ("Waking", "an agent asked for the Model; scaled from zero to one replica")
+        };
+        ctx.base.publish(model, EventType::Normal, reason, note.to_owned()).await;
+    }
+    let sleep = plan.as_ref().map(|plan| {
+        Box::new(status::Sleep {
+            replicas: plan.replicas().unwrap_or(i32::from(!plan.asleep())),
+            cold_start: scale_to_zero::cold_start(
+                model.status.as_ref().and_then(|s| s.cold_start.as_ref()),
+                plan,
+                &observed.pods,
+                now,
+            ),
+        })
+    });
     let autoscaler = autoscaler.as_ref().map(Autoscaler::reference);
     let replacing = replace_pods_on_unfit_devices(model, observed, ctx).await;
-    let outcome = Outcome::Applied { source, cache_ready, cache_recorded, autoscaler };
+    let waking = sleep
+        .as_ref()
+        .is_some_and(|s| s.replicas > 0 && s.cold_start.as_ref().is_some_and(|c| c.phase != ColdStartPhase::Ready));
+    let outcome = Outcome::Applied { source, cache_ready, cache_recorded, autoscaler, sleep };
     let ready =
         holds(&status::compute_status(model, observed, &outcome, &Time(jiff::Timestamp::now())).conditions, READY);
-    Ok((outcome, Action::requeue(if ready && !replacing { RESYNC } else { PROGRESS })))
+    let mut wait = if ready && !replacing && !waking { RESYNC } else { PROGRESS };
+    if waking {
+        wait = wait.min(WAKE_PROGRESS);
+    }
+    if let Some(Plan::StayUp { idle_in }) = plan {
+        // Look again when the idle period ends (a request meanwhile reconciles earlier).
+        wait = wait.min(idle_in + Duration::from_secs(1));
+    }
+    Ok((outcome, Action::requeue(wait)))
 }
 
 /// Evicts (honouring PodDisruptionBudgets) the serving pods that hold a tainted or unhealthy
@@ -282,12 +334,15 @@ async fn announce_readiness_change(ctx: &Context, model: &Model, status: &ModelS
     ctx.publish(model, type_, &after.reason, after.message.clone()).await;
 }
 
-/// The Model an Agent is bound to, so a binding change updates the Model's `boundAgents`.
+/// The Models an Agent concerns: the one it is bound to (a binding change updates its `boundAgents`)
+/// and the one it reports demand for (a wake request wakes it).
 #[allow(clippy::needless_pass_by_value)] // the signature is fixed by `Controller::watches`
-fn bound_model(agent: Agent) -> Option<ObjectRef<Model>> {
-    let name = agent.status.as_ref()?.bound_model.as_ref()?;
-    let namespace = agent.namespace()?;
-    Some(ObjectRef::new(name).within(&namespace))
+fn bound_model(agent: Agent) -> Vec<ObjectRef<Model>> {
+    let (Some(status), Some(namespace)) = (agent.status.as_ref(), agent.namespace()) else { return Vec::new() };
+    // The Model it is bound to, and the one its runtime reports demand for (the same once the
+    // binding is written; the demand alone wakes a scale-to-zero Model without waiting for it).
+    let demanded = status.model_demand.as_ref().map(|d| &d.model).filter(|d| status.bound_model.as_ref() != Some(*d));
+    status.bound_model.iter().chain(demanded).map(|name| ObjectRef::new(name).within(&namespace)).collect()
 }
 
 /// Runs the Model controller until `shutdown` resolves. Children are watched by the
@@ -325,4 +380,33 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agents_demand_reconciles_its_model_before_the_agent_is_bound() {
+        let agent = |bound: Option<&str>, demand: Option<&str>| {
+            let mut agent: Agent = serde_json::from_value(serde_json::json!({
+                "apiVersion": "agent-operator.dev/v1alpha1", "kind": "Agent",
+                "metadata": {"name": "night-owl", "namespace": "demo"},
+                "spec": {"model": {"modelRef": {"name": "gemma"}}}
+            }))
+            .unwrap();
+            agent.status = Some(agent_crds::AgentStatus {
+                bound_model: bound.map(str::to_owned),
+                model_demand: demand
+                    .map(|model| agent_crds::agent::ModelDemand { model: model.to_owned(), ..Default::default() }),
+                ..Default::default()
+            });
+            agent
+        };
+        let names = |agent| bound_model(agent).into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(agent(None, Some("gemma"))), ["gemma"]);
+        assert_eq!(names(agent(Some("gemma"), Some("gemma"))), ["gemma"]);
+        assert_eq!(names(agent(Some("old"), Some("gemma"))), ["old", "gemma"]);
+        assert!(names(agent(None, None)).is_empty());
+    }
 }

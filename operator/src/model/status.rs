@@ -3,7 +3,7 @@
 //! they changed.
 
 use agent_crds::conditions::{READY, Status};
-use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, DEVICES_HEALTHY, Model, ModelStatus, reason};
+use agent_crds::model::{CACHE_READY, CLAIMS_ALLOCATED, ColdStart, DEVICES_HEALTHY, Model, ModelStatus, reason};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
@@ -55,7 +55,18 @@ pub enum Outcome {
         cache_recorded: bool,
         /// `Kind/name` of the autoscaler applied for `serve.autoscaling`.
         autoscaler: Option<String>,
+        /// Where a scale-to-zero Model stands after this reconcile; `None` for any other.
+        sleep: Option<Box<Sleep>>,
     },
+}
+
+/// A scale-to-zero Model after a reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sleep {
+    /// Replicas wanted now: 0 asleep, 1 or more awake.
+    pub replicas: i32,
+    /// Its latest wake.
+    pub cold_start: Option<ColdStart>,
 }
 
 /// Computes the Model's status.
@@ -64,6 +75,7 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
     let mut served_models = Vec::new();
     let mut endpoint = None;
     let mut scale = Scale::default();
+    let mut cold_start = previous.cold_start.clone();
     let conditions = match outcome {
         Outcome::Invalid(message) => vec![Computed::no(READY, reason::INVALID_SPEC, message.clone())],
         Outcome::MissingReferences(missing) => {
@@ -108,14 +120,17 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
                 ),
             )]
         }
-        Outcome::Applied { source, cache_ready, cache_recorded, autoscaler } => {
+        Outcome::Applied { source, cache_ready, cache_recorded, autoscaler, sleep } => {
+            if let Some(sleep) = sleep {
+                cold_start.clone_from(&sleep.cold_start);
+            }
             endpoint = model.service_url();
             scale = Scale {
                 replicas: Some(workload_progress(model, observed).replicas),
                 selector: Some(serving_selector_text(model)),
                 autoscaler: autoscaler.clone(),
             };
-            let serving = serve_conditions(model, observed, source, *cache_ready, *cache_recorded);
+            let serving = serve_conditions(model, observed, source, (*cache_ready, *cache_recorded), sleep.as_deref());
             if serving.iter().any(|c| c.type_ == READY && c.reason == reason::SERVING) {
                 served_models = model
                     .spec
@@ -137,6 +152,7 @@ pub fn compute_status(model: &Model, observed: &Observed, outcome: &Outcome, now
         replicas: scale.replicas,
         selector: scale.selector,
         autoscaler: scale.autoscaler,
+        cold_start,
     }
 }
 
@@ -153,8 +169,8 @@ fn serve_conditions(
     model: &Model,
     observed: &Observed,
     source: &Source,
-    cache_ready: bool,
-    cache_recorded: bool,
+    (cache_ready, cache_recorded): (bool, bool),
+    sleep: Option<&Sleep>,
 ) -> Vec<Computed> {
     let Some(serve) = &model.spec.serve else { return Vec::new() };
     let cache = cache_condition(source, observed.children.download_job.as_ref(), cache_recorded);
@@ -185,6 +201,9 @@ fn serve_conditions(
         Computed::no(READY, reason::DOWNLOAD_FAILED, cache.message.clone())
     } else if !cache_ready {
         Computed::no(READY, reason::CACHE_NOT_READY, format!("waiting for the model cache: {}", cache.message))
+    } else if let Some(sleep) = sleep.filter(|s| s.replicas == 0) {
+        // Going to zero now: the replicas still shown are on their way out.
+        sleep_condition(serve.autoscaling.as_ref(), sleep)
     } else if ready_replicas >= 1 {
         let groups = if is_multi_node(serve) { format!(" (groups of {} pods)", serve.nodes) } else { String::new() };
         let mut message = format!("{ready_replicas} of {wanted} replicas ready{groups}");
@@ -197,6 +216,8 @@ fn serve_conditions(
         Computed::no(READY, reason::QUEUED, why)
     } else if let Some(why) = unschedulable {
         Computed::no(READY, reason::UNSCHEDULABLE, why)
+    } else if let Some(sleep) = sleep {
+        sleep_condition(serve.autoscaling.as_ref(), sleep)
     } else {
         Computed::no(READY, reason::STARTING, "waiting for the engine to start and load the weights")
     };
@@ -221,6 +242,26 @@ fn workload_progress(model: &Model, observed: &Observed) -> Progress {
         (status.and_then(|s| s.replicas), status.and_then(|s| s.ready_replicas))
     };
     Progress { replicas: replicas.unwrap_or(0), ready: ready.unwrap_or(0) }
+}
+
+/// `Ready` of a scale-to-zero Model with no ready replica: `True` (it serves on demand), `Idle`
+/// at zero replicas, `Waking` on its way up, with the cold start's phase.
+fn sleep_condition(autoscaling: Option<&agent_crds::model::ModelAutoscaling>, sleep: &Sleep) -> Computed {
+    let idle = autoscaling.and_then(agent_crds::model::ModelAutoscaling::idle_seconds).unwrap_or_default();
+    let last = sleep.cold_start.as_ref().and_then(|c| c.total_seconds).map(|s| format!(" (the last wake took {s} s)"));
+    if sleep.replicas == 0 {
+        return Computed::yes(
+            READY,
+            reason::IDLE,
+            format!(
+                "scaled to zero after {idle} s without an agent request; the next agent request wakes it{}",
+                last.unwrap_or_default()
+            ),
+        );
+    }
+    let phase = sleep.cold_start.as_ref().map_or("Scheduling", |c| c.phase.as_str());
+    let since = sleep.cold_start.as_ref().map(|c| format!(" since {}", c.requested_at)).unwrap_or_default();
+    Computed::yes(READY, reason::WAKING, format!("waking for an agent request{since}: {phase}"))
 }
 
 /// Whether the weights are in place for `source`: recorded on the cache claim, or judged from
@@ -413,6 +454,7 @@ mod tests {
             cache_ready: false,
             cache_recorded: false,
             autoscaler: None,
+            sleep: None,
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
@@ -512,6 +554,7 @@ mod tests {
             cache_ready: true,
             cache_recorded: false,
             autoscaler: None,
+            sleep: None,
         };
         let status = compute_status(&model, &observed, &outcome, &Time("2026-01-01T00:00:00Z".parse().unwrap()));
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();

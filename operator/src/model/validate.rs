@@ -139,9 +139,16 @@ fn check_nodes(serve: &ModelServe, problems: &mut Vec<String>) {
 }
 
 fn check_autoscaling(serve: &ModelServe, autoscaling: &ModelAutoscaling, problems: &mut Vec<String>) {
-    if autoscaling.min_replicas < 1 {
-        problems
-            .push("serve.autoscaling.minReplicas must be at least 1: scale to zero is not supported yet".to_owned());
+    for (field, value) in
+        [("scaleToZeroAfter", &autoscaling.scale_to_zero_after), ("wakeTimeout", &autoscaling.wake_timeout)]
+    {
+        let Some(value) = value else { continue };
+        if !autoscaling.scales_to_zero() {
+            problems.push(format!("serve.autoscaling.{field} needs minReplicas 0"));
+        }
+        if agent_crds::render::parse_duration_seconds(value).is_err() {
+            problems.push(format!("serve.autoscaling.{field} {value:?} must be a duration such as 10m or 1h30m"));
+        }
     }
     if autoscaling.min_replicas > autoscaling.max_replicas {
         problems.push("serve.autoscaling.minReplicas must not exceed maxReplicas".to_owned());
@@ -290,14 +297,18 @@ mod tests {
                         metric: agent_crds::model::AutoscalingMetric::QueueDepth,
                         target: target.into(),
                         prometheus_address: None,
+                        scale_to_zero_after: (min_replicas == 1).then(|| "soon".to_owned()),
+                        wake_timeout: None,
                     }),
                     ..ModelServe::default()
                 },
             )
         };
-        assert!(validate(&autoscaled(Engine::Vllm, 1, "4")).is_ok());
+        assert!(validate(&autoscaled(Engine::Vllm, 0, "4")).is_ok(), "scale to zero");
+        let idle_without_zero = validate(&autoscaled(Engine::Vllm, 1, "4")).unwrap_err();
+        assert!(idle_without_zero.contains("scaleToZeroAfter needs minReplicas 0"), "{idle_without_zero}");
+        assert!(idle_without_zero.contains("\"soon\" must be a duration"), "{idle_without_zero}");
         let problems = validate(&autoscaled(Engine::Tgi, 0, "1Gi")).unwrap_err();
-        assert!(problems.contains("scale to zero is not supported yet"), "{problems}");
         assert!(problems.contains("positive decimal quantity"), "{problems}");
         assert!(problems.contains("needs engine vllm or llamacpp"), "{problems}");
         assert!(validate(&autoscaled(Engine::Vllm, 3, "4")).unwrap_err().contains("must not exceed maxReplicas"));

@@ -56,7 +56,13 @@ pub struct Upstream {
 impl Upstream {
     /// Starts an upstream answering with `script`, then "ok" for every further call.
     pub async fn start(script: Vec<Reply>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0, script).await
+    }
+
+    /// [`Upstream::start`] on loopback port `port` (0 picks one), as a model that comes up on
+    /// a known address.
+    pub async fn start_on(port: u16, script: Vec<Reply>) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let upstream = Self {
             addr: listener.local_addr().unwrap(),
             script: Arc::new(Mutex::new(script.into())),

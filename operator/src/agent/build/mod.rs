@@ -70,7 +70,10 @@ pub fn build(input: &BuildInput<'_>) -> Result<Children, BuildError> {
     let hash = config_hash(&config_map);
     Ok(Children {
         service_account: stamp(service_account::build_service_account(input.agent)),
-        role: stamp(rbac::build_role(input.agent)),
+        role: stamp(rbac::build_role(
+            input.agent,
+            input.config.model.wake.as_ref().map(|_| input.config.model.model_object.as_str()),
+        )),
         role_binding: stamp(rbac::build_role_binding(input.agent)),
         headless_service: stamp(service::build_headless_service(input.agent)),
         service: stamp(service::build_service(input.agent)),

@@ -1,6 +1,9 @@
 //! The agent's Role and RoleBinding: what its runtime may do with the Kubernetes API, and
 //! nothing more. Every agent may read its own Agent and report its own status; an agent that
-//! delegates may also create, read and delete Agents in its namespace (its children). The
+//! delegates may also create, read and delete Agents in its namespace (its children); an agent
+//! whose Model scales to zero may read that Model (the phase of its wake, for the answer a
+//! waiting request gets; its demand goes on its own Agent's status, so it needs no write on
+//! the Model). The
 //! operator, not this Role, keeps children inside their parent's bounds: a child outside them
 //! is refused and gets no pod (see `agent::delegation`).
 
@@ -28,8 +31,8 @@ fn rule(resource: &str, verbs: &[&str], resource_names: Option<Vec<String>>) -> 
     }
 }
 
-/// Builds the agent's Role.
-pub fn build_role(agent: &Agent) -> Role {
+/// Builds the agent's Role; `wakes_model` names the agent's Model when it scales to zero.
+pub fn build_role(agent: &Agent, wakes_model: Option<&str>) -> Role {
     let own = Some(vec![agent.name_any()]);
     let mut rules = vec![
         // The runtime writes `status.tools`, `status.usage` and `status.lastTask` of its own
@@ -38,6 +41,10 @@ pub fn build_role(agent: &Agent) -> Role {
         // The runtime reads its own Agent (labels, owner, spec), never another one.
         rule("agents", &["get"], own),
     ];
+    if let Some(model) = wakes_model {
+        // Read-only, and only that Model: `get` is all the runtime does with it.
+        rules.push(rule("models", &["get"], Some(vec![model.to_owned()])));
+    }
     if agent.spec.delegation.as_ref().is_some_and(|d| d.enabled) {
         // Delegation: the runtime creates its children, follows them (list/watch, read their
         // status) and deletes them. `create` cannot be restricted by name, so this rule names
@@ -86,7 +93,7 @@ mod tests {
 
     #[test]
     fn an_agent_may_only_read_itself_and_patch_its_own_status() {
-        let role = build_role(&agent(false));
+        let role = build_role(&agent(false), None);
         let rules = role.rules.unwrap();
         assert_eq!(rules.len(), 2);
         for rule in &rules {
@@ -99,8 +106,18 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_of_a_scale_to_zero_model_may_only_read_that_model() {
+        let rules = build_role(&agent(false), Some("gemma-on-demand")).rules.unwrap();
+        assert_eq!(rules.len(), 3);
+        let model = rules.last().unwrap();
+        assert_eq!(model.resources.as_deref(), Some(&["models".to_owned()][..]));
+        assert_eq!(model.verbs, ["get"]);
+        assert_eq!(model.resource_names.as_deref(), Some(&["gemma-on-demand".to_owned()][..]));
+    }
+
+    #[test]
     fn a_delegating_agent_may_create_and_delete_agents_but_never_update_them_and_runs_as_its_delegator() {
-        let role = build_role(&agent(true));
+        let role = build_role(&agent(true), None);
         let rules = role.rules.unwrap();
         let delegation = rules.last().unwrap();
         assert_eq!(delegation.verbs, ["create", "get", "list", "watch", "delete"]);

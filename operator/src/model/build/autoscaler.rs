@@ -2,6 +2,11 @@
 //! HorizontalPodAutoscaler on a Pods metric of the custom metrics API, or a KEDA ScaledObject
 //! with a Prometheus trigger. Either targets the engine Deployment (named after the Model) and is
 //! named after the Model too.
+//!
+//! A Model that scales to zero (`minReplicas: 0`) gets an autoscaler with a minimum of 1: the
+//! operator owns the step between 0 and 1 (see `model::scale_to_zero`). While the Model sleeps
+//! its ScaledObject is paused at 0 replicas, else KEDA would bring back its minimum; an HPA does
+//! nothing while its target is at 0.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +23,7 @@ use crate::model::autoscaling::{
     Aggregate, Backend, KEDA_POLLING_SECONDS, canonical_quantity, decimal, promql, signal,
 };
 use crate::model::keda::{ScaleTarget, ScaleTrigger, ScaledObject, ScaledObjectSpec};
+use crate::model::scale_to_zero::KEDA_PAUSED_REPLICAS;
 
 /// The autoscaler of a Model.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,8 +54,9 @@ impl Autoscaler {
 }
 
 /// The autoscaler for `model`, or `None` without `serve.autoscaling` (or for an engine that
-/// does not export the signal, which validation refuses first).
-pub fn build_autoscaler(model: &Model, keda_installed: bool) -> Option<Autoscaler> {
+/// does not export the signal, which validation refuses first); `asleep` when a scale-to-zero
+/// Model is (or goes) to zero replicas.
+pub fn build_autoscaler(model: &Model, keda_installed: bool, asleep: bool) -> Option<Autoscaler> {
     let serve = model.spec.serve.as_ref()?;
     let autoscaling = serve.autoscaling.as_ref()?;
     let signal = signal(serve.engine, autoscaling.metric)?;
@@ -62,7 +69,15 @@ pub fn build_autoscaler(model: &Model, keda_installed: bool) -> Option<Autoscale
                 Aggregate::PerReplica => "AverageValue",
                 Aggregate::Mean => "Value",
             };
-            Autoscaler::Keda(Box::new(build_scaled_object(model, autoscaling, address, &query, metric_type)))
+            let mut scaled = build_scaled_object(model, autoscaling, address, &query, metric_type);
+            if asleep {
+                scaled
+                    .metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(KEDA_PAUSED_REPLICAS.to_owned(), "0".to_owned());
+            }
+            Autoscaler::Keda(Box::new(scaled))
         }
     })
 }
@@ -75,13 +90,14 @@ fn deployment_ref(model: &Model) -> CrossVersionObjectReference {
     }
 }
 
-/// An HPA keeping the Pods metric `metric` at `target` per replica on average.
+/// An HPA keeping the Pods metric `metric` at `target` per replica on average, with at least
+/// one replica (below that the operator decides).
 pub fn build_hpa(model: &Model, autoscaling: &ModelAutoscaling, metric: &str) -> HorizontalPodAutoscaler {
     HorizontalPodAutoscaler {
         metadata: child_meta(model, model.name_any()),
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: deployment_ref(model),
-            min_replicas: Some(autoscaling.min_replicas),
+            min_replicas: Some(autoscaling.min_replicas.max(1)),
             max_replicas: autoscaling.max_replicas,
             metrics: Some(vec![MetricSpec {
                 type_: "Pods".to_owned(),
@@ -121,7 +137,7 @@ pub fn build_scaled_object(
                 name: model.name_any(),
             },
             polling_interval: Some(KEDA_POLLING_SECONDS),
-            min_replica_count: Some(autoscaling.min_replicas),
+            min_replica_count: Some(autoscaling.min_replicas.max(1)),
             max_replica_count: Some(autoscaling.max_replicas),
             triggers: vec![ScaleTrigger {
                 type_: "prometheus".to_owned(),
