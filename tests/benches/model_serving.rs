@@ -23,6 +23,7 @@ mod process;
 #[path = "support/upstream.rs"]
 mod upstream;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,7 +223,7 @@ impl Plan {
             };
             let [in_process, llama_server] = measured;
             rounds.push(Round {
-                round: index + 1,
+                number: index + 1,
                 order: order.iter().map(|&i| servers[i].name).collect::<Vec<_>>().join(", "),
                 in_process,
                 llama_server,
@@ -632,7 +633,8 @@ struct LocalRound {
 
 #[derive(Serialize)]
 struct Round {
-    round: usize,
+    #[serde(rename = "round")]
+    number: usize,
     /// The servers in the order they ran in.
     order: String,
     in_process: ServerRound,
@@ -687,10 +689,11 @@ impl Report {
             s.load_average_before,
             s.load_average_after
         );
-        out.push_str(&format!(
+        let _ = writeln!(
+            out,
             "| round | order | prompt tok/s in-proc | llama-server | ratio | gen tok/s 1 stream in-proc | llama-server \
-             | ratio | aggregate tok/s {n} streams in-proc | llama-server | ratio | {n}/1 in-proc | {n}/1 llama-server |\n"
-        ));
+             | ratio | aggregate tok/s {n} streams in-proc | llama-server | ratio | {n}/1 in-proc | {n}/1 llama-server |"
+        );
         out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         let ratio = |a: f64, b: f64| a / b;
         let columns = |r: &Round| {
@@ -711,27 +714,29 @@ impl Report {
         };
         let rows: Vec<[f64; 11]> = self.rounds.iter().map(columns).collect();
         for (r, row) in self.rounds.iter().zip(&rows) {
-            out.push_str(&format!("| {} | {} | {} |\n", r.round, r.order, cells(row)));
+            let _ = writeln!(out, "| {} | {} | {} |", r.number, r.order, cells(row));
         }
-        out.push_str(&format!("| **median** | | {} |\n\n", cells(&column_medians(&rows))));
+        let _ = write!(out, "| **median** | | {} |\n\n", cells(&column_medians(&rows)));
 
-        out.push_str(&format!(
+        let _ = writeln!(
+            out,
             "| server | TTFT 1 stream (ms) | TTFT {n} streams (ms) | gen tok/s per stream at {n} | throughput 1 stream (tok/s) \
-             | completion tokens | RSS loaded (MiB) |\n|---|--:|--:|--:|--:|--:|--:|\n"
-        ));
+             | completion tokens | RSS loaded (MiB) |\n|---|--:|--:|--:|--:|--:|--:|"
+        );
         for (name, server, rss) in
             [(IN_PROCESS, 0, self.in_process_rss_mib), (LLAMA_SERVER, 1, self.llama_server_rss_mib)]
         {
             let m = |f: fn(&ServerRound) -> f64| median(self.rounds.iter().map(|r| f(r.server(server))).collect());
-            out.push_str(&format!(
-                "| {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |\n",
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |",
                 m(|s| s.ttft_1_s) * 1e3,
                 m(|s| s.ttft_n_s) * 1e3,
                 m(|s| s.generation_tps_n),
                 m(|s| s.throughput_1),
                 m(|s| s.completion_tokens),
                 rss
-            ));
+            );
         }
 
         let local: Vec<&LocalRound> = self.rounds.iter().filter_map(|r| r.local.as_ref()).collect();
@@ -746,9 +751,9 @@ impl Report {
                 .map(|l| [l.start_to_ready_s, l.first_turn_ttft_s * 1e3, l.rss_ready_mib, l.rss_after_turn_mib])
                 .collect();
             for (r, row) in self.rounds.iter().zip(&rows) {
-                out.push_str(&format!("| {} | {} |\n", r.round, cells(row)));
+                let _ = writeln!(out, "| {} | {} |", r.number, cells(row));
             }
-            out.push_str(&format!("| **median** | {} |\n", cells(&column_medians(&rows))));
+            let _ = writeln!(out, "| **median** | {} |", cells(&column_medians(&rows)));
         }
         out
     }
@@ -777,7 +782,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] }
+    if values.len().is_multiple_of(2) { f64::midpoint(values[mid - 1], values[mid]) } else { values[mid] }
 }
 
 fn mib(bytes: u64) -> f64 {
