@@ -7,25 +7,17 @@ mod support;
 
 use agent_crds::model::Model;
 use agent_operator::model::build::autoscaler::{Autoscaler, build_autoscaler};
-use agent_operator::model::build::{BuildInput, build};
-use agent_operator::model::validate::validate;
 use serde_json::{Value, json};
-use support::{example_model, temp_dir, validate_manifests};
+use support::{build_children, example_model, temp_dir, validate_manifests};
 
 const FILE: &str = "examples/autoscaled-model.yaml";
 const NAMES: [&str; 4] = ["llama-autoscaled", "gemma-autoscaled", "qwen-latency", "mistral-gpu-scaled"];
 
 fn deployment(model: &Model, cache_ready: bool) -> Value {
-    let source = validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
-    let input = BuildInput {
-        model,
-        serve: model.spec.serve.as_ref().unwrap(),
-        source: &source,
-        runtime_image: "runtime:test",
-        cache_ready,
-        cache_recorded: false,
-    };
-    serde_json::to_value(build(&input).workload.deployment().expect("a Deployment")).unwrap()
+    serde_json::to_value(
+        build_children(model, "runtime:test", cache_ready).workload.deployment().expect("a Deployment"),
+    )
+    .unwrap()
 }
 
 fn autoscaler(name: &str, keda_installed: bool) -> Value {

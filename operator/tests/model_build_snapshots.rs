@@ -7,23 +7,13 @@ use agent_crds::model::{Accelerator, Model};
 use agent_operator::model::build::{BuildInput, build};
 use agent_operator::model::validate::validate;
 use serde_json::{Value, json};
-use support::{example_model, pod_security_violations};
+use support::{build_children, example_model, pod_security_violations};
 
 const FILE: &str = "examples/served-model.yaml";
 
 /// The children of `model` as the controller builds them once the cache is ready.
 fn children(model: &Model) -> Vec<Value> {
-    let source = validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
-    let serve = model.spec.serve.as_ref().unwrap();
-    let input = BuildInput {
-        model,
-        serve,
-        source: &source,
-        runtime_image: "ghcr.io/agent-operator/agent-runtime:0.1.0",
-        cache_ready: true,
-        cache_recorded: false,
-    };
-    build(&input).to_values()
+    build_children(model, "ghcr.io/agent-operator/agent-runtime:0.1.0", true).to_values()
 }
 
 fn with_accelerator(mut model: Model, accelerator: Option<Accelerator>) -> Model {

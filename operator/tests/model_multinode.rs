@@ -6,24 +6,14 @@
 mod support;
 
 use agent_crds::model::Model;
-use agent_operator::model::build::{BuildInput, Workload, build};
-use agent_operator::model::validate::validate;
+use agent_operator::model::build::Workload;
 use serde_json::{Value, json};
-use support::{example_model, pod_security_violations, temp_dir, validate_manifests};
+use support::{build_children, example_model, pod_security_violations, temp_dir, validate_manifests};
 
 const FILE: &str = "examples/multinode-model.yaml";
 
 fn children(model: &Model, cache_ready: bool) -> Vec<Value> {
-    let source = validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
-    let input = BuildInput {
-        model,
-        serve: model.spec.serve.as_ref().unwrap(),
-        source: &source,
-        runtime_image: "runtime:test",
-        cache_ready,
-        cache_recorded: false,
-    };
-    build(&input).to_values()
+    build_children(model, "runtime:test", cache_ready).to_values()
 }
 
 fn kinds(children: &[Value]) -> Vec<&str> {
@@ -165,14 +155,5 @@ fn the_leader_worker_set_validates_against_lws_crd_and_the_rest_against_kubernet
 #[test]
 fn a_single_node_model_still_builds_a_deployment() {
     let model = example_model("examples/served-model.yaml", "llama-8b");
-    let source = validate(&model).unwrap().unwrap();
-    let input = BuildInput {
-        model: &model,
-        serve: model.spec.serve.as_ref().unwrap(),
-        source: &source,
-        runtime_image: "runtime:test",
-        cache_ready: true,
-        cache_recorded: false,
-    };
-    assert!(matches!(build(&input).workload, Workload::Deployment(_)));
+    assert!(matches!(build_children(&model, "runtime:test", true).workload, Workload::Deployment(_)));
 }

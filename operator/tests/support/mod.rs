@@ -341,6 +341,27 @@ pub fn example_model(file: &str, name: &str) -> agent_crds::model::Model {
     serde_json::from_value(document).unwrap()
 }
 
+/// The children the Model controller builds for the served `model` (validated first; panics
+/// with the problems when it is invalid), with `runtime_image` for the runtime engine.
+#[allow(dead_code)] // Each test binary compiles this module; not all build Models.
+pub fn build_children(
+    model: &agent_crds::model::Model,
+    runtime_image: &str,
+    cache_ready: bool,
+) -> agent_operator::model::build::ModelChildren {
+    let source =
+        agent_operator::model::validate::validate(model).unwrap_or_else(|e| panic!("{e}")).expect("a served Model");
+    let input = agent_operator::model::build::BuildInput {
+        model,
+        serve: model.spec.serve.as_ref().expect("a served Model"),
+        source: &source,
+        runtime_image,
+        cache_ready,
+        cache_recorded: false,
+    };
+    agent_operator::model::build::build(&input)
+}
+
 /// Runs the repository's validator (Kubernetes 1.34 schemas, the CRDs) on `paths`; returns its
 /// exit success and report.
 pub fn validate_manifests(paths: &[&std::path::Path]) -> (bool, String) {
