@@ -26,11 +26,7 @@ const NAMESPACE: &str = "agent-operator-e2e";
 
 #[tokio::test]
 async fn an_applied_agent_gets_its_workload_and_status_on_a_real_cluster() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some(client) = cluster::client_or_skip("").await else { return };
     cluster::install_crds(&client).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
@@ -144,11 +140,7 @@ fn accepted(agent: &Agent) -> Option<(String, String, String)> {
 
 #[tokio::test]
 async fn delegation_is_bounded_by_the_api_server_and_by_the_operator_on_a_real_cluster() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some(client) = cluster::client_or_skip("").await else { return };
     cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, DELEGATION_NAMESPACE, "agent-operator-e2e").await;
     apply_example(&client, "charts/kustomize/delegation-admission-policy.yaml", DELEGATION_NAMESPACE, |_| true).await;

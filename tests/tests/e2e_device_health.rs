@@ -24,11 +24,7 @@ const TAINT_KEY: &str = "agent-operator.dev/e2e-unhealthy";
 /// A client for the cluster in `KUBECONFIG` and the DeviceClass of a driver with two devices in
 /// a pool; `None` (the `case` skipped, saying why) without either.
 async fn dra_cluster(case: &str) -> Option<(Client, String)> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e {case}: KUBECONFIG is not set, so there is no cluster to run against");
-        return None;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let client = cluster::client_or_skip(case).await?;
     let Some((driver, class)) = cluster::two_device_class(&client).await else {
         eprintln!("SKIPPED e2e {case}: no DRA driver publishes two devices in a pool with a DeviceClass naming it");
         return None;

@@ -83,11 +83,7 @@ async fn running_pods(pods: &Api<Pod>) -> Vec<(String, Vec<String>, Option<Strin
 
 #[tokio::test]
 async fn a_two_node_model_runs_as_a_leader_worker_set_whose_leader_alone_serves() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e multinode: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some(client) = cluster::client_or_skip("multinode").await else { return };
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     if crds.get_opt(LWS_CRD).await.ok().flatten().is_none() {
         eprintln!(

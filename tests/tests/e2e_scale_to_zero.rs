@@ -14,8 +14,8 @@ use agent_crds::{Agent, conditions};
 use cluster::wait_until_true as wait_for;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client};
 use serde_json::json;
 
 const NAMESPACE: &str = "agent-operator-e2e-scale-to-zero";
@@ -53,11 +53,7 @@ fn ready_reason(model: &Model) -> Option<String> {
 
 #[tokio::test]
 async fn an_idle_model_goes_to_zero_and_an_agents_wake_request_brings_it_back_with_a_timeline() {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("SKIPPED e2e: KUBECONFIG is not set, so there is no cluster to run against");
-        return;
-    }
-    let client = Client::try_default().await.expect("a client for the cluster in KUBECONFIG");
+    let Some(client) = cluster::client_or_skip("").await else { return };
     cluster::install_crds(&client).await;
     cluster::apply_namespace(&client, NAMESPACE, "agent-operator-e2e").await;
     let apply = PatchParams::apply("agent-operator-e2e").force();

@@ -10,6 +10,17 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
 /// Applies `namespace` and the Secrets `examples/chat-agent.yaml` names, under `field_manager`.
+/// A client for the cluster in `KUBECONFIG`, or `None` after saying the `case` is skipped
+/// because no cluster is configured.
+pub async fn client_or_skip(case: &str) -> Option<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        let case = if case.is_empty() { String::new() } else { format!(" {case}") };
+        eprintln!("SKIPPED e2e{case}: KUBECONFIG is not set, so there is no cluster to run against");
+        return None;
+    }
+    Some(Client::try_default().await.expect("a client for the cluster in KUBECONFIG"))
+}
+
 pub async fn apply_namespace(client: &Client, namespace: &str, field_manager: &str) {
     let apply = PatchParams::apply(field_manager).force();
     let namespaces: Api<Namespace> = Api::all(client.clone());
