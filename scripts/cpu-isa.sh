@@ -12,7 +12,8 @@ __CPU_ISA_PAIRS="SSE42:sse4_2 AVX:avx AVX2:avx2 BMI2:bmi2 FMA:fma F16C:f16c AVX_
 # "flags" line), then the AMX options OFF.
 cpu_isa_options() {
   local flags pair option cpu_flag state
-  flags=" $(grep -m1 -E '^flags[[:space:]]*:' | cut -d: -f2) "
+  # No flags line (not x86): every option OFF.
+  flags=" $(grep -m1 -E '^flags[[:space:]]*:' | cut -d: -f2 || true) "
   for pair in $__CPU_ISA_PAIRS; do
     option="${pair%%:*}"
     cpu_flag="${pair#*:}"
@@ -36,7 +37,7 @@ cpu_isa_flags() {
 export_cpu_isa_options() {
   local option name flags
   case "${AGENT_CPU_BASELINE:-}" in
-    "") flags="$(grep -m1 -E '^flags[[:space:]]*:' /proc/cpuinfo)" ;;
+    "") flags="$(grep -m1 -E '^flags[[:space:]]*:' /proc/cpuinfo || true)" ;;
     x86-64-v3) flags="flags : sse4_2 avx avx2 bmi2 fma f16c" ;;
     *) echo "AGENT_CPU_BASELINE=${AGENT_CPU_BASELINE}: only x86-64-v3 is known" >&2; return 1 ;;
   esac

@@ -273,15 +273,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     // cluster Service the Model would have.
                     config.model.base_url = format!("file://{}", std::path::absolute(&file)?.display());
                     let options = engine.options(file, model.context_length);
-                    let started = std::time::Instant::now();
-                    let loaded =
-                        tokio::task::spawn_blocking(move || Engine::load(&options, EngineMetrics::default())).await??;
-                    tracing::info!(
-                        seconds = started.elapsed().as_secs_f64(),
-                        context_length = loaded.context_length(),
-                        sequences = loaded.sequences(),
-                        "model loaded in process"
-                    );
+                    let loaded = Engine::start(options, EngineMetrics::default()).await?;
                     let provider = InProcessProvider::new(Arc::new(loaded), model.model.clone(), model.prompt_format);
                     agent_runtime::serve_with(config, serve.options(), Arc::new(provider)).await?;
                 }

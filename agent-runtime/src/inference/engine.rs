@@ -144,24 +144,21 @@ impl Engine {
         Ok(Self { model, template, jobs, context_length, sequences })
     }
 
-    /// Tokens one sequence holds (prompt and answer).
-    pub fn context_length(&self) -> u32 {
-        self.context_length
-    }
-
-    /// Sequences generated at once.
-    pub fn sequences(&self) -> u32 {
-        self.sequences
-    }
-
-    /// Whether the model carries a chat template (instruction-tuned) or not (a base model).
-    pub fn has_chat_template(&self) -> bool {
-        self.template.is_some()
-    }
-
-    /// Tokens of `text` as this model reads it.
-    pub fn count_tokens(&self, text: &str) -> usize {
-        self.model.vocab().tokenize(text.as_bytes(), false, false).len()
+    /// [`Engine::load`] on a blocking thread, logging how long the load took and what was loaded.
+    pub async fn start(options: EngineOptions, metrics: EngineMetrics) -> Result<Self, InferenceError> {
+        let started = Instant::now();
+        let path = options.model_path.display().to_string();
+        let engine = tokio::task::spawn_blocking(move || Self::load(&options, metrics))
+            .await
+            .map_err(|e| InferenceError::Load { path, reason: e.to_string() })??;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            context_length = engine.context_length,
+            sequences = engine.sequences,
+            chat_template = engine.template.is_some(),
+            "model loaded"
+        );
+        Ok(engine)
     }
 
     /// Starts generating from `prompt`. Fails at once when the prompt cannot be rendered or

@@ -94,3 +94,14 @@ pub enum InferenceError {
     #[error("the model engine has stopped")]
     Stopped,
 }
+
+impl InferenceError {
+    /// Whether the request itself is at fault (its prompt or parameters), not the engine: a
+    /// client error, the same for the agent's model calls and for `serve-model`'s clients.
+    pub fn is_request_fault(&self) -> bool {
+        match self {
+            Self::PromptTooLong { .. } | Self::InvalidParameter(_) | Self::NoChatTemplate | Self::Template(_) => true,
+            Self::Load { .. } | Self::Decode(_) | Self::Stopped => false,
+        }
+    }
+}

@@ -138,12 +138,9 @@ async fn generate(
 
 fn request_error(error: &InferenceError) -> ApiError {
     match error {
-        InferenceError::PromptTooLong { .. }
-        | InferenceError::InvalidParameter(_)
-        | InferenceError::NoChatTemplate
-        | InferenceError::Template(_) => ApiError::BadRequest(error.to_string()),
-        InferenceError::Stopped | InferenceError::Load { .. } => ApiError::Unavailable(error.to_string()),
+        _ if error.is_request_fault() => ApiError::BadRequest(error.to_string()),
         InferenceError::Decode(_) => ApiError::Internal(error.to_string()),
+        _ => ApiError::Unavailable(error.to_string()),
     }
 }
 

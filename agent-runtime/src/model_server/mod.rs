@@ -89,18 +89,7 @@ pub async fn serve_model(options: ModelServerOptions) -> Result<(), ModelServerE
             .with_graceful_shutdown(crate::serve::shutdown_signal())
             .into_future(),
     );
-    let engine_options = options.engine.clone();
-    let started = std::time::Instant::now();
-    let engine = tokio::task::spawn_blocking(move || Engine::load(&engine_options, metrics))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
-    tracing::info!(
-        seconds = started.elapsed().as_secs_f64(),
-        context_length = engine.context_length(),
-        sequences = engine.sequences(),
-        chat_template = engine.has_chat_template(),
-        "model loaded; serving"
-    );
+    let engine = Engine::start(options.engine.clone(), metrics).await?;
     let _ = state.engine.set(Arc::new(engine));
     server.await.map_err(|e| std::io::Error::other(e.to_string()))??;
     tracing::info!("stopped");

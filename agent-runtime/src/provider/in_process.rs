@@ -50,15 +50,8 @@ fn chat_turn(message: &Message) -> ChatTurn {
 
 /// An engine error as a model error: the request's own faults are the model's 400s.
 pub fn provider_error(error: &InferenceError) -> ProviderError {
-    match error {
-        InferenceError::PromptTooLong { .. }
-        | InferenceError::InvalidParameter(_)
-        | InferenceError::NoChatTemplate
-        | InferenceError::Template(_) => ProviderError::Status { status: 400, message: error.to_string() },
-        InferenceError::Load { .. } | InferenceError::Decode(_) | InferenceError::Stopped => {
-            ProviderError::Status { status: 500, message: error.to_string() }
-        }
-    }
+    let status = if error.is_request_fault() { 400 } else { 500 };
+    ProviderError::Status { status, message: error.to_string() }
 }
 
 impl ModelProvider for InProcessProvider {
