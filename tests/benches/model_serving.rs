@@ -20,6 +20,9 @@ mod load;
 #[path = "support/process.rs"]
 mod process;
 #[allow(dead_code)]
+#[path = "support/report.rs"]
+mod report;
+#[allow(dead_code)]
 #[path = "support/upstream.rs"]
 mod upstream;
 
@@ -777,12 +780,7 @@ fn column_medians<const N: usize>(rows: &[[f64; N]]) -> [f64; N] {
 /// The median; NaN for no values.
 fn median(mut values: Vec<f64>) -> f64 {
     values.retain(|v| !v.is_nan());
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) { f64::midpoint(values[mid - 1], values[mid]) } else { values[mid] }
+    report::median(&values).unwrap_or(f64::NAN)
 }
 
 fn mib(bytes: u64) -> f64 {
